@@ -1,0 +1,5 @@
+"""Allow ``python -m tailscope``."""
+
+from tailscope.cli import main
+
+main()

@@ -1,0 +1,12 @@
+"""``tailscope tui``."""
+
+from __future__ import annotations
+
+from tailscope.cli.app import app
+from tailscope.cli.not_built import not_built
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def tui() -> None:
+    """Not built yet."""
+    raise not_built("tui")

@@ -1,0 +1,212 @@
+"""The report model: frozen, typed, JSON-serialisable. What analyses produce and every output reads.
+
+Renderers (text, JSON, Markdown), the TUI and the gate consume these objects; they never reach
+back into the span table to recompute analytics. Field names are the JSON keys documented in
+``docs/report-schema.md``; bump :data:`SCHEMA_VERSION` on any incompatible change.
+Times: ``*_ms`` fields are milliseconds (float), ``*_unix_nano`` integer Unix nanoseconds.
+Trace ids are lowercase hex strings everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tailscope.types import HopComponent, StallKind
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemEntry:
+    """One skipped input record."""
+
+    file: str
+    line: int | None
+    """1-based line (or None for binary inputs)."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputSummary:
+    """What was read, and what could not be."""
+
+    files: tuple[str, ...]
+    spans: int
+    """Spans in the table (after dropping bad records and duplicates)."""
+    traces: int
+    services: int
+    skipped_records: int
+    """Malformed records skipped (see ``problems`` and ``skipped_by_reason``)."""
+    problems: tuple[ProblemEntry, ...]
+    """The first few skipped records with file, line and reason (capped; all are counted)."""
+    orphan_spans: int
+    """Spans whose parent is not in the input (treated as roots of their own)."""
+    skew_adjustments: int
+    """Cross-host clock-skew shifts applied while building critical paths."""
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    duplicate_spans: int = 0
+    """Spans seen more than once (same trace and span id); all but one dropped."""
+    non_trace_records: int = 0
+    """Metric/log lines in mixed exports, skipped quietly."""
+    unknown_service_resources: int = 0
+    """Resources with no ``service.name`` (named ``unknown_service``)."""
+    time_range_unix_nano: tuple[int, int] | None = None
+    """Earliest span start and latest span end."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperationStats:
+    """Latency of one (service, operation, kind), from an HdrHistogram (3 significant digits)."""
+
+    service: str
+    operation: str
+    kind: str
+    """``server``, ``client``, ``internal``, ``producer``, ``consumer`` or ``unspecified``."""
+    count: int
+    error_rate: float
+    """Fraction of spans with status ERROR (0..1)."""
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    exemplar_trace_ids: tuple[str, ...]
+    """Traces of the slowest spans, slowest first."""
+    is_root: bool = False
+    """True when this operation is the root (entry point) of some traces."""
+
+
+@dataclass(frozen=True, slots=True)
+class HopShare:
+    """How much one hop contributes to one root operation's latency variance and p99 tail."""
+
+    root_service: str
+    root_operation: str
+    hop_service: str
+    hop_operation: str
+    component: HopComponent
+    requests: int
+    """Root requests (traces) of this root operation analysed."""
+    mean_ms: float
+    """Mean critical-path time of this hop per request (0 when not on the path)."""
+    p99_ms: float
+    on_critical_path: float
+    """Fraction of requests in which this hop is on the critical path."""
+    variance_share: float
+    """Cov(x_h, T) / Var(T); shares of one root operation sum to 1."""
+    variance_share_ci: tuple[float, float]
+    """Bootstrap 95 % interval."""
+    tail_share: float
+    """(E[x_h | T > p99] - E[x_h]) / (E[T | T > p99] - E[T]); sums to 1."""
+    tail_share_ci: tuple[float, float]
+    inconclusive: bool = False
+    """Too few tail requests for the shares to mean anything; shown but not ranked."""
+    exemplar_trace_ids: tuple[str, ...] = ()
+    """Slowest requests in which this hop took the most time."""
+
+
+@dataclass(frozen=True, slots=True)
+class RootSummary:
+    """One root operation (entry point): its end-to-end latency and analysis status."""
+
+    service: str
+    operation: str
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    tail_requests: int
+    """Requests above p99 (the tail that tail shares are computed on)."""
+    inconclusive: bool
+    """Fewer tail requests than the minimum: shares are noise, say so."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """A window in which one process (or every process of a host) took no timestamps."""
+
+    service: str
+    instance: str
+    host: str | None
+    start_unix_nano: int
+    end_unix_nano: int
+    duration_ms: float
+    spans_affected: int
+    """Spans of this instance in flight across the window (stretched)."""
+    queued_requests: int
+    """Requests to this instance that arrived during the window and started after it."""
+    confidence: float
+    """0..1: how strongly the evidence says this was a stop-the-world pause."""
+    kind: StallKind
+    evidence: tuple[str, ...] = ()
+    """Short human-readable reasons (e.g. ``7 spans of 5 traces in flight``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cascade:
+    """Timeouts and retries upstream of one stall."""
+
+    stall: int
+    """Index into ``Report.stalls``."""
+    service: str
+    instance: str
+    start_unix_nano: int
+    end_unix_nano: int
+    timed_out_spans: int
+    retries: int
+    amplification: float
+    """Attempts per logical call on the affected edges (1.0 = no retries)."""
+    root_operations: tuple[str, ...]
+    """``service operation`` of the affected roots."""
+    trace_ids: tuple[str, ...]
+    """Every affected trace, lowercase hex."""
+    p99_impact_ms: float
+    """Root p99 with the affected traces minus without them (largest over affected roots)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnexplainedTimeout:
+    """Timeouts on one call edge that no stall explains (slow dependency, overload ...)."""
+
+    caller_service: str
+    callee: str
+    """The callee service, or the ``server.address`` / ``db.system`` of an uninstrumented one."""
+    operation: str
+    timed_out_spans: int
+    inferred_timeout_ms: float | None
+    likely_hop: str
+    """Where the time went, e.g. ``dependency postgres``, ``self orders``, ``network``."""
+    trace_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSummary:
+    """Tail latency per runtime, from SERVER spans' self time."""
+
+    language: str
+    runtime: str | None
+    services: int
+    instances: int
+    spans: int
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    tail_ratio: float
+    """p99 / p50 (0 when p50 is 0)."""
+    stalls: int
+    stall_ms_per_minute_per_instance: float
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Everything ``tailscope analyze`` found. Sections are tuples, ordered most important first."""
+
+    tailscope_version: str
+    input: InputSummary
+    operations: tuple[OperationStats, ...]
+    roots: tuple[RootSummary, ...]
+    hops: tuple[HopShare, ...]
+    stalls: tuple[Stall, ...] = ()
+    cascades: tuple[Cascade, ...] = ()
+    unexplained_timeouts: tuple[UnexplainedTimeout, ...] = ()
+    runtimes: tuple[RuntimeSummary, ...] = ()
+    schema_version: int = SCHEMA_VERSION

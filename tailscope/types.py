@@ -1,0 +1,30 @@
+"""Option vocabularies as ``Literal`` aliases, in one place (CLI, analysis, renderers)."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+InputFormat = Literal["auto", "otlp-json", "otlp-proto", "parquet", "arrow", "jaeger", "zipkin"]
+"""Input formats the readers understand. ``auto`` sniffs the content."""
+
+ReportFormat = Literal["text", "json", "markdown"]
+"""Report renderers, looked up by name in :mod:`tailscope.render`."""
+
+GateFormat = Literal["text", "json", "markdown", "junit"]
+"""Gate verdict renderers."""
+
+HopComponent = Literal["self", "network", "dependency"]
+"""What a critical-path segment is: own work, network/queue, or an uninstrumented dependency."""
+
+StallKind = Literal["process", "host"]
+"""A stall of one process, or of every instance on a host."""
+
+Verdict = Literal["pass", "fail", "inconclusive"]
+"""Outcome of gating one operation."""
+
+OutputFormat = Literal["otlp-json", "otlp-proto", "parquet"]
+"""What ``tailscope generate`` writes."""
+
+INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
+REPORT_FORMATS: tuple[str, ...] = get_args(ReportFormat)
+GATE_FORMATS: tuple[str, ...] = get_args(GateFormat)
