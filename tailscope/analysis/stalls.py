@@ -1,13 +1,284 @@
-"""Stop-the-world stall detection per process. (Being built: returns no stalls yet.)"""
+"""Stop-the-world stall detection per process, from traces alone.
+
+A process in a stop-the-world pause (a full GC, a safepoint, a frozen VM) takes no timestamps:
+span starts, ends and events all stop for the same wall-clock window, the spans it had in flight
+get stretched across it, requests that arrive meanwhile queue and start together when it ends,
+and responses to its own outgoing calls sit unread until it resumes. :func:`detect_stalls` looks
+for exactly that signature, per instance:
+
+1. **Silence** — a gap between consecutive timestamps of one instance that is at least
+   :data:`MIN_GAP_NS` long and :data:`RATE_FACTOR` times the instance's recent mean interval.
+2. **Evidence from several traces** (at least :data:`MIN_EVIDENCE_TRACES` distinct traces):
+
+   * *working stretched*: a span of the instance in flight across the whole gap that was not
+     merely waiting on a downstream call (its innermost in-flight span is not a CLIENT span);
+   * *stranded responses*: an in-flight CLIENT span of the instance whose SERVER child
+     finished well before the client did (client minus child duration, beyond the edge's usual
+     network time, is large);
+   * *queued requests*: SERVER spans of the instance starting right after the gap whose
+     caller's CLIENT span shows an unusually large network-plus-queue time (or gave up).
+
+3. **Context** — if every other instance active around the window was silent too, it is a
+   telemetry gap and is not reported; if every other instance on the same host was silent, the
+   stall is of kind ``host``; if the sibling instances of the same service were silent too, the
+   confidence is halved (traffic may simply have stopped).
+
+Clock rules: gaps, stretching and queue bursts compare timestamps of one instance only; evidence
+across instances uses durations; silence of instances on other hosts is judged with a
+:data:`SKEW_MARGIN_NS` margin on both sides. So per-host clock offsets of tens of milliseconds
+can neither create nor hide a stall. Reported times are the instance's own clock.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import Final
+
+import numpy as np
 import polars as pl
 
+from tailscope import schema as s
+from tailscope.analysis._stall_common import (
+    NS_PER_MS,
+    client_calls,
+    instance_timestamps,
+    narrow,
+)
 from tailscope.report.model import Stall
+from tailscope.schema import SpanKind
+
+MIN_GAP_NS: Final = 10 * NS_PER_MS
+"""Shortest silence considered (10 ms): shorter pauses rarely push anything past a timeout."""
+RATE_FACTOR: Final = 8.0
+"""A silence must last this many times the instance's recent mean interval between timestamps."""
+RECENT_TIMESTAMPS: Final = 32
+"""How many preceding timestamps define an instance's recent rate."""
+MIN_HISTORY: Final = 8
+"""Below this many preceding timestamps the instance-wide mean interval is used instead."""
+MIN_EVIDENCE_TRACES: Final = 2
+"""Distinct traces that must show stretching, stranding or queueing across one silence."""
+SKEW_MARGIN_NS: Final = 25 * NS_PER_MS
+"""Clock disagreement tolerated when judging whether an instance on another host was silent."""
+MIN_EXCESS_NS: Final = 2 * NS_PER_MS
+"""Least extra network/queue time (beyond the edge's median) that counts as queueing."""
+EXCESS_SHARE: Final = 0.1
+"""... and at least this share of the silence."""
+BURST_NS: Final = 5 * NS_PER_MS
+"""Queued requests start within max(5 ms, half the silence) after it ends."""
 
 
 def detect_stalls(spans: pl.DataFrame) -> tuple[Stall, ...]:
-    """Stalls found in ``spans`` (a span table as a polars DataFrame)."""
-    del spans
-    return ()
+    """Stop-the-world stalls in ``spans`` (the span table as a polars DataFrame).
+
+    Returns stalls ordered longest first. Times (``start_unix_nano``/``end_unix_nano``) are the
+    stalled instance's last timestamp before and first after the silence, in its own clock;
+    ``duration_ms`` is their difference in milliseconds.
+    """
+    if spans.height == 0:
+        return ()
+    narrowed = narrow(spans)
+    stamps = instance_timestamps(narrowed, spans[s.EVENTS])
+    candidates = _silences(stamps)
+    if candidates.height == 0:
+        return ()
+    evidence = _evidence(narrowed, client_calls(narrowed), candidates)
+    kept = candidates.join(evidence, on="cid", how="left").with_columns(
+        pl.col(c).fill_null(0)
+        for c in ("stretched", "working", "stranded", "queued", "evidence_traces", "traces")
+    )
+    kept = kept.filter(pl.col("evidence_traces") >= MIN_EVIDENCE_TRACES)
+    if kept.height == 0:
+        return ()
+    info = narrowed.group_by("instance").agg(
+        pl.col("service").first(), pl.col("host").drop_nulls().first()
+    )
+    kept = kept.join(info, on="instance", how="left").sort("a")
+    return _judge(kept, stamps, info)
+
+
+def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
+    """Gaps between consecutive timestamps of one instance that its recent rate makes unlikely.
+
+    Columns: ``cid``, ``instance``, ``a`` (last timestamp before), ``b`` (first after), ``gap``
+    (ns) and ``surprise`` (gap over the recent mean interval).
+    """
+    by = "instance"
+    index = pl.int_range(pl.len()).over(by)
+    recent_span = pl.col("t") - pl.col("t").shift(RECENT_TIMESTAMPS).over(by).fill_null(
+        pl.col("t").first().over(by)
+    )
+    recent_mean = recent_span / pl.min_horizontal(index, pl.lit(RECENT_TIMESTAMPS))
+    overall_mean = (pl.col("t").last() - pl.col("t").first()).over(by) / (
+        pl.len().over(by) - 1
+    ).clip(lower_bound=1)
+    mean_interval = pl.when(index >= MIN_HISTORY).then(recent_mean).otherwise(overall_mean)
+    gaps = stamps.with_columns(
+        b=pl.col("t").shift(-1).over(by),
+        mean_interval=pl.max_horizontal(mean_interval, pl.lit(1.0)),
+    ).with_columns(gap=pl.col("b") - pl.col("t"))
+    return (
+        gaps.with_columns(surprise=pl.col("gap") / pl.col("mean_interval"))
+        .filter((pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR))
+        .select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("cid"),
+            "instance",
+            pl.col("t").alias("a"),
+            "b",
+            "gap",
+            "surprise",
+        )
+    )
+
+
+def _evidence(
+    narrowed: pl.DataFrame, calls: pl.DataFrame, candidates: pl.DataFrame
+) -> pl.DataFrame:
+    """Per candidate silence: stretched spans, and traces that are working / stranded / queued.
+
+    Columns: ``cid``, ``stretched`` (spans in flight across the silence), ``traces`` (their
+    distinct traces), ``working``, ``stranded``, ``queued`` (counts), ``evidence_traces``
+    (distinct traces among the last three).
+    """
+    windows = candidates.select("cid", "instance", "a", "b", "gap")
+    threshold = pl.max_horizontal(pl.lit(MIN_EXCESS_NS), pl.col("gap") * EXCESS_SHARE)
+    cols = ["tid", "sid", "pid", "instance", "kind", "start", "end"]
+
+    stretched = (
+        narrowed.select(cols)
+        .join(windows, on="instance", how="inner")
+        .filter((pl.col("start") <= pl.col("a")) & (pl.col("end") >= pl.col("b")))
+    )
+    # innermost in-flight spans: no in-flight child of their own
+    has_child = stretched.select("cid", "tid", pl.col("pid").alias("sid")).drop_nulls().unique()
+    innermost = stretched.join(has_child, on=["cid", "tid", "sid"], how="anti")
+    working = innermost.filter(pl.col("kind") != SpanKind.CLIENT).select("cid", "tid")
+    stranded = (
+        innermost.filter(pl.col("kind") == SpanKind.CLIENT)
+        .join(calls.select("tid", "sid", "excess"), on=["tid", "sid"], how="inner")
+        .filter(pl.col("excess") >= threshold)
+        .select("cid", "tid")
+    )
+
+    burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
+    callers = calls.select(
+        "tid",
+        pl.col("child_sid").alias("sid"),
+        pl.col("excess").alias("caller_excess"),
+        pl.col("timeout").alias("caller_timeout"),
+    ).drop_nulls("sid")
+    queued = (
+        narrowed.filter(pl.col("kind") == SpanKind.SERVER)
+        .select(cols)
+        .join(windows, on="instance", how="inner")
+        .filter((pl.col("start") >= pl.col("b")) & (pl.col("start") <= pl.col("b") + burst))
+        .join(callers, on=["tid", "sid"], how="inner")
+        .filter((pl.col("caller_excess") >= threshold) | pl.col("caller_timeout"))
+        .select("cid", "tid")
+    )
+
+    counts = [
+        stretched.group_by("cid").agg(
+            pl.len().alias("stretched"), pl.col("tid").n_unique().alias("traces")
+        ),
+        working.group_by("cid").agg(pl.col("tid").n_unique().alias("working")),
+        stranded.group_by("cid").agg(pl.len().alias("stranded")),
+        queued.group_by("cid").agg(pl.len().alias("queued")),
+        pl.concat([working, stranded, queued])
+        .group_by("cid")
+        .agg(pl.col("tid").n_unique().alias("evidence_traces")),
+    ]
+    out = candidates.select("cid")
+    for frame in counts:
+        out = out.join(frame, on="cid", how="left")
+    return out
+
+
+def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tuple[Stall, ...]:
+    """Classify each silence against what every other instance did meanwhile, and score it.
+
+    One loop per candidate window (a handful), each a binary search over all timestamps.
+    """
+    order = stamps.sort("t")
+    times = order["t"].to_numpy()
+    names = info["instance"].to_list()
+    code_of = {name: i for i, name in enumerate(names)}
+    codes = order["instance"].replace_strict(code_of, return_dtype=pl.Int64).to_numpy()
+    services = np.array(info["service"].to_list(), dtype=object)
+    hosts = np.array(info["host"].to_list(), dtype=object)
+
+    stalls: list[Stall] = []
+    for row in kept.iter_rows(named=True):
+        me = code_of[row["instance"]]
+        a, b, gap = int(row["a"]), int(row["b"]), int(row["gap"])
+        lo, hi = np.searchsorted(times, [a - gap - SKEW_MARGIN_NS, b + gap + SKEW_MARGIN_NS])
+        near = np.unique(codes[lo:hi])
+        near = near[near != me]
+        if row["host"] is None:
+            same_host = np.zeros(near.size, dtype=bool)
+        else:
+            same_host = hosts[near] == row["host"]
+        margins = np.where(same_host, 0, SKEW_MARGIN_NS)
+        silent = np.array(
+            [
+                _silent(times, codes, int(c), a, b, int(m))
+                for c, m in zip(near, margins, strict=True)
+            ],
+            dtype=bool,
+        )
+        if near.size and silent.all():
+            continue  # everything stopped: a telemetry gap, not a pause
+        host_peers = silent[same_host]
+        is_host = bool(host_peers.size and host_peers.all())
+        siblings = services[near] == row["service"]
+        siblings_silent = bool(siblings.any() and silent[siblings].all())
+
+        evidence_traces = int(row["evidence_traces"])
+        surprise = float(row["surprise"])
+        confidence = (1.0 - 0.5**evidence_traces) * (1.0 - math.exp(-surprise / RATE_FACTOR))
+        reasons = [
+            f"silent {gap / NS_PER_MS:.0f} ms, {surprise:.0f}x its recent interval",
+            f"{row['stretched']} spans of {row['traces']} traces in flight",
+        ]
+        if row["working"]:
+            reasons.append(f"{row['working']} traces stretched in own work")
+        if row["stranded"]:
+            reasons.append(f"{row['stranded']} responses stranded")
+        if row["queued"]:
+            reasons.append(f"{row['queued']} requests queued")
+        if siblings_silent:
+            confidence *= 0.5
+            reasons.append("sibling instances silent too")
+        if is_host:
+            reasons.append("every instance on the host silent")
+        stalls.append(
+            Stall(
+                service=str(row["service"]),
+                instance=str(row["instance"]),
+                host=row["host"],
+                start_unix_nano=a,
+                end_unix_nano=b,
+                duration_ms=gap / NS_PER_MS,
+                spans_affected=int(row["stretched"]),
+                queued_requests=int(row["queued"]),
+                confidence=round(confidence, 3),
+                kind="host" if is_host else "process",
+                evidence=tuple(reasons),
+            )
+        )
+    stalls.sort(key=lambda st: (-st.duration_ms, st.start_unix_nano))
+    return tuple(stalls)
+
+
+def _silent(
+    times: np.ndarray, codes: np.ndarray, code: int, a: int, b: int, margin: int
+) -> bool:
+    """Whether instance ``code`` took no timestamp strictly inside ``(a + margin, b - margin)``.
+
+    A window too short to judge after the margins counts as not silent.
+    """
+    lo_t, hi_t = a + margin, b - margin
+    if hi_t - lo_t <= 0:
+        return False
+    lo = int(np.searchsorted(times, lo_t, side="right"))
+    hi = int(np.searchsorted(times, hi_t, side="left"))
+    return not bool((codes[lo:hi] == code).any())

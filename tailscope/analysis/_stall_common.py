@@ -1,0 +1,141 @@
+"""Shared building blocks of stall, cascade and runtime analysis (private).
+
+Everything here is a polars expression or a whole-table transformation: the span table in, a
+narrower frame out. Times stay in integer nanoseconds; only the public sections convert to ms.
+
+Two rules hold throughout, because hosts' clocks disagree by tens of milliseconds:
+
+* timestamps are compared only between spans of the **same instance** (one process, one clock);
+* evidence that crosses instances uses **durations** (a CLIENT span's duration minus its SERVER
+  child's is the network-plus-queue time of that call, whatever the two clocks say).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tailscope import schema as s
+from tailscope.schema import SpanKind, StatusCode
+
+NS_PER_MS = 1_000_000
+
+_TIMEOUT_WORDS = r"(?i)time[\s_-]?out|timed[\s_-]?out|deadline"
+"""What a status message, ``error.type`` or exception text says when a call gave up waiting."""
+
+
+def _text(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.String)
+
+
+def narrow(spans: pl.DataFrame) -> pl.DataFrame:
+    """The columns the stall analyses need, dictionary columns as plain strings.
+
+    Columns: ``tid``, ``sid``, ``pid`` (binary ids), ``service``, ``instance``, ``host``,
+    ``name``, ``kind``, ``start``, ``end``, ``dur`` (ns), ``error`` (status ERROR),
+    ``timeout`` (ERROR with a timeout signal), ``target`` (``server.address``, else
+    ``db.system``), ``resend`` (``http.request.resend_count``), ``language``, ``runtime``.
+    """
+    return spans.select(
+        pl.col(s.TRACE_ID).alias("tid"),
+        pl.col(s.SPAN_ID).alias("sid"),
+        pl.col(s.PARENT_SPAN_ID).alias("pid"),
+        _text(s.SERVICE).alias("service"),
+        _text(s.INSTANCE).alias("instance"),
+        _text(s.HOST).alias("host"),
+        _text(s.NAME).alias("name"),
+        pl.col(s.KIND).cast(pl.Int8).alias("kind"),
+        pl.col(s.START).alias("start"),
+        pl.col(s.END).alias("end"),
+        pl.max_horizontal(pl.col(s.END) - pl.col(s.START), pl.lit(0)).alias("dur"),
+        (pl.col(s.STATUS_CODE) == StatusCode.ERROR).alias("error"),
+        ((pl.col(s.STATUS_CODE) == StatusCode.ERROR) & timeout_signal()).alias("timeout"),
+        pl.coalesce(_text(s.SERVER_ADDRESS), _text(s.DB_SYSTEM)).alias("target"),
+        pl.col(s.HTTP_RESEND_COUNT).fill_null(0).alias("resend"),
+        _text(s.LANGUAGE).alias("language"),
+        _text(s.RUNTIME_NAME).alias("runtime"),
+    )
+
+
+def timeout_signal() -> pl.Expr:
+    """True where a span carries any timeout signal (status not checked here).
+
+    ``error.type`` saying timeout/deadline (or ``504``/``408``), gRPC status 4
+    (DEADLINE_EXCEEDED), ``rpc.response.status_code`` DEADLINE_EXCEEDED, HTTP 504/408, a status
+    message or an ``exception`` event whose type or message says timeout/deadline.
+    """
+    error_type = _text(s.ERROR_TYPE).fill_null("")
+    exception_says_timeout = (
+        pl.col(s.EVENTS)
+        .list.eval(
+            (pl.element().struct.field("name") == "exception")
+            & pl.element()
+            .struct.field("attributes")
+            .list.eval(
+                pl.element().struct.field("key").is_in(["exception.type", "exception.message"])
+                & pl.element().struct.field("value").str.contains(_TIMEOUT_WORDS)
+            )
+            .list.any()
+        )
+        .list.any()
+        .fill_null(False)
+    )
+    return (
+        error_type.str.contains(_TIMEOUT_WORDS)
+        | error_type.is_in(["504", "408"])
+        | (pl.col(s.RPC_GRPC_STATUS_CODE).fill_null(-1) == 4)
+        | (_text(s.RPC_RESPONSE_STATUS_CODE).fill_null("") == "DEADLINE_EXCEEDED")
+        | pl.col(s.HTTP_STATUS_CODE).fill_null(0).is_in([504, 408])
+        | pl.col(s.STATUS_MESSAGE).fill_null("").str.contains(_TIMEOUT_WORDS)
+        | exception_says_timeout
+    )
+
+
+def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
+    """Every CLIENT span with its instrumented SERVER child, if any, and its call overhead.
+
+    Columns: the client's ``tid``, ``sid``, ``pid``, ``service``, ``instance``, ``name``,
+    ``start``, ``end``, ``dur``, ``error``, ``timeout``, ``target``, ``resend``; the child's
+    ``child_sid``, ``child_service``, ``child_instance``, ``child_start``, ``child_dur``;
+    ``overhead`` = client duration minus child duration (network + queue + stranded time, ns;
+    null without a child) and ``excess`` = overhead minus the median overhead of the same edge
+    (caller service, client operation, callee service).
+    """
+    clients = narrowed.filter(pl.col("kind") == SpanKind.CLIENT)
+    children = narrowed.filter(pl.col("kind") == SpanKind.SERVER).select(
+        "tid",
+        pl.col("pid").alias("sid"),
+        pl.col("sid").alias("child_sid"),
+        pl.col("service").alias("child_service"),
+        pl.col("instance").alias("child_instance"),
+        pl.col("start").alias("child_start"),
+        pl.col("dur").alias("child_dur"),
+    )
+    # one child per client: the first server span that names it as parent
+    children = children.unique(subset=["tid", "sid"], keep="first", maintain_order=True)
+    joined = clients.join(children, on=["tid", "sid"], how="left")
+    overhead = pl.col("dur") - pl.col("child_dur")
+    edge = ["service", "name", "child_service"]
+    return joined.with_columns(overhead=overhead).with_columns(
+        excess=pl.col("overhead") - pl.col("overhead").median().over(edge)
+    )
+
+
+def instance_timestamps(narrowed: pl.DataFrame, events: pl.Series | None) -> pl.DataFrame:
+    """Every timestamp each instance took (span starts, ends and event times), sorted.
+
+    Columns: ``instance``, ``t`` (ns, in that instance's own clock).
+    """
+    parts = [
+        narrowed.select("instance", pl.col("start").alias("t")),
+        narrowed.select("instance", pl.col("end").alias("t")),
+    ]
+    if events is not None:
+        ev = (
+            pl.DataFrame({"instance": narrowed["instance"], "ev": events})
+            .filter(pl.col("ev").list.len() > 0)
+            .explode("ev")
+            .select("instance", pl.col("ev").struct.field("time_unix_nano").alias("t"))
+            .filter(pl.col("t") > 0)
+        )
+        parts.append(ev)
+    return pl.concat(parts).unique().sort("instance", "t")

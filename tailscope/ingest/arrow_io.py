@@ -1,0 +1,61 @@
+"""Parquet and Arrow IPC span tables: what ``tailscope convert`` writes and every command reads
+back without re-parsing the original export.
+
+Reading goes through :func:`tailscope.schema.conform`, so a file from another version or tool
+with the right columns but different dictionary widths still yields exactly ``SPAN_SCHEMA``.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from tailscope import schema as s
+from tailscope.errors import InputError, UsageError
+
+TableFormat = Literal["parquet", "arrow"]
+
+
+def table_format_for(path: Path) -> TableFormat:
+    """Output format from the file name: ``.parquet``/``.pq``, ``.arrow``/``.feather``/``.ipc``."""
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".arrow", ".feather", ".ipc"):
+        return "arrow"
+    raise UsageError(f"{path}: cannot tell the output format from the name; use .parquet or .arrow")
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write a span table as Parquet (zstd) or Arrow IPC file (uncompressed, memory-mappable)."""
+    fmt = table_format_for(path)
+    try:
+        if fmt == "parquet":
+            pq.write_table(table, path, compression="zstd")
+        else:
+            with ipc.new_file(path, table.schema) as writer:
+                writer.write_table(table)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def read_table(data: bytes, file: str, fmt: str) -> pa.Table:
+    """Read back a table written by ``convert``; InputError if it is not a span table."""
+    try:
+        if fmt == "parquet":
+            table = pq.read_table(io.BytesIO(data))
+        elif data.startswith(b"ARROW1"):
+            table = ipc.open_file(pa.BufferReader(data)).read_all()
+        else:
+            table = ipc.open_stream(pa.BufferReader(data)).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{file}: unreadable {fmt} file ({exc})") from None
+    try:
+        return s.conform(table)
+    except (ValueError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"{file}: {exc}") from None

@@ -1,0 +1,469 @@
+"""The vectorised OTLP/JSON Lines path: whole blocks of lines parsed by ``pyarrow.json`` with an
+explicit nested schema, then flattened into span columns with Arrow compute and numpy.
+
+It only accepts what it can read *exactly* as the tolerant per-record reader
+(:mod:`tailscope.ingest.otlp_json`) would: spec-shaped lines with 32/16-digit hex ids, integer
+enums, string int64s and scalar attribute values. Anything else in a block (base64 ids, enum
+names, snake_case, ``arrayValue``/``kvlistValue``, ``"NaN"``, events or links, metric/log
+lines, bad records ...) raises :class:`Unsupported` before anything is counted, and the caller
+reads that block with the tolerant path instead. Tests check that both paths produce identical
+tables on the same input, so the fast path can never silently drop what the slow one keeps.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from tailscope import schema as s
+from tailscope.ingest import otlp_json
+from tailscope.ingest.columns import INT32_MAX, INT32_MIN, PROMOTED_KEYS
+from tailscope.ingest.problems import ProblemLog
+
+_VALUE = pa.struct(
+    [
+        ("stringValue", pa.string()),
+        ("boolValue", pa.bool_()),
+        ("intValue", pa.string()),
+        ("doubleValue", pa.float64()),
+        ("bytesValue", pa.string()),
+    ]
+)
+_KV = pa.list_(pa.struct([("key", pa.string()), ("value", _VALUE)]))
+_SPAN = pa.struct(
+    [
+        ("traceId", pa.string()),
+        ("spanId", pa.string()),
+        ("parentSpanId", pa.string()),
+        ("traceState", pa.string()),
+        ("flags", pa.int64()),
+        ("name", pa.string()),
+        ("kind", pa.int64()),
+        ("startTimeUnixNano", pa.string()),
+        ("endTimeUnixNano", pa.string()),
+        ("attributes", _KV),
+        ("events", pa.list_(pa.struct([("name", pa.string())]))),
+        ("links", pa.list_(pa.struct([("spanId", pa.string())]))),
+        ("status", pa.struct([("code", pa.int64()), ("message", pa.string())])),
+        *((name, pa.string()) for name in ("parent_span_id", "trace_state", "trace_id", "span_id")),
+    ]
+)
+_SPAN_TRIPWIRES: Final = ("parent_span_id", "trace_state", "trace_id", "span_id")
+"""snake_case spellings of span fields. pyarrow would ignore them silently, so they are parsed
+as extra columns that must stay null (a non-string value fails the parse: same outcome)."""
+LINE_SCHEMA: Final = pa.schema(
+    [
+        (
+            "resourceSpans",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("resource", pa.struct([("attributes", _KV)])),
+                        ("instrumentationLibrarySpans", pa.string()),
+                        (
+                            "scopeSpans",
+                            pa.list_(
+                                pa.struct(
+                                    [
+                                        (
+                                            "scope",
+                                            pa.struct(
+                                                [("name", pa.string()), ("version", pa.string())]
+                                            ),
+                                        ),
+                                        ("spans", pa.list_(_SPAN)),
+                                        ("instrumentationLibrary", pa.string()),
+                                    ]
+                                )
+                            ),
+                        ),
+                    ]
+                )
+            ),
+        )
+    ]
+)
+"""The part of a TracesData line the fast path reads. pyarrow ignores other fields, so the
+spellings it could silently miss (snake_case, pre-1.0 instrumentationLibrary*) are parsed as
+tripwire columns that send the block to the tolerant path when present; ``arrayValue``,
+``kvlistValue``, snake_case values and metric/log lines show up as all-null structs."""
+
+_HEX = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX[_c] = 10 + _i
+
+_PLAIN_DECIMAL: Final = r"^-?[0-9]+\.[0-9]+$"
+
+
+class Unsupported(Exception):
+    """This block needs the tolerant path (the reason is for debugging only)."""
+
+
+def _field(array: pa.Array, name: str) -> pa.Array:
+    return pc.struct_field(array, name)
+
+
+def _hex_ids(strings: pa.Array, size: int) -> pa.Array:
+    """Decode fixed-length hex strings (any case) into ``binary(size)`` without a Python loop."""
+    strings = strings.cast(pa.string())
+    if strings.null_count:
+        raise Unsupported("missing id")
+    n = len(strings)
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[
+        strings.offset : strings.offset + n + 1
+    ]
+    if n and not np.all(np.diff(offsets) == 2 * size):
+        raise Unsupported("id length")
+    data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    nibbles = _HEX[data].reshape(n, 2 * size)
+    if n and nibbles.max() == 255:
+        raise Unsupported("not hex")
+    raw = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    if n and not raw.any(axis=1).all():
+        raise Unsupported("all-zero id")
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(size), n, [None, pa.py_buffer(raw.tobytes())]
+    )
+
+
+def _parent_ids(strings: pa.Array) -> pa.Array:
+    """Parent ids: null, empty or all-zero mean "root" (null)."""
+    present = pc.fill_null(pc.greater(pc.utf8_length(strings), 0), False)
+    filled = pc.if_else(present, strings, "0" * 16)
+    decoded_raw = filled.cast(pa.string())
+    n = len(decoded_raw)
+    offsets = np.frombuffer(decoded_raw.buffers()[1], dtype=np.int32)[
+        decoded_raw.offset : decoded_raw.offset + n + 1
+    ]
+    if n and not np.all(np.diff(offsets) == 16):
+        raise Unsupported("parent id length")
+    data = np.frombuffer(decoded_raw.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    nibbles = _HEX[data].reshape(n, 16)
+    if n and nibbles.max() == 255:
+        raise Unsupported("parent not hex")
+    raw = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    is_root = ~raw.any(axis=1)
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(8),
+        n,
+        [pa.array(~is_root).buffers()[1] if is_root.any() else None, pa.py_buffer(raw.tobytes())],
+        null_count=int(is_root.sum()),
+    )
+
+
+def _times(strings: pa.Array) -> np.ndarray:
+    if strings.null_count:
+        raise Unsupported("missing time")
+    try:
+        times = pc.cast(strings, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise Unsupported("time not an integer string") from None
+    values: np.ndarray = np.asarray(times.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if len(values) and values.min() < 0:
+        raise Unsupported("negative time")
+    return values
+
+
+def _empty_to_null(strings: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)
+
+
+def _list_offsets(lists: pa.Array) -> np.ndarray:
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+def _attribute_values(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """(value text, ValueType tags) of flattened attribute value structs."""
+    parts = [_field(values, name) for name in ("stringValue", "boolValue", "intValue")]
+    parts += [_field(values, "doubleValue"), _field(values, "bytesValue")]
+    valid = [p.is_valid().to_numpy(zero_copy_only=False) for p in parts]
+    if len(values) and not np.all(sum(v.astype(np.int8) for v in valid) == 1):
+        raise Unsupported("empty or ambiguous attribute value")
+    tags = np.select(valid, [1, 2, 3, 4, 5], 0).astype(np.uint8)
+    texts: list[pa.Array] = [parts[0]]
+    if valid[1].any():
+        texts.append(pc.if_else(parts[1], "true", "false"))
+    if valid[2].any():
+        try:
+            texts.append(pc.cast(pc.cast(parts[2], pa.int64()), pa.string()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise Unsupported("intValue not an int64") from None
+    if valid[3].any():
+        texts.append(_double_texts(parts[3]))
+    if valid[4].any():
+        texts.append(parts[4])
+    text = pc.coalesce(*texts) if len(texts) > 1 else texts[0]
+    return text.cast(pa.string()), tags
+
+
+def _double_texts(doubles: pa.Array) -> pa.Array:
+    """Python ``repr`` of each double. Arrow's shortest round-trip text equals it for plain
+    decimals in [1e-4, 1e16); the rest (integers, exponents) are formatted in Python."""
+    arrow_text = pc.cast(doubles, pa.string())
+    magnitude = pc.abs(doubles)
+    plain = pc.and_(
+        pc.and_(pc.greater_equal(magnitude, 1e-4), pc.less(magnitude, 1e16)),
+        pc.match_substring_regex(arrow_text, _PLAIN_DECIMAL),
+    )
+    plain_np = pc.fill_null(plain, True).to_numpy(zero_copy_only=False)
+    if plain_np.all():
+        return arrow_text
+    out = arrow_text.to_pylist()
+    values = doubles.to_pylist()
+    for i in np.flatnonzero(~plain_np):
+        out[i] = repr(values[i])
+    return pa.array(out, pa.string())
+
+
+def _first_per_span(
+    keys: pa.Array, parents: np.ndarray, n_spans: int, key: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each span, index of the first attribute with ``key`` (or -1)."""
+    hits = np.flatnonzero(pc.fill_null(pc.equal(keys, key), False).to_numpy(zero_copy_only=False))
+    index = np.full(n_spans, -1, dtype=np.int64)
+    if len(hits):
+        owners, first = np.unique(parents[hits], return_index=True)
+        index[owners] = hits[first]
+    return index, index >= 0
+
+
+def _promoted_text(texts: pa.Array, indexes: list[tuple[np.ndarray, np.ndarray]]) -> pa.Array:
+    result: pa.Array | None = None
+    for index, found in indexes:
+        column = pc.take(texts, pa.array(index, mask=~found))
+        result = column if result is None else pc.coalesce(result, column)
+    assert result is not None
+    return result
+
+
+def _promoted_int(
+    texts: pa.Array, tags: np.ndarray, indexes: list[tuple[np.ndarray, np.ndarray]]
+) -> pa.Array:
+    def matches(pattern: str) -> np.ndarray:
+        found = pc.fill_null(pc.match_substring_regex(texts, pattern), False)
+        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+    digits = matches(r"^-?[0-9]+$")
+    # Up to 18 digits casts to int64 safely; longer ones are outside int32 anyway (null).
+    number_like = np.isin(tags, (1, 3)) & digits & matches(r"^-?[0-9]{1,18}$")
+    # Python's int() also takes "+5", " 5" or "1_0": such texts go to the tolerant path.
+    odd_number = (tags == 1) & ~digits & matches(r"^\s*[+-]?[0-9_]+\s*$")
+    result: pa.Array | None = None
+    for index, found in indexes:
+        if odd_number[index[found]].any():
+            raise Unsupported("integer text Python reads differently")
+        ok = found & number_like[np.where(found, index, 0)]
+        picked = pc.take(texts, pa.array(index, mask=~ok))
+        numbers = pc.cast(picked, pa.int64())
+        in_range = pc.and_(pc.greater_equal(numbers, INT32_MIN), pc.less_equal(numbers, INT32_MAX))
+        column = pc.if_else(in_range, numbers, pa.scalar(None, pa.int64())).cast(pa.int32())
+        result = column if result is None else pc.coalesce(result, column)
+    assert result is not None
+    return result
+
+
+def _resource_columns(
+    resources: pa.Array,
+) -> tuple[dict[str, pa.Array], int]:
+    """Per-resource service/instance/... columns (Python per resource, not per span)."""
+    plain = resources.to_pylist()
+    for resource in plain:
+        for item in (resource or {}).get("attributes") or []:
+            value = item.get("value") or {}
+            if sum(v is not None for v in value.values()) != 1:
+                raise Unsupported("resource attribute value")
+    rows = [otlp_json.resource_from_json(r) for r in plain]
+    unknown = sum(r.unknown_service for r in rows)
+
+    def col(values: list[str | None]) -> pa.Array:
+        return pa.array(values, pa.string()).dictionary_encode()
+
+    return {
+        s.SERVICE: col([r.service for r in rows]),
+        s.INSTANCE: col([r.instance for r in rows]),
+        s.HOST: col([r.host for r in rows]),
+        s.LANGUAGE: col([r.language for r in rows]),
+        s.RUNTIME_NAME: col([r.runtime_name for r in rows]),
+        s.RUNTIME_VERSION: col([r.runtime_version for r in rows]),
+        s.RESOURCE_ATTRIBUTES: col([r.attributes_json for r in rows]),
+    }, unknown
+
+
+PARSE_BLOCK_BYTES: Final = 1 << 20
+"""pyarrow.json's unit of parallel parsing; a line longer than this is retried as one block."""
+
+
+def _parse(block: bytes, block_size: int) -> pa.Table:
+    options = pj.ParseOptions(explicit_schema=LINE_SCHEMA, unexpected_field_behavior="ignore")
+    try:
+        return pj.read_json(
+            io.BytesIO(block),
+            read_options=pj.ReadOptions(block_size=block_size),
+            parse_options=options,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        if "straddl" in str(exc) and block_size < len(block):
+            return _parse(block, len(block) + 1)
+        raise Unsupported(str(exc)) from None
+
+
+def block_to_table(block: bytes) -> tuple[pa.Table, int, int]:
+    """Parse one block of JSON Lines: (span table, span records, unknown-service resources).
+
+    Raises Unsupported when any line needs the tolerant path; nothing is counted then.
+    """
+    parsed = _parse(block, PARSE_BLOCK_BYTES)
+    lines = parsed.column("resourceSpans").combine_chunks()
+    if lines.null_count:
+        raise Unsupported("line without resourceSpans")
+    resource_spans = lines.flatten()
+    scope_lists = _field(resource_spans, "scopeSpans")
+    if scope_lists.null_count:
+        raise Unsupported("resource without scopeSpans")
+    scope_spans = scope_lists.flatten()
+    if _field(scope_spans, "instrumentationLibrary").null_count < len(scope_spans):
+        raise Unsupported("instrumentationLibrary")
+    scope_owner = np.repeat(np.arange(len(resource_spans)), np.diff(_list_offsets(scope_lists)))
+    span_lists = _field(scope_spans, "spans")
+    span_counts = np.diff(_list_offsets(span_lists))
+    spans = span_lists.flatten()
+    n = len(spans)
+    span_scope = np.repeat(np.arange(len(scope_spans)), span_counts)
+    span_resource = scope_owner[span_scope]
+
+    for tripwire in _SPAN_TRIPWIRES:
+        if _field(spans, tripwire).null_count < n:
+            raise Unsupported(f"snake_case {tripwire}")
+    events = _field(spans, "events")
+    links = _field(spans, "links")
+    if (
+        pc.max(pc.fill_null(pc.list_value_length(events), 0)).as_py()
+        or pc.max(pc.fill_null(pc.list_value_length(links), 0)).as_py()
+    ):
+        raise Unsupported("events or links")
+
+    trace_id = _hex_ids(_field(spans, "traceId"), 16)
+    span_id = _hex_ids(_field(spans, "spanId"), 8)
+    parent = _parent_ids(_field(spans, "parentSpanId"))
+    start = _times(_field(spans, "startTimeUnixNano"))
+    end = _times(_field(spans, "endTimeUnixNano"))
+    if n and np.any(end < start):
+        raise Unsupported("end before start")
+    kind = pc.fill_null(_field(spans, "kind"), 0)
+    status = _field(spans, "status")
+    status_code = pc.fill_null(_field(status, "code"), 0)
+    if n and (
+        pc.min(kind).as_py() < 0
+        or pc.max(kind).as_py() > 5
+        or pc.min(status_code).as_py() < 0
+        or pc.max(status_code).as_py() > 2
+    ):
+        raise Unsupported("enum out of range")
+    flags = _field(spans, "flags")
+    if n and flags.null_count < n:
+        if pc.min(flags).as_py() < 0 or pc.max(flags).as_py() >= 2**32:
+            raise Unsupported("flags out of range")
+        flags = pc.if_else(pc.equal(flags, 0), pa.scalar(None, pa.int64()), flags)
+
+    attr_lists = _field(spans, "attributes")
+    attr_offsets = _list_offsets(attr_lists)
+    kv = attr_lists.flatten()
+    keys = pc.fill_null(_field(kv, "key"), "").cast(pa.string())
+    values = _field(kv, "value")
+    if values.null_count:
+        raise Unsupported("attribute without value")
+    texts, tags = _attribute_values(values)
+    owners = np.repeat(np.arange(n), np.diff(attr_offsets))
+    present = set(pc.unique(keys).to_pylist()) & PROMOTED_KEYS
+
+    def indexes(*names: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [_first_per_span(keys, owners, n, k) for k in names if k in present]
+
+    def text_col(*names: str) -> pa.Array:
+        found = indexes(*names)
+        if not found:
+            return pa.nulls(n, pa.string()).dictionary_encode()
+        return _promoted_text(texts, found).dictionary_encode()
+
+    def int_col(*names: str) -> pa.Array:
+        found = indexes(*names)
+        if not found:
+            return pa.nulls(n, pa.int32())
+        return _promoted_int(texts, tags, found)
+
+    resource_cols, unknown = _resource_columns(_field(resource_spans, "resource"))
+    take_resource = pa.array(span_resource)
+    scope = _field(scope_spans, "scope")
+    take_scope = pa.array(span_scope)
+
+    attributes = pa.ListArray.from_arrays(
+        pa.array(attr_offsets.astype(np.int32)),
+        pa.StructArray.from_arrays(
+            [keys, texts, pa.array(tags, pa.uint8())], fields=list(s.ATTRIBUTE_TYPE)
+        ),
+        type=s.ATTRIBUTES_TYPE,
+    )
+    no_items = pa.array(np.zeros(n + 1, dtype=np.int32))
+    columns: dict[str, pa.Array] = {
+        s.TRACE_ID: trace_id,
+        s.SPAN_ID: span_id,
+        s.PARENT_SPAN_ID: parent,
+        s.NAME: pc.fill_null(_field(spans, "name"), "").dictionary_encode(),
+        s.KIND: kind.cast(pa.int8()),
+        s.START: pa.array(start, pa.int64()),
+        s.END: pa.array(end, pa.int64()),
+        s.DURATION: pa.array(end - start, pa.int64()),
+        s.STATUS_CODE: status_code.cast(pa.int8()),
+        s.STATUS_MESSAGE: _empty_to_null(_field(status, "message")),
+        s.SCOPE_NAME: pc.take(
+            _empty_to_null(_field(scope, "name")), take_scope
+        ).dictionary_encode(),
+        s.SCOPE_VERSION: pc.take(
+            _empty_to_null(_field(scope, "version")), take_scope
+        ).dictionary_encode(),
+        s.HTTP_STATUS_CODE: int_col("http.response.status_code", "http.status_code"),
+        s.RPC_GRPC_STATUS_CODE: int_col("rpc.grpc.status_code"),
+        s.RPC_RESPONSE_STATUS_CODE: text_col("rpc.response.status_code"),
+        s.RPC_METHOD: text_col("rpc.method"),
+        s.RPC_SYSTEM: text_col("rpc.system", "rpc.system.name"),
+        s.SERVER_ADDRESS: text_col("server.address"),
+        s.ERROR_TYPE: text_col("error.type"),
+        s.HTTP_RESEND_COUNT: int_col("http.request.resend_count"),
+        s.DB_SYSTEM: text_col("db.system", "db.system.name"),
+        s.TRACE_STATE: _empty_to_null(_field(spans, "traceState")),
+        s.FLAGS: flags.cast(pa.uint32()),
+        s.ATTRIBUTES: attributes,
+        s.EVENTS: pa.ListArray.from_arrays(
+            no_items, pa.array([], s.EVENT_TYPE), type=s.EVENTS_TYPE
+        ),
+        s.LINKS: pa.ListArray.from_arrays(no_items, pa.array([], s.LINK_TYPE), type=s.LINKS_TYPE),
+    }
+    for name, per_resource in resource_cols.items():
+        columns[name] = pc.take(per_resource, take_resource)
+    arrays = [columns[f.name].cast(f.type) for f in s.SPAN_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA), n, unknown
+
+
+def read_lines(blocks: Iterator[tuple[int, bytes]], log: ProblemLog) -> Iterator[pa.Table]:
+    """JSON Lines blocks through the fast path, each falling back to the tolerant reader."""
+    for first_line, block in blocks:
+        try:
+            table, records, unknown = block_to_table(block)
+        except Unsupported:
+            yield from otlp_json.read_lines(iter([(first_line, block)]), log)
+            continue
+        log.stats.records += records
+        log.stats.unknown_service_resources += unknown
+        if table.num_rows:
+            yield table

@@ -1,0 +1,321 @@
+"""The vectorised JSON Lines path gives exactly the tolerant path's table, and every quirk it
+cannot represent is routed to the tolerant path instead of being dropped."""
+
+from __future__ import annotations
+
+import base64
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from test_ingest_corpus import plain
+from test_ingest_roundtrip import resource_spans_json, traces_data
+
+from tailscope import schema as s
+from tailscope.ingest import fast_json, otlp_json, read_spans
+from tailscope.ingest.model import IngestStats
+from tailscope.ingest.problems import ProblemLog
+
+
+def tolerant(block: bytes) -> tuple[pa.Table, IngestStats]:
+    stats = IngestStats()
+    tables = list(otlp_json.read_lines(iter([(1, block)]), ProblemLog(stats, "t")))
+    return pa.concat_tables(tables) if tables else s.empty_table(), stats
+
+
+def sample_lines(n_lines: int, seed: int) -> bytes:
+    """Spec-shaped lines with every scalar value type and awkward doubles and promoted keys."""
+    rng = random.Random(seed)
+    doubles = [0.5, 1.0, -2.0, 1e-5, 1e-4, 123456.789, 1e16, 1e300, -0.0, 5e-324, 0.1 + 0.2]
+    out = []
+    for line in range(n_lines):
+        spans = []
+        for i in range(rng.randrange(0, 6)):
+            attrs: list[dict[str, Any]] = [
+                {"key": "s", "value": {"stringValue": rng.choice(["", "a", "ü", "x y"])}},
+                {"key": "b", "value": {"boolValue": rng.random() < 0.5}},
+                {"key": "i", "value": {"intValue": str(rng.randrange(-(2**63), 2**63))}},
+                {"key": "d", "value": {"doubleValue": rng.choice(doubles) * rng.random()}},
+                {"key": "d2", "value": {"doubleValue": rng.choice(doubles)}},
+                {"key": "y", "value": {"bytesValue": base64.b64encode(b"\x00\x01").decode()}},
+            ]
+            promoted = [
+                (
+                    "http.status_code",
+                    {"stringValue": rng.choice(["200", "5xx", "-1", "99999999999"])},
+                ),
+                ("http.response.status_code", {"intValue": str(rng.choice([200, 503, 2**40]))}),
+                ("rpc.grpc.status_code", {"intValue": str(rng.randrange(0, 17))}),
+                ("rpc.system.name", {"stringValue": "grpc"}),
+                ("rpc.system", {"stringValue": "dubbo"}),
+                ("db.system", {"boolValue": True}),
+                ("server.address", {"stringValue": "db:5432"}),
+                ("error.type", {"stringValue": "timeout"}),
+                ("http.request.resend_count", {"intValue": str(rng.randrange(0, 3))}),
+                ("rpc.method", {"stringValue": "Get"}),
+                ("rpc.response.status_code", {"stringValue": "OK"}),
+            ]
+            attrs += [{"key": k, "value": v} for k, v in rng.sample(promoted, rng.randrange(0, 6))]
+            rng.shuffle(attrs)
+            span: dict[str, Any] = {
+                "traceId": rng.getrandbits(128).to_bytes(16, "big").hex().upper()
+                if rng.random() < 0.1
+                else rng.getrandbits(128).to_bytes(16, "big").hex(),
+                "spanId": rng.getrandbits(64).to_bytes(8, "big").hex(),
+                "parentSpanId": rng.choice(["", "0000000000000000", "00f067aa0ba902b7"]),
+                "name": rng.choice(["GET /", "SELECT", ""]),
+                "kind": rng.randrange(0, 6),
+                "startTimeUnixNano": str(1_700_000_000_000_000_000 + i),
+                "endTimeUnixNano": str(1_700_000_000_000_000_000 + i + rng.randrange(0, 10**9)),
+                "attributes": attrs,
+                "flags": rng.choice([0, 256, 768]),
+                "traceState": rng.choice(["", "k=v"]),
+                "status": rng.choice([{}, {"code": 2, "message": "boom"}, {"code": 1}]),
+                "droppedAttributesCount": 0,
+            }
+            if rng.random() < 0.2:
+                del span["parentSpanId"]
+            spans.append(span)
+        resource_attrs = [{"key": "host.name", "value": {"stringValue": f"h{line % 3}"}}]
+        if line % 5:
+            resource_attrs.append(
+                {"key": "service.name", "value": {"stringValue": f"svc{line % 4}"}}
+            )
+        if line % 7 == 0:
+            resource_attrs.append({"key": "process.pid", "value": {"intValue": "42"}})
+        doc = {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": resource_attrs},
+                    "scopeSpans": [{"scope": {"name": "lib", "version": ""}, "spans": spans}],
+                    "schemaUrl": "x",
+                }
+            ]
+        }
+        out.append(orjson.dumps(doc))
+    return b"\n".join(out) + b"\n"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fast_path_equals_tolerant_path(seed: int) -> None:
+    block = sample_lines(60, seed)
+    fast, records, unknown = fast_json.block_to_table(block)  # must not need the fallback
+    slow, stats = tolerant(block)
+    assert records == stats.records == slow.num_rows > 0
+    assert unknown == stats.unknown_service_resources > 0
+    assert plain(fast).equals(plain(slow))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(msg=traces_data())
+def test_fast_path_equals_tolerant_path_on_random_messages(msg: TracesData) -> None:
+    block = b"".join(
+        orjson.dumps({"resourceSpans": [resource_spans_json(rs)]}) + b"\n"
+        for rs in msg.resource_spans
+    )
+    slow, _ = tolerant(block)
+    try:
+        fast, _, _ = fast_json.block_to_table(block)
+    except fast_json.Unsupported:
+        return  # arrays, events, links ...: the tolerant path reads the block
+    assert plain(fast).equals(plain(slow))
+
+
+SPEC_LINE = sample_lines(1, 11).splitlines()[0]
+KIND_NAMES = [
+    f"SPAN_KIND_{k}" for k in ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+]
+QUIRKS: dict[str, Any] = {
+    "base64 ids": lambda d: _ids(d, lambda h: base64.b64encode(bytes.fromhex(h)).decode()),
+    "enum names": lambda d: _spans(d, lambda sp: sp.update(kind=KIND_NAMES[sp["kind"]])),
+    "int64 as numbers": lambda d: _spans(
+        d,
+        lambda sp: sp.update(
+            startTimeUnixNano=int(sp["startTimeUnixNano"]),
+            endTimeUnixNano=int(sp["endTimeUnixNano"]),
+        ),
+    ),
+    "snake_case": lambda d: orjson.loads(
+        orjson.dumps(d)
+        .replace(b'"resourceSpans"', b'"resource_spans"')
+        .replace(b'"scopeSpans"', b'"scope_spans"')
+        .replace(b'"traceId"', b'"trace_id"')
+        .replace(b'"spanId"', b'"span_id"')
+        .replace(b'"parentSpanId"', b'"parent_span_id"')
+        .replace(b'"startTimeUnixNano"', b'"start_time_unix_nano"')
+        .replace(b'"endTimeUnixNano"', b'"end_time_unix_nano"')
+        .replace(b'"stringValue"', b'"string_value"')
+        .replace(b'"intValue"', b'"int_value"')
+    ),
+    "unknown fields": lambda d: {**d, "extra": {"deep": [1, 2]}},
+}
+
+
+def _spans(doc: dict[str, Any], change: Any) -> dict[str, Any]:
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for sp in ss["spans"]:
+                change(sp)
+    return doc
+
+
+def _ids(doc: dict[str, Any], encode: Any) -> dict[str, Any]:
+    def change(sp: dict[str, Any]) -> None:
+        for key in ("traceId", "spanId", "parentSpanId"):
+            if sp.get(key) and sp[key] != "0000000000000000":
+                sp[key] = encode(sp[key])
+
+    return _spans(doc, change)
+
+
+def spec_doc() -> dict[str, Any]:
+    doc = orjson.loads(SPEC_LINE)
+    assert any(ss["spans"] for rs in doc["resourceSpans"] for ss in rs["scopeSpans"])
+    return dict(doc)
+
+
+@pytest.mark.parametrize("quirk", sorted(QUIRKS))
+def test_quirky_lines_read_like_the_spec_line(tmp_path: Path, quirk: str) -> None:
+    spec = tmp_path / "spec.jsonl"
+    spec.write_bytes(SPEC_LINE + b"\n")
+    quirky = tmp_path / "quirky.jsonl"
+    quirky.write_bytes(orjson.dumps(QUIRKS[quirk](spec_doc())) + b"\n")
+    want = read_spans([str(spec)])
+    got = read_spans([str(quirky)])
+    assert got.stats.skipped_records == 0
+    assert plain(got.table).equals(plain(want.table))
+
+
+def test_bom_and_crlf(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.jsonl"
+    spec.write_bytes(SPEC_LINE + b"\n" + SPEC_LINE.replace(b'"lib"', b'"lib2"') + b"\n")
+    crlf = tmp_path / "crlf.jsonl"
+    crlf.write_bytes(b"\xef\xbb\xbf" + spec.read_bytes().replace(b"\n", b"\r\n"))
+    got = read_spans([str(crlf)])
+    assert got.stats.skipped_records == 0
+    assert plain(got.table).equals(plain(read_spans([str(spec)]).table))
+
+
+def test_array_and_kvlist_values_survive(tmp_path: Path) -> None:
+    doc = spec_doc()
+    span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["attributes"] = [
+        {
+            "key": "tags",
+            "value": {"arrayValue": {"values": [{"intValue": 1}, {"doubleValue": "NaN"}]}},
+        },
+        {
+            "key": "kv",
+            "value": {"kvlistValue": {"values": [{"key": "a", "value": {"boolValue": True}}]}},
+        },
+        {"key": "inf", "value": {"doubleValue": "-Infinity"}},
+        {"key": "empty", "value": {}},
+    ]
+    path = tmp_path / "arrays.jsonl"
+    path.write_bytes(orjson.dumps(doc) + b"\n")
+    table = read_spans([str(path)]).table
+    attrs = table[s.ATTRIBUTES][0].as_py()
+    assert attrs == [
+        {
+            "key": "tags",
+            "value": '{"arrayValue":{"values":[{"intValue":"1"},{"doubleValue":"NaN"}]}}',
+            "type": 6,
+        },
+        {
+            "key": "kv",
+            "value": '{"kvlistValue":{"values":[{"key":"a","value":{"boolValue":true}}]}}',
+            "type": 7,
+        },
+        {"key": "inf", "value": "-inf", "type": 4},
+        {"key": "empty", "value": "", "type": 0},
+    ]
+
+
+def test_semantic_convention_promotion_and_instance(tmp_path: Path) -> None:
+    def line(resource: dict[str, Any], attrs: dict[str, Any]) -> bytes:
+        kv = lambda d: [{"key": k, "value": v} for k, v in d.items()]  # noqa: E731
+        span = {
+            "traceId": "0af7651916cd43dd8448eb211c80319c",
+            "spanId": f"{len(attrs) + 16 * len(resource):016x}",
+            "startTimeUnixNano": "1",
+            "endTimeUnixNano": "2",
+            "attributes": kv(attrs),
+        }
+        return orjson.dumps(
+            {
+                "resourceSpans": [
+                    {"resource": {"attributes": kv(resource)}, "scopeSpans": [{"spans": [span]}]}
+                ]
+            }
+        )
+
+    svc = {"service.name": {"stringValue": "api"}}
+    lines = [
+        line(
+            {
+                **svc,
+                "service.instance.id": {"stringValue": "i-1"},
+                "host.name": {"stringValue": "h"},
+            },
+            {
+                "http.status_code": {"intValue": "404"},
+                "http.response.status_code": {"intValue": "200"},
+            },
+        ),
+        line(
+            {
+                **svc,
+                "host.name": {"stringValue": "h"},
+                "process.pid": {"intValue": "7"},
+                "telemetry.sdk.language": {"stringValue": "java"},
+                "process.runtime.name": {"stringValue": "OpenJDK"},
+                "process.runtime.version": {"stringValue": "21"},
+            },
+            {
+                "http.status_code": {"stringValue": "503"},
+                "rpc.system.name": {"stringValue": "grpc"},
+                "a": {},
+            },
+        ),
+        line(
+            {**svc, "host.name": {"stringValue": "h"}},
+            {
+                "rpc.system": {"stringValue": "dubbo"},
+                "rpc.system.name": {"stringValue": "grpc"},
+                "x": {},
+                "y": {},
+            },
+        ),
+        line(svc, {}),
+    ]
+    path = tmp_path / "semconv.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    rows = read_spans([str(path)]).table.to_pylist()
+    assert [r[s.HTTP_STATUS_CODE] for r in rows] == [200, 503, None, None]
+    assert [r[s.RPC_SYSTEM] for r in rows] == [None, "grpc", "dubbo", None]
+    assert [r[s.INSTANCE] for r in rows] == ["i-1", "h:7", "h", "api"]
+    assert [r[s.HOST] for r in rows] == ["h", "h", "h", None]
+    assert [r[s.LANGUAGE] for r in rows] == [None, "java", None, None]
+    assert [r[s.RUNTIME_NAME] for r in rows] == [None, "OpenJDK", None, None]
+    assert [r[s.RUNTIME_VERSION] for r in rows] == [None, "21", None, None]
+
+
+def test_stdin(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.arrow"
+    run = subprocess.run(
+        [sys.executable, "-m", "tailscope", "convert", "-", "-o", str(out)],
+        input=SPEC_LINE + b"\n",
+        capture_output=True,
+    )
+    assert run.returncode == 0, run.stderr
+    spec = tmp_path / "spec.jsonl"
+    spec.write_bytes(SPEC_LINE + b"\n")
+    assert plain(read_spans([str(out)]).table).equals(plain(read_spans([str(spec)]).table))
