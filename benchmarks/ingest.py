@@ -144,7 +144,7 @@ def to_proto(json_path: Path, proto_path: Path, spans: int) -> int:
             payload = msg.SerializeToString()
             out.write(len(payload).to_bytes(4, "big"))
             out.write(payload)
-    return table.num_rows
+    return int(table.num_rows)
 
 
 OURS = """

@@ -47,7 +47,10 @@ def test_convert_quiet_prints_nothing(tmp_path: Path) -> None:
     [
         (["convert", str(DEMO)], "convert needs -o/--output FILE"),
         (["convert", str(DEMO), "-o", "out.csv"], "cannot tell the output format"),
-        (["convert", str(DEMO), "-o", "o.arrow", "--input-format", "xml"], "unknown --input-format"),
+        (
+            ["convert", str(DEMO), "-o", "o.arrow", "--input-format", "xml"],
+            "unknown --input-format",
+        ),
         (["convert", "/no/such/file.json", "-o", "o.arrow"], "unreadable file"),
     ],
 )

@@ -128,7 +128,8 @@ def test_fast_path_equals_tolerant_path_on_random_messages(msg: TracesData) -> N
 
 SPEC_LINE = sample_lines(1, 11).splitlines()[0]
 KIND_NAMES = [
-    f"SPAN_KIND_{k}" for k in ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+    f"SPAN_KIND_{k}"
+    for k in ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 ]
 QUIRKS: dict[str, Any] = {
     "base64 ids": lambda d: _ids(d, lambda h: base64.b64encode(bytes.fromhex(h)).decode()),
@@ -237,8 +238,10 @@ def test_array_and_kvlist_values_survive(tmp_path: Path) -> None:
 
 
 def test_semantic_convention_promotion_and_instance(tmp_path: Path) -> None:
+    def kv(items: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"key": k, "value": v} for k, v in items.items()]
+
     def line(resource: dict[str, Any], attrs: dict[str, Any]) -> bytes:
-        kv = lambda d: [{"key": k, "value": v} for k, v in d.items()]  # noqa: E731
         span = {
             "traceId": "0af7651916cd43dd8448eb211c80319c",
             "spanId": f"{len(attrs) + 16 * len(resource):016x}",
@@ -319,3 +322,43 @@ def test_stdin(tmp_path: Path) -> None:
     spec = tmp_path / "spec.jsonl"
     spec.write_bytes(SPEC_LINE + b"\n")
     assert plain(read_spans([str(out)]).table).equals(plain(read_spans([str(spec)]).table))
+
+
+def test_fast_path_reads_real_events_and_links_like_the_tolerant_path() -> None:
+    from test_ingest_corpus import OTLP
+
+    lines = (OTLP / "otel-demo-otel-tui.jsonl").read_bytes().split(b"\n")
+    fast_lines = []
+    for raw in lines:
+        if b'"resourceSpans"' not in raw:
+            continue
+        try:
+            fast_json.block_to_table(raw + b"\n")
+        except fast_json.Unsupported:
+            continue  # e.g. arrayValue attributes: tolerant path
+        fast_lines.append(raw)
+    block = b"\n".join(fast_lines) + b"\n"
+    fast, records, _ = fast_json.block_to_table(block)
+    slow, stats = tolerant(block)
+    assert records == stats.records == slow.num_rows > 150
+    assert pa.compute.sum(pa.compute.list_value_length(fast[s.EVENTS])).as_py() > 0
+    assert pa.compute.sum(pa.compute.list_value_length(fast[s.LINKS])).as_py() > 0
+    assert plain(fast).equals(plain(slow))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nezha-onlineboutique-2022-08-23-17_00.jsonl.gz",
+        "nezha-trainticket-2023-01-29-08_50.jsonl.gz",
+    ],
+)
+def test_fast_path_equals_tolerant_path_on_real_captures(name: str) -> None:
+    import gzip
+
+    from test_ingest_corpus import OTLP
+
+    block = gzip.decompress((OTLP / name).read_bytes())
+    fast, _, _ = fast_json.block_to_table(block)
+    slow, _ = tolerant(block)
+    assert plain(fast).equals(plain(slow))

@@ -14,9 +14,11 @@ from tailscope.errors import InputError
 from tailscope.tui.app import HelpScreen, TraceIdScreen, TraceListScreen, TriageApp, TriageScreen
 from tailscope.tui.data import TriageData
 from tailscope.tui.load import LoadProgress
-from tailscope.tui.panes import OverviewPane, TracePane
+from tailscope.tui.panes import FILTER_DELAY_S, OverviewPane, TracePane
 
 SIZE = (100, 30)
+FILTER_WAIT_S = FILTER_DELAY_S + 0.2
+"""The filter applies once typing pauses; wait that long (plus slack) before looking."""
 
 
 def cell_text(value: Any) -> str:
@@ -67,18 +69,18 @@ def test_filter_by_typing_and_clear_with_escape() -> None:
             await pilot.pause()
             # WHEN the user presses / and types two words
             await pilot.press("slash", *"inventory stock")
-            await pilot.pause()
+            await pilot.pause(FILTER_WAIT_S)
             # THEN only the matching operation is left, and the panel follows it
             assert [r[:2] for r in rows(app, "#operations")] == [["inventory", "GET /stock"]]
             assert "inventory · GET /stock" in static_text(app, "#distribution")
             # WHEN a filter matches nothing THEN the panel says so
             await pilot.press("x")
-            await pilot.pause()
+            await pilot.pause(FILTER_WAIT_S)
             assert rows(app, "#operations") == []
             assert "No operation matches" in static_text(app, "#distribution")
             # WHEN escape is pressed THEN the filter is cleared and hidden
             await pilot.press("escape")
-            await pilot.pause()
+            await pilot.pause(FILTER_WAIT_S)
             assert len(rows(app, "#operations")) == len(sample_report().operations)
             assert not app.screen.query_one("#filter", Input).display
 
@@ -126,8 +128,8 @@ def test_hops_show_shares_per_root_and_open_exemplars() -> None:
             # THEN the first root's hops are listed with their tail share and interval
             hops = rows(app, "#hop-table")
             assert hops[0][0] == "inventory GET /stock"
-            assert "86% [74–95]" in hops[0][4]
-            assert "81% [70–92]" in hops[0][5]
+            assert "86% [74, 95]" in hops[0][4]
+            assert "81% [70, 92]" in hops[0][5]
             # WHEN the second (inconclusive) root is highlighted THEN it has no hops and says why
             await pilot.press("down")
             await pilot.pause()
@@ -335,5 +337,43 @@ def test_report_without_spans_says_traces_are_unavailable() -> None:
             await pilot.pause()
             assert "not available" in static_text(app, "#trace-title")
             assert rows(app, "#waterfall") == []
+
+    asyncio.run(run())
+
+
+def test_compare_lists_gate_rows_failures_first() -> None:
+    async def run() -> None:
+        app = TriageApp(data=sample_triage(with_verdict=True))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            # WHEN the user opens the Compare screen (a baseline was given)
+            await pilot.press("6")
+            await pilot.pause()
+            assert active_tab(app) == "compare"
+            # THEN the overall verdict heads it and rows come failures first
+            assert static_text(app, "#compare-title").startswith("FAIL: 1 operation(s) gated")
+            table = rows(app, "#compare-table")
+            assert [(r[1], r[6]) for r in table] == [
+                ("p99", "FAIL"),
+                ("p99.9", "INCONCLUSIVE"),
+                ("p50", "PASS"),
+            ]
+            # AND the change is current vs baseline (hand-computed: 352 / 120 - 1 = +193.3 %)
+            assert table[0][2:5] == ["120.0", "352.0", "+193.3%"]
+            # AND the highlighted row's full reason is spelled out below the table
+            assert "whole interval > +10%" in static_text(app, "#compare-detail")
+
+    asyncio.run(run())
+
+
+def test_compare_is_absent_without_a_baseline() -> None:
+    async def run() -> None:
+        app = TriageApp(data=sample_triage())
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("6")
+            await pilot.pause()
+            assert active_tab(app) == "overview"
+            assert not app.screen.query("#compare-table")
 
     asyncio.run(run())

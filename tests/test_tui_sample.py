@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from tailscope.gate import GatePolicy, GateVerdict, QuantileComparison
 from tailscope.ingest.rows import SpanRow, attribute_from_python, table_from_rows
 from tailscope.report.model import (
     Cascade,
@@ -33,6 +34,7 @@ from tailscope.tui.data import (
     trace_summaries,
     trace_view,
 )
+from tailscope.types import Verdict
 
 BASE_NS = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -217,8 +219,10 @@ def sample_spans_and_path() -> tuple[pl.DataFrame, pl.DataFrame]:
     skewed = (pl.col("service_name").cast(pl.String) == "payments") & (
         pl.col("trace_id") == bytes.fromhex(trace_hex(1))
     )
+    server = pl.col("kind") == int(SpanKind.SERVER)
     spans = spans.with_columns(
-        skew_adjustment_ns=pl.when(skewed).then(pl.lit(SKEW_NS)).otherwise(pl.lit(0))
+        skew_adjustment_ns=pl.when(skewed).then(pl.lit(SKEW_NS)).otherwise(pl.lit(0)),
+        skew_corrected=skewed & server,
     )
     return spans, pl.DataFrame(path_rows)
 
@@ -308,9 +312,45 @@ def sample_report() -> Report:
     )  # fmt: skip
 
 
-def sample_triage() -> TriageData:
+def _comparison(
+    name: str, q: float, base: float, cur: float, verdict: Verdict, reason: str
+) -> QuantileComparison:
+    service, operation = name.split("/", 1)
+    change = cur - base
+    return QuantileComparison(
+        name=name, service=service, operation=operation, kind=None, quantile=q,
+        baseline_count=2000, current_count=6, baseline_ms=base, current_ms=cur,
+        change_ms=change, change_pct=100 * change / base,
+        interval_ms=(change * 0.5, change * 1.5),
+        interval_pct=(50 * change / base, 150 * change / base),
+        verdict=verdict, reason=reason,
+    )  # fmt: skip
+
+
+def sample_verdict() -> GateVerdict:
+    """What the gate said about the sample against a (made-up) known-good baseline."""
+    policy = GatePolicy(quantiles=(0.5, 0.99, 0.999))
+    rows = (
+        _comparison("frontend/GET /checkout", 0.5, 70.0, 71.0, "pass", "+1.4% within +10%"),
+        _comparison("frontend/GET /checkout", 0.99, 120.0, 352.0, "fail", "whole interval > +10%"),
+        _comparison("frontend/GET /checkout", 0.999, 150.0, 457.6, "inconclusive",
+                    "6 samples < 6905 needed for p99.9"),
+    )  # fmt: skip
+    return GateVerdict(
+        verdict="fail",
+        rows=rows,
+        checks=(),
+        policy=policy,
+        baseline_label="abc123",
+        baseline_created="2026-11-28T12:00:00Z",
+        current_label=None,
+    )
+
+
+def sample_triage(with_verdict: bool = False) -> TriageData:
     spans, path = sample_spans_and_path()
-    return TriageData(report=sample_report(), spans=spans, path=path)
+    verdict = sample_verdict() if with_verdict else None
+    return TriageData(report=sample_report(), spans=spans, path=path, verdict=verdict)
 
 
 # --- view-model tests -------------------------------------------------------------------------
@@ -347,6 +387,7 @@ def test_waterfall_marks_critical_path_stalls_skew_and_errors() -> None:
     # AND only the payments spans carry the +2 ms skew shift
     shifted = {w.service for w in view.spans if w.skew_adjustment_ns}
     assert shifted == {"payments"}
+    assert [w.name for w in view.spans if w.skew_corrected] == ["POST /charge"]
     # AND the timed-out client call is an error with its event and attributes
     client = by_name[("checkout", "GET /stock", SpanKind.CLIENT)]
     assert client.error and client.status_message == "deadline exceeded"

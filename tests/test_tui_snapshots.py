@@ -19,8 +19,8 @@ SIZE = (100, 30)
 SnapCompare = Callable[..., bool]
 
 
-def app() -> TriageApp:
-    return TriageApp(data=sample_triage())
+def app(with_verdict: bool = False) -> TriageApp:
+    return TriageApp(data=sample_triage(with_verdict))
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,7 @@ def test_light_theme_snapshot(snap_compare: SnapCompare) -> None:
         pilot.app.theme = "textual-light"
 
     assert snap_compare(app(), press=("2",), terminal_size=SIZE, run_before=light)
+
+
+def test_compare_snapshot(snap_compare: SnapCompare) -> None:
+    assert snap_compare(app(with_verdict=True), press=("6",), terminal_size=SIZE)

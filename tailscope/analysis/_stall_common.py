@@ -97,8 +97,8 @@ def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
     ``start``, ``end``, ``dur``, ``error``, ``timeout``, ``target``, ``resend``; the child's
     ``child_sid``, ``child_service``, ``child_instance``, ``child_start``, ``child_dur``;
     ``overhead`` = client duration minus child duration (network + queue + stranded time, ns;
-    null without a child) and ``excess`` = overhead minus the median overhead of the same edge
-    (caller service, client operation, callee service).
+    null without a child), ``usual_overhead`` = the median overhead of the same edge (caller
+    service, client operation, callee service) and ``excess`` = overhead minus usual overhead.
     """
     clients = narrowed.filter(pl.col("kind") == SpanKind.CLIENT)
     children = narrowed.filter(pl.col("kind") == SpanKind.SERVER).select(
@@ -116,8 +116,8 @@ def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
     overhead = pl.col("dur") - pl.col("child_dur")
     edge = ["service", "name", "child_service"]
     return joined.with_columns(overhead=overhead).with_columns(
-        excess=pl.col("overhead") - pl.col("overhead").median().over(edge)
-    )
+        usual_overhead=pl.col("overhead").median().over(edge)
+    ).with_columns(excess=pl.col("overhead") - pl.col("usual_overhead"))
 
 
 def instance_timestamps(narrowed: pl.DataFrame, events: pl.Series | None) -> pl.DataFrame:

@@ -1,15 +1,342 @@
-"""Timeout -> retry cascades caused by stalls. (Being built: returns nothing yet.)"""
+"""Timeout -> retry cascades caused by stalls, and the timeouts no stall explains.
+
+A stall hurts its callers through time: a request in flight inside the paused process (or queued
+in front of it) makes the caller's CLIENT span wait past its configured timeout; the caller
+retries, the retry may time out as well, and the callers further up wait past theirs. So a
+timed-out span is linked to a stall when it is, or is an ancestor of, a span the stall touched:
+
+* a span of the stalled instance in flight across the silence (stretched), or
+* a SERVER span of it that started right after the silence and whose caller waited unusually
+  long or gave up (queued) — the same evidence :mod:`tailscope.analysis.stalls` uses, or
+* (for callers whose request left no SERVER span) a CLIENT span aimed at the stalled instance by
+  ``server.address`` whose own interval overlaps the silence within the skew margin.
+
+Ancestry is followed with parent ids only — no cross-host timestamp comparison. Retries are the
+later attempts of the same logical call (same trace, parent span and target) or spans carrying
+``http.request.resend_count``. Timed-out spans linked to no stall become
+:class:`~tailscope.report.model.UnexplainedTimeout` rows per call edge, with the hop where the
+time most likely went; they are never labelled as GC.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Final
+
 import polars as pl
 
+from tailscope.analysis._stall_common import NS_PER_MS, client_calls, narrow
+from tailscope.analysis.stalls import BURST_NS, EXCESS_SHARE, MIN_EXCESS_NS, SKEW_MARGIN_NS
+from tailscope.histogram import LatencyHistogram
 from tailscope.report.model import Cascade, Stall, UnexplainedTimeout
+from tailscope.schema import SpanKind
+
+MAX_DEPTH: Final = 256
+"""Deepest parent chain followed when walking from touched spans up to their roots."""
+DEPENDENCY_SHARE: Final = 0.5
+"""A downstream call taking at least this share of the callee's time is where the time went."""
 
 
 def find_cascades(
     spans: pl.DataFrame, stalls: tuple[Stall, ...]
 ) -> tuple[tuple[Cascade, ...], tuple[UnexplainedTimeout, ...]]:
-    """Cascades linked to ``stalls`` and timeouts that no stall explains."""
-    del spans, stalls
-    return (), ()
+    """Cascades linked to ``stalls`` (indices into that tuple) and timeouts no stall explains.
+
+    Args:
+        spans: the span table as a polars DataFrame.
+        stalls: what :func:`~tailscope.analysis.stalls.detect_stalls` found in the same table.
+
+    Returns:
+        Cascades ordered by the stall they belong to, and unexplained timeouts per call edge,
+        most timeouts first.
+    """
+    if spans.height == 0:
+        return (), ()
+    narrowed = narrow(spans)
+    calls = client_calls(narrowed)
+    timeouts = calls.filter(pl.col("timeout"))
+    if timeouts.height == 0:
+        return (), ()
+    linked = _linked_timeouts(narrowed, calls, timeouts, stalls)
+    cascades = _cascades(narrowed, calls, timeouts, linked, stalls)
+    unexplained = _unexplained(calls, timeouts.join(linked, on=["tid", "sid"], how="anti"))
+    return cascades, unexplained
+
+
+def _touched(narrowed: pl.DataFrame, calls: pl.DataFrame, stalls: tuple[Stall, ...]) -> pl.DataFrame:
+    """Spans each stall touched directly: ``stall``, ``tid``, ``sid`` and ``delay`` (ns).
+
+    ``delay`` is how much the stall lengthened what the span's caller waited for: the silence
+    for a stretched span, the extra queue time for a queued one, the silence for a call aimed at
+    the instance by name.
+    """
+    windows = pl.DataFrame(
+        {
+            "stall": list(range(len(stalls))),
+            "instance": [st.instance for st in stalls],
+            "a": [st.start_unix_nano for st in stalls],
+            "b": [st.end_unix_nano for st in stalls],
+        },
+        schema={"stall": pl.Int64, "instance": pl.String, "a": pl.Int64, "b": pl.Int64},
+    ).with_columns(gap=pl.col("b") - pl.col("a"))
+    mine = narrowed.select("tid", "sid", "instance", "kind", "start", "end").join(
+        windows, on="instance", how="inner"
+    )
+    # no timestamps inside a silence: a span overlapping it was in flight across (part of) it
+    stretched = mine.filter(
+        (pl.col("start") < pl.col("b")) & (pl.col("end") > pl.col("a"))
+    ).with_columns(
+        delay=pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a")
+    )
+    burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
+    threshold = pl.max_horizontal(pl.lit(MIN_EXCESS_NS), pl.col("gap") * EXCESS_SHARE)
+    callers = calls.select("tid", pl.col("child_sid").alias("sid"), "excess").drop_nulls("sid")
+    queued = (
+        mine.filter(
+            (pl.col("kind") == SpanKind.SERVER)
+            & (pl.col("start") > pl.col("a"))
+            & (pl.col("start") <= pl.col("b") + burst)
+        )
+        .join(callers, on=["tid", "sid"], how="inner")
+        .filter(pl.col("excess") >= threshold)
+        .with_columns(delay=pl.lit(0, dtype=pl.Int64))
+    )
+    # callers whose request left no server span: match the target by name, times with margin
+    single = narrowed.group_by("service").agg(pl.col("instance").n_unique().alias("n"))
+    named = windows.join(
+        narrowed.select("instance", "service", "host").unique("instance"), on="instance"
+    ).join(single, on="service")
+    targets = pl.concat(
+        [
+            named.select("stall", "a", "b", "gap", pl.col("instance").alias("target")),
+            named.drop_nulls("host").select(
+                "stall", "a", "b", "gap", pl.col("host").alias("target")
+            ),
+            named.filter(pl.col("n") == 1).select(
+                "stall", "a", "b", "gap", pl.col("service").alias("target")
+            ),
+        ]
+    ).unique(["stall", "target"])
+    aimed = (
+        calls.filter(pl.col("child_sid").is_null())
+        .select("tid", "sid", "target", "start", "end")
+        .join(targets, on="target", how="inner")
+        .filter(
+            (pl.col("start") <= pl.col("b") + SKEW_MARGIN_NS)
+            & (pl.col("end") >= pl.col("a") - SKEW_MARGIN_NS)
+        )
+        .with_columns(delay=pl.col("gap"))
+    )
+    return (
+        pl.concat([f.select("stall", "tid", "sid", "delay") for f in (stretched, queued, aimed)])
+        .group_by("stall", "tid", "sid")
+        .agg(pl.col("delay").max())
+    )
+
+
+def _linked_timeouts(
+    narrowed: pl.DataFrame,
+    calls: pl.DataFrame,
+    timeouts: pl.DataFrame,
+    stalls: tuple[Stall, ...],
+) -> pl.DataFrame:
+    """Timed-out spans that are, or are ancestors of, a span some stall touched, and that would
+    not have timed out without the stall's delay.
+
+    The counterfactual test, per timed-out CLIENT span with a SERVER child: what the client
+    would have waited without the stall is the child's duration plus the edge's usual overhead,
+    minus the delay the stall put inside the child's subtree (its silence, or a descendant's
+    queue time). If that still reaches the client's own duration (its timeout), the call would
+    have timed out anyway (a slow dependency that also met a pause) and is not linked.
+    Columns: ``tid``, ``sid``, ``stall`` (one stall per span: the first that reaches it).
+    """
+    empty = pl.DataFrame(schema={"tid": pl.Binary, "sid": pl.Binary, "stall": pl.Int64})
+    if not stalls:
+        return empty
+    parents = narrowed.select("tid", "sid", "pid").drop_nulls("pid")
+    frontier = _touched(narrowed, calls, stalls)
+    reached = [frontier]
+    seen = frontier.select("stall", "tid", "sid")
+    for _ in range(MAX_DEPTH):
+        up = (
+            frontier.join(parents, on=["tid", "sid"], how="inner")
+            .group_by("stall", "tid", pl.col("pid").alias("sid"))
+            .agg(pl.col("delay").max())
+            .join(seen, on=["stall", "tid", "sid"], how="anti")
+        )
+        if up.height == 0:
+            break
+        reached.append(up)
+        seen = pl.concat([seen, up.select("stall", "tid", "sid")])
+        frontier = up
+    affected = pl.concat(reached).group_by("stall", "tid", "sid").agg(pl.col("delay").max())
+    # the delay inside a timed-out client's child subtree (queue time in front of the child
+    # itself is outside the child's duration and is not subtracted)
+    inside = affected.select(
+        "stall", "tid", pl.col("sid").alias("child_sid"), pl.col("delay").alias("inside")
+    )
+    counterfactual = (
+        pl.col("child_dur") + pl.col("usual_overhead").clip(lower_bound=0) - pl.col("inside")
+    )
+    return (
+        timeouts.select("tid", "sid", "dur", "child_sid", "child_dur", "usual_overhead")
+        .join(affected.select("stall", "tid", "sid"), on=["tid", "sid"], how="inner")
+        .join(inside, on=["stall", "tid", "child_sid"], how="left")
+        .with_columns(pl.col("inside").fill_null(0))
+        .filter(pl.col("child_dur").is_null() | (counterfactual < pl.col("dur")))
+        .sort("stall")
+        .unique(["tid", "sid"], keep="first")
+        .select("tid", "sid", "stall")
+    )
+
+
+def _cascades(
+    narrowed: pl.DataFrame,
+    calls: pl.DataFrame,
+    timeouts: pl.DataFrame,
+    linked: pl.DataFrame,
+    stalls: tuple[Stall, ...],
+) -> tuple[Cascade, ...]:
+    if linked.height == 0:
+        return ()
+    # logical calls: attempts from the same parent span to the same target, in start order
+    attempts = calls.with_columns(
+        callee=pl.coalesce("child_service", "target", "name"),
+    ).with_columns(
+        attempt=pl.col("start").rank("ordinal").over("tid", "pid", "instance", "name", "callee"),
+        call_key=pl.struct("tid", "pid", "instance", "name", "callee"),
+    )
+    linked_calls = linked.join(attempts.select("tid", "sid", "call_key"), on=["tid", "sid"])
+    per_stall_calls = linked_calls.select("stall", "call_key").unique()
+    affected_attempts = attempts.join(per_stall_calls, on="call_key", how="inner")
+    call_stats = (
+        affected_attempts.group_by("stall")
+        .agg(
+            pl.len().alias("attempts"),
+            pl.col("call_key").n_unique().alias("logical"),
+            ((pl.col("attempt") > 1) | (pl.col("resend") > 0)).sum().alias("retries"),
+            pl.col("start").min().alias("first"),
+            pl.col("end").max().alias("last"),
+        )
+    )
+    roots = _roots(narrowed)
+    traces = linked.select("stall", "tid").unique()
+    timed = linked.group_by("stall").agg(pl.len().alias("timed_out"))
+    hex_roots = roots.with_columns(
+        op=pl.col("service") + pl.lit(" ") + pl.col("name"),
+    )
+    out: list[Cascade] = []
+    stats = call_stats.join(timed, on="stall").sort("stall")
+    for row in stats.iter_rows(named=True):
+        idx = int(row["stall"])
+        stall = stalls[idx]
+        tids = traces.filter(pl.col("stall") == idx)["tid"]
+        affected_roots = hex_roots.filter(pl.col("tid").is_in(tids.implode()))
+        ops = sorted(set(affected_roots["op"].to_list()))
+        out.append(
+            Cascade(
+                stall=idx,
+                service=stall.service,
+                instance=stall.instance,
+                start_unix_nano=min(int(row["first"]), stall.start_unix_nano),
+                end_unix_nano=max(int(row["last"]), stall.end_unix_nano),
+                timed_out_spans=int(row["timed_out"]),
+                retries=int(row["retries"]),
+                amplification=round(int(row["attempts"]) / max(int(row["logical"]), 1), 3),
+                root_operations=tuple(ops),
+                trace_ids=tuple(sorted(t.hex() for t in tids.to_list())),
+                p99_impact_ms=_p99_impact_ms(hex_roots, tids, ops),
+            )
+        )
+    del timeouts
+    return tuple(out)
+
+
+def _roots(narrowed: pl.DataFrame) -> pl.DataFrame:
+    """One root span per trace (no parent, or a parent not in the input): the earliest."""
+    present = narrowed.select("tid", pl.col("sid").alias("pid"), pl.lit(True).alias("_found"))
+    return (
+        narrowed.select("tid", "pid", "service", "name", "start", "dur")
+        .join(present.unique(["tid", "pid"]), on=["tid", "pid"], how="left")
+        .filter(pl.col("_found").is_null())
+        .sort("start")
+        .unique("tid", keep="first")
+        .drop("_found", "pid")
+    )
+
+
+def _p99_impact_ms(roots: pl.DataFrame, tids: pl.Series, ops: list[str]) -> float:
+    """Largest, over the affected root operations, of p99 with minus p99 without ``tids``."""
+    worst = 0.0
+    for op in ops:
+        of_op = roots.filter(pl.col("op") == op)
+        without = of_op.filter(~pl.col("tid").is_in(tids.implode()))
+        p_all = LatencyHistogram.from_durations_ns(of_op["dur"].to_numpy()).quantile_ns(0.99)
+        p_without = LatencyHistogram.from_durations_ns(without["dur"].to_numpy()).quantile_ns(
+            0.99
+        )
+        worst = max(worst, (p_all - p_without) / NS_PER_MS)
+    return round(worst, 3)
+
+
+def _unexplained(calls: pl.DataFrame, leftover: pl.DataFrame) -> tuple[UnexplainedTimeout, ...]:
+    """Group timeouts no stall explains by call edge and name the hop the time went to."""
+    if leftover.height == 0:
+        return ()
+    # the longest downstream call made inside each SERVER span (keyed by that span's id)
+    longest = (
+        calls.with_columns(down=pl.coalesce("child_service", "target", "name"))
+        .sort("dur", descending=True)
+        .unique(["tid", "pid"], keep="first")
+        .select("tid", pl.col("pid").alias("child_sid"), "down", pl.col("dur").alias("down_dur"))
+    )
+    inner_share = pl.col("down_dur") / pl.max_horizontal(pl.col("child_dur"), pl.lit(1))
+    hop = (
+        pl.when(pl.col("child_sid").is_null() & pl.col("target").is_not_null())
+        .then(pl.lit("dependency ") + pl.col("target"))
+        .when(pl.col("child_sid").is_null())
+        .then(pl.lit("unknown"))
+        .when(pl.col("child_start").is_not_null() & (pl.col("child_dur") < pl.col("dur") // 2)
+              & (pl.col("overhead") > pl.col("dur") // 2))
+        .then(pl.lit("network"))
+        .when(pl.col("down_dur").is_not_null() & (inner_share >= DEPENDENCY_SHARE))
+        .then(pl.lit("dependency ") + pl.col("down"))
+        .otherwise(pl.lit("self ") + pl.col("child_service"))
+    )
+    edge_timeout = (
+        calls.filter(pl.col("timeout"))
+        .with_columns(callee=pl.coalesce("child_service", "target", pl.lit("unknown")))
+        .with_columns(ms=(pl.col("dur") / NS_PER_MS).round(0))
+        .group_by("service", "callee", "name")
+        .agg(pl.col("ms").mode().min().alias("inferred_ms"))
+    )
+    labelled = (
+        leftover.select("tid", "sid")
+        .join(calls, on=["tid", "sid"], how="inner")
+        .join(longest, on=["tid", "child_sid"], how="left")
+        .with_columns(
+            callee=pl.coalesce("child_service", "target", pl.lit("unknown")), hop=hop
+        )
+        .join(edge_timeout, on=["service", "callee", "name"], how="left")
+    )
+    groups = labelled.group_by("service", "callee", "name").agg(
+        pl.len().alias("n"),
+        pl.col("hop").alias("hops"),
+        pl.col("inferred_ms").first(),
+        pl.col("tid").unique().alias("tids"),
+    )
+    out: list[UnexplainedTimeout] = []
+    for row in groups.sort("n", "service", descending=[True, False]).iter_rows(named=True):
+        hops = Counter(row["hops"]).most_common(1)
+        out.append(
+            UnexplainedTimeout(
+                caller_service=row["service"],
+                callee=row["callee"],
+                operation=row["name"],
+                timed_out_spans=int(row["n"]),
+                inferred_timeout_ms=None if row["inferred_ms"] is None else float(row["inferred_ms"]),
+                likely_hop=hops[0][0] if hops else "unknown",
+                trace_ids=tuple(sorted(t.hex() for t in row["tids"])),
+            )
+        )
+    return tuple(out)

@@ -8,15 +8,17 @@ for exactly that signature, per instance:
 
 1. **Silence** — a gap between consecutive timestamps of one instance that is at least
    :data:`MIN_GAP_NS` long and :data:`RATE_FACTOR` times the instance's recent mean interval.
-2. **Evidence from several traces** (at least :data:`MIN_EVIDENCE_TRACES` distinct traces):
+2. **Evidence from several traces** (a score of at least :data:`MIN_SCORE`, see there):
 
    * *working stretched*: a span of the instance in flight across the whole gap that was not
      merely waiting on a downstream call (its innermost in-flight span is not a CLIENT span);
-   * *stranded responses*: an in-flight CLIENT span of the instance whose SERVER child
-     finished well before the client did (client minus child duration, beyond the edge's usual
-     network time, is large);
+   * *stranded responses*: an in-flight CLIENT span of the instance that succeeded but whose
+     SERVER child finished well before the client did (client minus child duration, beyond the
+     edge's usual network time, is large; a client that gave up is no evidence, nor one whose
+     child was itself queued behind a silence of its own instance);
    * *queued requests*: SERVER spans of the instance starting right after the gap whose
-     caller's CLIENT span shows an unusually large network-plus-queue time (or gave up).
+     caller's CLIENT span shows an unusually large network-plus-queue time (a caller that gave
+     up early shows it too: its duration is the timeout, the queued child's is short).
 
 3. **Context** — if every other instance active around the window was silent too, it is a
    telemetry gap and is not reported; if every other instance on the same host was silent, the
@@ -53,10 +55,17 @@ RATE_FACTOR: Final = 8.0
 """A silence must last this many times the instance's recent mean interval between timestamps."""
 RECENT_TIMESTAMPS: Final = 32
 """How many preceding timestamps define an instance's recent rate."""
+COMPONENT_GAP_NS: Final = 5 * NS_PER_MS
+"""Shortest part of a chain of back-to-back silences."""
+MERGE_BLIP_NS: Final = NS_PER_MS
+"""Longest activity between two silences that still makes them one window."""
 MIN_HISTORY: Final = 8
 """Below this many preceding timestamps the instance-wide mean interval is used instead."""
-MIN_EVIDENCE_TRACES: Final = 2
-"""Distinct traces that must show stretching, stranding or queueing across one silence."""
+MIN_SCORE: Final = 2.0
+"""Evidence needed across one silence: each distinct trace that queued or had a response
+stranded scores 1, one merely stretched in its own work scores :data:`WORKING_WEIGHT` (long
+own work alone is what a slow CPU-bound request looks like too)."""
+WORKING_WEIGHT: Final = 0.5
 SKEW_MARGIN_NS: Final = 25 * NS_PER_MS
 """Clock disagreement tolerated when judging whether an instance on another host was silent."""
 MIN_EXCESS_NS: Final = 2 * NS_PER_MS
@@ -86,7 +95,9 @@ def detect_stalls(spans: pl.DataFrame) -> tuple[Stall, ...]:
         pl.col(c).fill_null(0)
         for c in ("stretched", "working", "stranded", "queued", "evidence_traces", "traces")
     )
-    kept = kept.filter(pl.col("evidence_traces") >= MIN_EVIDENCE_TRACES)
+    kept = kept.with_columns(pl.col("score").fill_null(0.0)).filter(
+        pl.col("score") >= MIN_SCORE
+    )
     if kept.height == 0:
         return ()
     info = narrowed.group_by("instance").agg(
@@ -99,8 +110,15 @@ def detect_stalls(spans: pl.DataFrame) -> tuple[Stall, ...]:
 def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
     """Gaps between consecutive timestamps of one instance that its recent rate makes unlikely.
 
+    Back-to-back pauses (a full collection right after another, with a blip of activity of at
+    most :data:`MERGE_BLIP_NS` between them) are merged into one window: requests queued by the
+    first only start after the last, so they are one stall to the callers. Components of a
+    merged window need only be :data:`COMPONENT_GAP_NS` long (the recent rate right after a long
+    silence is no guide); one of them must pass the full test.
+
     Columns: ``cid``, ``instance``, ``a`` (last timestamp before), ``b`` (first after), ``gap``
-    (ns) and ``surprise`` (gap over the recent mean interval).
+    (``b - a``, ns), ``surprise`` (silent time over the recent mean interval) and
+    ``first_resume`` (end of the first silence of a chain; ``b`` for a single one).
     """
     by = "instance"
     index = pl.int_range(pl.len()).over(by)
@@ -112,20 +130,50 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
         pl.len().over(by) - 1
     ).clip(lower_bound=1)
     mean_interval = pl.when(index >= MIN_HISTORY).then(recent_mean).otherwise(overall_mean)
-    gaps = stamps.with_columns(
-        b=pl.col("t").shift(-1).over(by),
-        mean_interval=pl.max_horizontal(mean_interval, pl.lit(1.0)),
-    ).with_columns(gap=pl.col("b") - pl.col("t"))
+    gaps = (
+        stamps.with_columns(
+            b=pl.col("t").shift(-1).over(by),
+            mean_interval=pl.max_horizontal(mean_interval, pl.lit(1.0)),
+        )
+        .with_columns(gap=pl.col("b") - pl.col("t"))
+        .with_columns(surprise=pl.col("gap") / pl.col("mean_interval"))
+    )
+    parts = gaps.filter(pl.col("gap") >= COMPONENT_GAP_NS).select(
+        by,
+        pl.col("t").alias("a"),
+        "b",
+        "gap",
+        "mean_interval",
+        full=(pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR),
+    )
+    chained = parts.with_columns(
+        window=(
+            (pl.col("a") - pl.col("b").shift(1).over(by)).fill_null(MERGE_BLIP_NS + 1)
+            > MERGE_BLIP_NS
+        )
+        .cum_sum()
+        .over(by)
+    )
     return (
-        gaps.with_columns(surprise=pl.col("gap") / pl.col("mean_interval"))
-        .filter((pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR))
+        chained.group_by(by, "window")
+        .agg(
+            pl.col("a").min(),
+            pl.col("b").max(),
+            pl.col("b").min().alias("first_resume"),
+            pl.col("gap").sum().alias("silent"),
+            pl.col("mean_interval").first(),
+            pl.col("full").any(),
+        )
+        .filter(pl.col("full"))
+        .sort(by, "a")
         .select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("cid"),
-            "instance",
-            pl.col("t").alias("a"),
+            by,
+            "a",
             "b",
-            "gap",
-            "surprise",
+            (pl.col("b") - pl.col("a")).alias("gap"),
+            (pl.col("silent") / pl.col("mean_interval")).alias("surprise"),
+            "first_resume",
         )
     )
 
@@ -139,40 +187,75 @@ def _evidence(
     distinct traces), ``working``, ``stranded``, ``queued`` (counts), ``evidence_traces``
     (distinct traces among the last three).
     """
-    windows = candidates.select("cid", "instance", "a", "b", "gap")
+    windows = candidates.select("cid", "instance", "a", "b", "gap", "first_resume")
     threshold = pl.max_horizontal(pl.lit(MIN_EXCESS_NS), pl.col("gap") * EXCESS_SHARE)
     cols = ["tid", "sid", "pid", "instance", "kind", "start", "end"]
 
     stretched = (
         narrowed.select(cols)
         .join(windows, on="instance", how="inner")
-        .filter((pl.col("start") <= pl.col("a")) & (pl.col("end") >= pl.col("b")))
+        .filter((pl.col("start") < pl.col("b")) & (pl.col("end") > pl.col("a")))
     )
     # innermost in-flight spans: no in-flight child of their own
     has_child = stretched.select("cid", "tid", pl.col("pid").alias("sid")).drop_nulls().unique()
     innermost = stretched.join(has_child, on=["cid", "tid", "sid"], how="anti")
-    working = innermost.filter(pl.col("kind") != SpanKind.CLIENT).select("cid", "tid")
+    # an innermost span whose last finished child failed is waiting to retry (backoff), not
+    # working: no evidence
+    last_child = (
+        narrowed.select("tid", pl.col("pid").alias("sid"), "end", "error")
+        .drop_nulls("sid")
+        .join(
+            innermost.filter(pl.col("kind") != SpanKind.CLIENT).select("cid", "tid", "sid", "a"),
+            on=["tid", "sid"],
+            how="inner",
+        )
+        .filter(pl.col("end") <= pl.col("a"))
+        .sort("end")
+        .group_by("cid", "tid", "sid")
+        .agg(pl.col("error").last().alias("backoff"))
+    )
+    working = (
+        innermost.filter(pl.col("kind") != SpanKind.CLIENT)
+        .join(last_child, on=["cid", "tid", "sid"], how="left")
+        .filter(~pl.col("backoff").fill_null(False))
+        .select("cid", "tid")
+    )
+    # a child that itself started right after a silence of its own instance was queued there:
+    # the caller's extra wait is the callee's queue, not a response stranded at the caller
+    burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
+    queued_elsewhere = (
+        narrowed.filter(pl.col("kind") == SpanKind.SERVER)
+        .select("tid", pl.col("sid").alias("child_sid"), "instance", "start")
+        .join(windows, on="instance", how="inner")
+        .filter((pl.col("start") > pl.col("a")) & (pl.col("start") <= pl.col("b") + burst))
+        .select("tid", "child_sid")
+        .unique()
+    )
     stranded = (
         innermost.filter(pl.col("kind") == SpanKind.CLIENT)
-        .join(calls.select("tid", "sid", "excess"), on=["tid", "sid"], how="inner")
-        .filter(pl.col("excess") >= threshold)
+        .join(
+            calls.select("tid", "sid", "excess", "error", "child_sid"),
+            on=["tid", "sid"],
+            how="inner",
+        )
+        .filter((pl.col("excess") >= threshold) & ~pl.col("error"))
+        .join(queued_elsewhere, on=["tid", "child_sid"], how="anti")
         .select("cid", "tid")
     )
 
-    burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
     callers = calls.select(
-        "tid",
-        pl.col("child_sid").alias("sid"),
-        pl.col("excess").alias("caller_excess"),
-        pl.col("timeout").alias("caller_timeout"),
+        "tid", pl.col("child_sid").alias("sid"), pl.col("excess").alias("caller_excess")
     ).drop_nulls("sid")
     queued = (
         narrowed.filter(pl.col("kind") == SpanKind.SERVER)
         .select(cols)
         .join(windows, on="instance", how="inner")
-        .filter((pl.col("start") >= pl.col("b")) & (pl.col("start") <= pl.col("b") + burst))
+        .filter(
+            (pl.col("start") >= pl.col("first_resume"))
+            & (pl.col("start") <= pl.col("b") + burst)
+        )
         .join(callers, on=["tid", "sid"], how="inner")
-        .filter((pl.col("caller_excess") >= threshold) | pl.col("caller_timeout"))
+        .filter(pl.col("caller_excess") >= threshold)
         .select("cid", "tid")
     )
 
@@ -183,9 +266,17 @@ def _evidence(
         working.group_by("cid").agg(pl.col("tid").n_unique().alias("working")),
         stranded.group_by("cid").agg(pl.len().alias("stranded")),
         queued.group_by("cid").agg(pl.len().alias("queued")),
-        pl.concat([working, stranded, queued])
+        pl.concat(
+            [
+                working.with_columns(weight=pl.lit(WORKING_WEIGHT)),
+                stranded.with_columns(weight=pl.lit(1.0)),
+                queued.with_columns(weight=pl.lit(1.0)),
+            ]
+        )
+        .group_by("cid", "tid")
+        .agg(pl.col("weight").max())
         .group_by("cid")
-        .agg(pl.col("tid").n_unique().alias("evidence_traces")),
+        .agg(pl.len().alias("evidence_traces"), pl.col("weight").sum().alias("score")),
     ]
     out = candidates.select("cid")
     for frame in counts:
@@ -232,9 +323,10 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
         siblings = services[near] == row["service"]
         siblings_silent = bool(siblings.any() and silent[siblings].all())
 
-        evidence_traces = int(row["evidence_traces"])
         surprise = float(row["surprise"])
-        confidence = (1.0 - 0.5**evidence_traces) * (1.0 - math.exp(-surprise / RATE_FACTOR))
+        confidence = (1.0 - 0.5 ** float(row["score"])) * (
+            1.0 - math.exp(-surprise / RATE_FACTOR)
+        )
         reasons = [
             f"silent {gap / NS_PER_MS:.0f} ms, {surprise:.0f}x its recent interval",
             f"{row['stretched']} spans of {row['traces']} traces in flight",

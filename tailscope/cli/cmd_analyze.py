@@ -1,12 +1,88 @@
-"""``tailscope analyze``."""
+"""``tailscope analyze``: parse options, load inputs, run the pipeline, render the report."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from tailscope.cli.app import app
-from tailscope.cli.not_built import not_built
+from tailscope.cli.options import InputFormatOpt, Inputs, Quiet, Strict
+from tailscope.errors import UsageError
+from tailscope.types import REPORT_FORMATS
+
+_SUFFIX_FORMAT = {".json": "json", ".md": "markdown", ".markdown": "markdown"}
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def analyze() -> None:
-    """Not built yet."""
-    raise not_built("analyze")
+def choose_format(requested: str | None, output: Path | None) -> str:
+    """``--format`` if given; else from ``-o``'s suffix (.json, .md), else ``text``."""
+    if requested is not None:
+        if requested not in REPORT_FORMATS:
+            raise UsageError(
+                f"unknown --format {requested!r}; choose one of {', '.join(REPORT_FORMATS)}"
+            )
+        return requested
+    if output is not None:
+        return _SUFFIX_FORMAT.get(output.suffix.lower(), "text")
+    return "text"
+
+
+@app.command()
+def analyze(
+    inputs: Inputs,
+    report_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="text (rich tables), json (versioned, docs/report-schema.md) or markdown. "
+            "Default: from -o's suffix (.json, .md), else text.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report here instead of stdout."),
+    ] = None,
+    input_format: InputFormatOpt = "auto",
+    strict: Strict = False,
+    quiet: Quiet = False,
+    min_tail_requests: Annotated[
+        int,
+        typer.Option(
+            "--min-tail-requests",
+            min=0,
+            help="Below this many requests above p99, a root's hop shares are inconclusive.",
+        ),
+    ] = 100,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="Rows per table in text and markdown.")
+    ] = 10,
+) -> None:
+    """Per-operation percentiles, critical paths, and which hop owns each entry point's p99
+    tail and variance; plus stop-the-world stalls and the timeouts they caused."""
+    from tailscope.analysis.pipeline import AnalysisOptions
+    from tailscope.analysis.pipeline import analyze as run_analysis
+    from tailscope.cli.inputs import load
+    from tailscope.render import RenderOptions, get_renderer
+
+    name = choose_format(report_format, output)
+    renderer = get_renderer(name)
+    result = load(inputs, input_format, strict, quiet)
+    analysis = run_analysis(result, AnalysisOptions(min_tail_requests=min_tail_requests))
+    to_terminal = output is None and sys.stdout.isatty()
+    width = typer.get_terminal_size()[0] if to_terminal else 160
+    text = renderer.render(
+        analysis.report, RenderOptions(top=top, color=to_terminal and name == "text", width=width)
+    )
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    if not quiet:
+        print(f"wrote {output} ({name})", file=sys.stderr)

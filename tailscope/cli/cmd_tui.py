@@ -22,7 +22,7 @@ BaselineOpt = Annotated[
     Path | None,
     typer.Option(
         "--baseline",
-        help="A baseline from 'tailscope baseline': adds the Compare screen (not available yet).",
+        help="A baseline from 'tailscope baseline': adds the Compare screen (gate verdicts).",
     ),
 ]
 
@@ -35,7 +35,7 @@ def tui(
     strict: Strict = False,
 ) -> None:
     """Explore why p99 went bad, interactively: operations, hops that own the tail, stalls and
-    the timeout cascades they start, and single-trace waterfalls. Keys: 1-5 screens, / filter,
+    the timeout cascades they start, and single-trace waterfalls. Keys: 1-6 screens, / filter,
     Enter open, t trace id, ? help, q quit."""
     fmt = check_input_format(input_format)
     if "-" in inputs:

@@ -4,7 +4,7 @@ explicit nested schema, then flattened into span columns with Arrow compute and 
 It only accepts what it can read *exactly* as the tolerant per-record reader
 (:mod:`tailscope.ingest.otlp_json`) would: spec-shaped lines with 32/16-digit hex ids, integer
 enums, string int64s and scalar attribute values. Anything else in a block (base64 ids, enum
-names, snake_case, ``arrayValue``/``kvlistValue``, ``"NaN"``, events or links, metric/log
+names, snake_case, ``arrayValue``/``kvlistValue``, ``"NaN"``, non-hex link ids, metric/log
 lines, bad records ...) raises :class:`Unsupported` before anything is counted, and the caller
 reads that block with the tolerant path instead. Tests check that both paths produce identical
 tables on the same input, so the fast path can never silently drop what the slow one keeps.
@@ -12,11 +12,11 @@ tables on the same input, so the fast path can never silently drop what the slow
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -48,8 +48,33 @@ _SPAN = pa.struct(
         ("startTimeUnixNano", pa.string()),
         ("endTimeUnixNano", pa.string()),
         ("attributes", _KV),
-        ("events", pa.list_(pa.struct([("name", pa.string())]))),
-        ("links", pa.list_(pa.struct([("spanId", pa.string())]))),
+        (
+            "events",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("timeUnixNano", pa.string()),
+                        ("name", pa.string()),
+                        ("attributes", _KV),
+                        ("time_unix_nano", pa.string()),
+                    ]
+                )
+            ),
+        ),
+        (
+            "links",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("traceId", pa.string()),
+                        ("spanId", pa.string()),
+                        ("attributes", _KV),
+                        ("trace_id", pa.string()),
+                        ("span_id", pa.string()),
+                    ]
+                )
+            ),
+        ),
         ("status", pa.struct([("code", pa.int64()), ("message", pa.string())])),
         *((name, pa.string()) for name in ("parent_span_id", "trace_state", "trace_id", "span_id")),
     ]
@@ -100,8 +125,6 @@ for _i, _c in enumerate(b"0123456789abcdef"):
 for _i, _c in enumerate(b"ABCDEF"):
     _HEX[_c] = 10 + _i
 
-_PLAIN_DECIMAL: Final = r"^-?[0-9]+\.[0-9]+$"
-
 
 class Unsupported(Exception):
     """This block needs the tolerant path (the reason is for debugging only)."""
@@ -117,6 +140,8 @@ def _hex_ids(strings: pa.Array, size: int) -> pa.Array:
     if strings.null_count:
         raise Unsupported("missing id")
     n = len(strings)
+    if n == 0:
+        return pa.array([], pa.binary(size))
     offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[
         strings.offset : strings.offset + n + 1
     ]
@@ -136,6 +161,8 @@ def _hex_ids(strings: pa.Array, size: int) -> pa.Array:
 
 def _parent_ids(strings: pa.Array) -> pa.Array:
     """Parent ids: null, empty or all-zero mean "root" (null)."""
+    if len(strings) == 0:
+        return pa.array([], pa.binary(8))
     present = pc.fill_null(pc.greater(pc.utf8_length(strings), 0), False)
     filled = pc.if_else(present, strings, "0" * 16)
     decoded_raw = filled.cast(pa.string())
@@ -214,7 +241,9 @@ def _double_texts(doubles: pa.Array) -> pa.Array:
     magnitude = pc.abs(doubles)
     plain = pc.and_(
         pc.and_(pc.greater_equal(magnitude, 1e-4), pc.less(magnitude, 1e16)),
-        pc.match_substring_regex(arrow_text, _PLAIN_DECIMAL),
+        pc.and_(
+            pc.match_substring(arrow_text, "."), pc.invert(pc.match_substring(arrow_text, "e"))
+        ),
     )
     plain_np = pc.fill_null(plain, True).to_numpy(zero_copy_only=False)
     if plain_np.all():
@@ -250,22 +279,25 @@ def _promoted_text(texts: pa.Array, indexes: list[tuple[np.ndarray, np.ndarray]]
 def _promoted_int(
     texts: pa.Array, tags: np.ndarray, indexes: list[tuple[np.ndarray, np.ndarray]]
 ) -> pa.Array:
-    def matches(pattern: str) -> np.ndarray:
-        found = pc.fill_null(pc.match_substring_regex(texts, pattern), False)
-        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
-
-    digits = matches(r"^-?[0-9]+$")
-    # Up to 18 digits casts to int64 safely; longer ones are outside int32 anyway (null).
-    number_like = np.isin(tags, (1, 3)) & digits & matches(r"^-?[0-9]{1,18}$")
-    # Python's int() also takes "+5", " 5" or "1_0": such texts go to the tolerant path.
-    odd_number = (tags == 1) & ~digits & matches(r"^\s*[+-]?[0-9_]+\s*$")
+    """int32 of the first key whose value reads as an integer (INT or STRING) in range."""
     result: pa.Array | None = None
     for index, found in indexes:
-        if odd_number[index[found]].any():
+        picked = pc.take(texts, pa.array(index, mask=~found))
+        picked_tags = tags[np.where(found, index, 0)]
+
+        def matches(pattern: str, values: pa.Array = picked) -> np.ndarray:
+            hit = pc.fill_null(pc.match_substring_regex(values, pattern), False)
+            return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+
+        digits = matches(r"^-?[0-9]+$")
+        # Python's int() also takes "+5", " 5" or "1_0": such texts go to the tolerant path.
+        if np.any(found & (picked_tags == 1) & ~digits & matches(r"^\s*[+-]?[0-9_]+\s*$")):
             raise Unsupported("integer text Python reads differently")
-        ok = found & number_like[np.where(found, index, 0)]
-        picked = pc.take(texts, pa.array(index, mask=~ok))
-        numbers = pc.cast(picked, pa.int64())
+        # Up to 18 digits casts to int64 safely; longer ones are outside int32 anyway (null).
+        ok = found & np.isin(picked_tags, (1, 3)) & digits & matches(r"^-?[0-9]{1,18}$")
+        numbers = pc.cast(
+            pc.if_else(pa.array(ok), picked, pa.scalar(None, pa.string())), pa.int64()
+        )
         in_range = pc.and_(pc.greater_equal(numbers, INT32_MIN), pc.less_equal(numbers, INT32_MAX))
         column = pc.if_else(in_range, numbers, pa.scalar(None, pa.int64())).cast(pa.int32())
         result = column if result is None else pc.coalesce(result, column)
@@ -274,15 +306,35 @@ def _promoted_int(
 
 
 def _resource_columns(
-    resources: pa.Array,
+    resources: pa.Array, line_offsets: np.ndarray, block: bytes
 ) -> tuple[dict[str, pa.Array], int]:
-    """Per-resource service/instance/... columns (Python per resource, not per span)."""
-    plain = resources.to_pylist()
-    for resource in plain:
-        for item in (resource or {}).get("attributes") or []:
-            value = item.get("value") or {}
-            if sum(v is not None for v in value.values()) != 1:
-                raise Unsupported("resource attribute value")
+    """Per-resource service/instance/... columns (Python per resource, not per span).
+
+    Resources often carry ``arrayValue`` attributes (``process.command_args``) that the parse
+    schema cannot hold; those few resources are re-read from their line with orjson so the
+    block can stay on the fast path.
+    """
+    plain: list[Any] = resources.to_pylist()
+    incomplete = [
+        i
+        for i, resource in enumerate(plain)
+        if any(
+            sum(v is not None for v in (item.get("value") or {}).values()) != 1
+            for item in (resource or {}).get("attributes") or []
+        )
+    ]
+    if incomplete:
+        raw_lines = [line for line in block.split(b"\n") if line.strip()]
+        if len(raw_lines) != len(line_offsets) - 1:
+            raise Unsupported("cannot match lines to rows")
+        owner_line = np.repeat(np.arange(len(raw_lines)), np.diff(line_offsets))
+        for i in incomplete:
+            line = int(owner_line[i])
+            try:
+                doc = orjson.loads(raw_lines[line])
+                plain[i] = doc["resourceSpans"][i - int(line_offsets[line])].get("resource")
+            except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+                raise Unsupported("resource re-read failed") from None
     rows = [otlp_json.resource_from_json(r) for r in plain]
     unknown = sum(r.unknown_service for r in rows)
 
@@ -300,7 +352,64 @@ def _resource_columns(
     }, unknown
 
 
-PARSE_BLOCK_BYTES: Final = 1 << 20
+def _attribute_lists(
+    attr_lists: pa.Array,
+) -> tuple[pa.Array, pa.Array, pa.Array, np.ndarray, np.ndarray]:
+    """An ``attributes`` column from OTLP/JSON key-value lists: (column, keys, texts, tags,
+    offsets)."""
+    offsets = _list_offsets(attr_lists)
+    kv = attr_lists.flatten()
+    keys = pc.fill_null(_field(kv, "key"), "").cast(pa.string())
+    values = _field(kv, "value")
+    if values.null_count:
+        raise Unsupported("attribute without value")
+    texts, tags = _attribute_values(values)
+    column = pa.ListArray.from_arrays(
+        pa.array(offsets.astype(np.int32)),
+        pa.StructArray.from_arrays(
+            [keys, texts, pa.array(tags, pa.uint8())], fields=list(s.ATTRIBUTE_TYPE)
+        ),
+        type=s.ATTRIBUTES_TYPE,
+    )
+    return column, keys, texts, tags, offsets
+
+
+def _events(event_lists: pa.Array) -> pa.Array:
+    offsets = _list_offsets(event_lists)
+    events = event_lists.flatten()
+    if _field(events, "time_unix_nano").null_count < len(events):
+        raise Unsupported("snake_case event time")
+    times = _times(pc.fill_null(_field(events, "timeUnixNano"), "0"))
+    attributes = _attribute_lists(_field(events, "attributes"))[0]
+    items = pa.StructArray.from_arrays(
+        [
+            pa.array(times, pa.int64()),
+            pc.fill_null(_field(events, "name"), "").cast(pa.string()),
+            attributes,
+        ],
+        fields=list(s.EVENT_TYPE),
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items, type=s.EVENTS_TYPE)
+
+
+def _links(link_lists: pa.Array) -> pa.Array:
+    offsets = _list_offsets(link_lists)
+    links = link_lists.flatten()
+    for tripwire in ("trace_id", "span_id"):
+        if _field(links, tripwire).null_count < len(links):
+            raise Unsupported("snake_case link id")
+    items = pa.StructArray.from_arrays(
+        [
+            _hex_ids(_field(links, "traceId"), 16),
+            _hex_ids(_field(links, "spanId"), 8),
+            _attribute_lists(_field(links, "attributes"))[0],
+        ],
+        fields=list(s.LINK_TYPE),
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items, type=s.LINKS_TYPE)
+
+
+PARSE_BLOCK_BYTES: Final = 2 << 20
 """pyarrow.json's unit of parallel parsing; a line longer than this is retried as one block."""
 
 
@@ -308,7 +417,7 @@ def _parse(block: bytes, block_size: int) -> pa.Table:
     options = pj.ParseOptions(explicit_schema=LINE_SCHEMA, unexpected_field_behavior="ignore")
     try:
         return pj.read_json(
-            io.BytesIO(block),
+            pa.BufferReader(block),
             read_options=pj.ReadOptions(block_size=block_size),
             parse_options=options,
         )
@@ -345,14 +454,6 @@ def block_to_table(block: bytes) -> tuple[pa.Table, int, int]:
     for tripwire in _SPAN_TRIPWIRES:
         if _field(spans, tripwire).null_count < n:
             raise Unsupported(f"snake_case {tripwire}")
-    events = _field(spans, "events")
-    links = _field(spans, "links")
-    if (
-        pc.max(pc.fill_null(pc.list_value_length(events), 0)).as_py()
-        or pc.max(pc.fill_null(pc.list_value_length(links), 0)).as_py()
-    ):
-        raise Unsupported("events or links")
-
     trace_id = _hex_ids(_field(spans, "traceId"), 16)
     span_id = _hex_ids(_field(spans, "spanId"), 8)
     parent = _parent_ids(_field(spans, "parentSpanId"))
@@ -376,14 +477,7 @@ def block_to_table(block: bytes) -> tuple[pa.Table, int, int]:
             raise Unsupported("flags out of range")
         flags = pc.if_else(pc.equal(flags, 0), pa.scalar(None, pa.int64()), flags)
 
-    attr_lists = _field(spans, "attributes")
-    attr_offsets = _list_offsets(attr_lists)
-    kv = attr_lists.flatten()
-    keys = pc.fill_null(_field(kv, "key"), "").cast(pa.string())
-    values = _field(kv, "value")
-    if values.null_count:
-        raise Unsupported("attribute without value")
-    texts, tags = _attribute_values(values)
+    attributes, keys, texts, tags, attr_offsets = _attribute_lists(_field(spans, "attributes"))
     owners = np.repeat(np.arange(n), np.diff(attr_offsets))
     present = set(pc.unique(keys).to_pylist()) & PROMOTED_KEYS
 
@@ -402,19 +496,13 @@ def block_to_table(block: bytes) -> tuple[pa.Table, int, int]:
             return pa.nulls(n, pa.int32())
         return _promoted_int(texts, tags, found)
 
-    resource_cols, unknown = _resource_columns(_field(resource_spans, "resource"))
+    resource_cols, unknown = _resource_columns(
+        _field(resource_spans, "resource"), _list_offsets(lines), block
+    )
     take_resource = pa.array(span_resource)
     scope = _field(scope_spans, "scope")
     take_scope = pa.array(span_scope)
 
-    attributes = pa.ListArray.from_arrays(
-        pa.array(attr_offsets.astype(np.int32)),
-        pa.StructArray.from_arrays(
-            [keys, texts, pa.array(tags, pa.uint8())], fields=list(s.ATTRIBUTE_TYPE)
-        ),
-        type=s.ATTRIBUTES_TYPE,
-    )
-    no_items = pa.array(np.zeros(n + 1, dtype=np.int32))
     columns: dict[str, pa.Array] = {
         s.TRACE_ID: trace_id,
         s.SPAN_ID: span_id,
@@ -444,10 +532,8 @@ def block_to_table(block: bytes) -> tuple[pa.Table, int, int]:
         s.TRACE_STATE: _empty_to_null(_field(spans, "traceState")),
         s.FLAGS: flags.cast(pa.uint32()),
         s.ATTRIBUTES: attributes,
-        s.EVENTS: pa.ListArray.from_arrays(
-            no_items, pa.array([], s.EVENT_TYPE), type=s.EVENTS_TYPE
-        ),
-        s.LINKS: pa.ListArray.from_arrays(no_items, pa.array([], s.LINK_TYPE), type=s.LINKS_TYPE),
+        s.EVENTS: _events(_field(spans, "events")),
+        s.LINKS: _links(_field(spans, "links")),
     }
     for name, per_resource in resource_cols.items():
         columns[name] = pc.take(per_resource, take_resource)

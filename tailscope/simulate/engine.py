@@ -38,8 +38,18 @@ NS_PER_MS = 1_000_000
 
 SDK_VERSIONS: dict[str, tuple[str, str, str | None, str | None]] = {
     # language: (sdk version, instrumentation scope, process.runtime.name, runtime version)
-    "go": ("1.32.0", "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", "go", "go1.23.4"),
-    "java": ("1.45.0", "io.opentelemetry.java-agent", "OpenJDK Runtime Environment", "21.0.5+11-LTS"),
+    "go": (
+        "1.32.0",
+        "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp",
+        "go",
+        "go1.23.4",
+    ),
+    "java": (
+        "1.45.0",
+        "io.opentelemetry.java-agent",
+        "OpenJDK Runtime Environment",
+        "21.0.5+11-LTS",
+    ),
     "dotnet": ("1.10.0", "OpenTelemetry.Instrumentation.AspNetCore", ".NET", "8.0.11"),
     "nodejs": ("1.29.0", "@opentelemetry/instrumentation-http", "nodejs", "22.12.0"),
     "python": ("1.29.0", "opentelemetry.instrumentation.flask", "cpython", "3.12.8"),
@@ -204,6 +214,9 @@ class TraceResult:
     timed_out: bool
     timed_out_without_pauses: bool
     root_duration_ns: int
+    root_duration_without_pauses_ns: int
+    touched_pauses: bool
+    """Whether any pause moved any time of this request (else the counterfactual is identical)."""
 
 
 @dataclass(slots=True)
@@ -301,9 +314,7 @@ class Engine:
         counterfactual when any pause touched it."""
         key = self.request_key(index)
         u = uniform(key, 0)
-        _, service, operation = next(
-            (c for c in self.entry_cdf if u < c[0]), self.entry_cdf[-1]
-        )
+        _, service, operation = next((c for c in self.entry_cdf if u < c[0]), self.entry_cdf[-1])
         hi = mix64(key ^ 0x7EAC1D) & MASK64
         lo = mix64(key ^ 0x7EAC2E) & MASK64
         trace_id = ((hi << 64) | lo or 1).to_bytes(16, "big")
@@ -315,10 +326,14 @@ class Engine:
             run, inst, op, arrival, child_key(key, 1), None, SpanKind.SERVER
         )
         timed_out_cf = run.timed_out
+        duration_cf = end - start
         if run.touched:
             cf = _Run(pauses_on=False, record=False)
-            self._run_operation(cf, inst, op, arrival, child_key(key, 1), None, SpanKind.SERVER)
+            cf_start, cf_end, _ = self._run_operation(
+                cf, inst, op, arrival, child_key(key, 1), None, SpanKind.SERVER
+            )
             timed_out_cf = cf.timed_out
+            duration_cf = cf_end - cf_start
         return TraceResult(
             index=index,
             trace_id=trace_id,
@@ -330,6 +345,8 @@ class Engine:
             timed_out=run.timed_out,
             timed_out_without_pauses=timed_out_cf,
             root_duration_ns=end - start,
+            root_duration_without_pauses_ns=duration_cf,
+            touched_pauses=bool(run.touched),
         )
 
     def _run_operation(
@@ -341,8 +358,9 @@ class Engine:
         key: int,
         parent_id: int | None,
         kind: int,
+        message: PublishStep | None = None,
     ) -> tuple[int, int, str | None]:
-        """Execute ``op`` on ``inst`` for a request arriving at ``arrival``.
+        """Execute ``op`` on ``inst`` for a request (or ``message``) arriving at ``arrival``.
 
         Returns (start, end, error type or None)."""
         start = self._resume(run, inst, arrival)
@@ -369,7 +387,13 @@ class Engine:
                 break
         t = self._advance(run, inst, t, int(work_ns * weights[-1] / total))
         if run.record:
-            run.spans.append(self._server_span(inst, op, span_id, parent_id, kind, arrival, start, t, error))
+            span = self._server_span(inst, op, span_id, parent_id, kind, arrival, start, t, error)
+            if message is not None:
+                span.attributes[:0] = [
+                    ("messaging.system", message.system),
+                    ("messaging.destination.name", message.topic),
+                ]
+            run.spans.append(span)
         return start, t, error
 
     def _server_span(
@@ -503,11 +527,20 @@ class Engine:
             if timed_out:
                 run.timeouts.append(
                     self._timeout_cause(
-                        run, inst, step, start, akey, span_id, callee_name, callee_instance,
+                        run,
+                        inst,
+                        step,
+                        start,
+                        akey,
+                        span_id,
+                        callee_name,
+                        callee_instance,
                         run.touched[marker:callee_marker],
                     )
                 )
-            run.spans.append(self._client_span(inst, step, span_id, parent_id, start, end, error, attempt))
+            run.spans.append(
+                self._client_span(inst, step, span_id, parent_id, start, end, error, attempt)
+            )
         return end, error, span_id
 
     def _timeout_cause(
@@ -529,8 +562,10 @@ class Engine:
         if not cf.timed_out:
             longest = max(
                 touched,
-                key=lambda p: self.instances[p[0]].pauses.cumulative[p[1] + 1]
-                - self.instances[p[0]].pauses.cumulative[p[1]],
+                key=lambda p: (
+                    self.instances[p[0]].pauses.cumulative[p[1] + 1]
+                    - self.instances[p[0]].pauses.cumulative[p[1]]
+                ),
                 default=None,
             )
             return TimeoutRecord(span_id, caller, callee_service, callee_instance, "pause", longest)
@@ -636,7 +671,17 @@ class Engine:
                 )
             )
         return SimSpan(
-            span_id, parent_id, name, SpanKind.CLIENT, start, end, inst, attrs, status, message, events
+            span_id,
+            parent_id,
+            name,
+            SpanKind.CLIENT,
+            start,
+            end,
+            inst,
+            attrs,
+            status,
+            message,
+            events,
         )
 
     @staticmethod
@@ -652,12 +697,16 @@ class Engine:
     ) -> int:
         """A PRODUCER span here; the consumer handles the message after a queueing delay."""
         span_id = _span_id(key)
-        end = self._advance(run, inst, t, int(0.05 * NS_PER_MS + uniform(key, 0) * 0.15 * NS_PER_MS))
+        end = self._advance(
+            run, inst, t, int(0.05 * NS_PER_MS + uniform(key, 0) * 0.15 * NS_PER_MS)
+        )
         delivered = end + sample_ns(step.delay, key, 3)
         group = self.by_service[step.service]
         consumer = group[int(uniform(key, 1) * len(group))]
         op = self.services[step.service].operation(step.operation)
-        self._run_operation(run, consumer, op, delivered, child_key(key, 1), span_id, SpanKind.CONSUMER)
+        self._run_operation(
+            run, consumer, op, delivered, child_key(key, 1), span_id, SpanKind.CONSUMER, step
+        )
         if run.record:
             attrs: list[tuple[str, Any]] = [
                 ("messaging.system", step.system),
@@ -665,6 +714,8 @@ class Engine:
                 ("messaging.operation.type", "send"),
             ]
             run.spans.append(
-                SimSpan(span_id, parent_id, f"send {step.topic}", SpanKind.PRODUCER, t, end, inst, attrs)
+                SimSpan(
+                    span_id, parent_id, f"send {step.topic}", SpanKind.PRODUCER, t, end, inst, attrs
+                )
             )
         return end

@@ -32,14 +32,14 @@ class PauseSchedule:
     __slots__ = (
         "_draws",
         "_kinds",
-        "_next_start",
         "_next_count",
-        "starts",
+        "_next_start",
+        "cumulative",
         "ends",
         "kinds",
-        "work_starts",
-        "cumulative",
         "known_until",
+        "starts",
+        "work_starts",
     )
 
     def __init__(self, kinds: tuple[PauseKind, ...], key: int) -> None:

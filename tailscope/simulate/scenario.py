@@ -487,7 +487,8 @@ def scenario_from_mapping(data: Any, default_name: str = "scenario") -> Scenario
         )
     services_raw = _Keys(keys.required("services"), "services")
     services = tuple(
-        _service(str(n), services_raw.raw(n), services_raw.at(str(n))) for n in list(services_raw.data)
+        _service(str(n), services_raw.raw(n), services_raw.at(str(n)))
+        for n in list(services_raw.data)
     )
     deps_raw = _Keys(keys.raw("dependencies", {}), "dependencies")
     dependencies = tuple(
@@ -500,7 +501,9 @@ def scenario_from_mapping(data: Any, default_name: str = "scenario") -> Scenario
     for i, item in enumerate(entries_raw):
         e = _Keys(item, f"entries[{i}]")
         entries.append(
-            Entry(e.text("service"), e.text("operation"), e.number("weight", 1.0, exclusive_min=True))
+            Entry(
+                e.text("service"), e.text("operation"), e.number("weight", 1.0, exclusive_min=True)
+            )
         )
         e.finish()
     keys.finish()
@@ -545,10 +548,14 @@ def _check_references(scenario: Scenario) -> None:
             for i, step in enumerate(op.steps):
                 leaves = step.steps if isinstance(step, ParallelStep) else (step,)
                 for j, leaf in enumerate(leaves):
-                    path = f"{base}[{i}]" + (f".parallel[{j}]" if isinstance(step, ParallelStep) else "")
+                    path = f"{base}[{i}]" + (
+                        f".parallel[{j}]" if isinstance(step, ParallelStep) else ""
+                    )
                     if isinstance(leaf, DependencyStep):
                         if leaf.dependency not in deps:
-                            raise UsageError(f"{path}.dependency.name: unknown dependency {leaf.dependency!r}")
+                            raise UsageError(
+                                f"{path}.dependency.name: unknown dependency {leaf.dependency!r}"
+                            )
                     else:
                         check_op(leaf.service, leaf.operation, path)
                         targets.append((leaf.service, leaf.operation))

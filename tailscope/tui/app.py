@@ -38,6 +38,7 @@ from tailscope.tui.bars import Palette, format_ms
 from tailscope.tui.data import TraceSummary, TriageData, normalise_trace_id, trace_summaries
 from tailscope.tui.load import Loader, LoadProgress
 from tailscope.tui.panes import (
+    ComparePane,
     HopsPane,
     OpenTraces,
     OverviewPane,
@@ -53,6 +54,7 @@ TABS: tuple[tuple[str, str], ...] = (
     ("stalls", "3 Stalls"),
     ("trace", "4 Trace"),
     ("runtimes", "5 Runtimes"),
+    ("compare", "6 Compare"),
 )
 
 HELP = """\
@@ -64,9 +66,10 @@ HELP = """\
   3  Stalls     stop-the-world pauses, the timeout/retry cascades they started
   4  Trace      waterfall of one trace, critical path highlighted
   5  Runtimes   tail latency per language runtime
+  6  Compare    baseline vs current quantiles with the gate's verdicts (--baseline)
 
 [b]Keys[/b]
-  1-5, tab     switch screens (mouse: click the tabs)
+  1-6          switch screens (mouse: click the tabs)
   ↑ ↓ PgUp PgDn move in a table;  Enter opens (traces of a row)
   /            filter operations by service or operation words
   s / r        sort by the next column / reverse (or click a column header)
@@ -212,6 +215,7 @@ class TriageScreen(Screen[None]):
         Binding("3", "show('stalls')", "Stalls", show=False),
         Binding("4", "show('trace')", "Trace", show=False),
         Binding("5", "show('runtimes')", "Runtimes", show=False),
+        Binding("6", "show('compare')", "Compare", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("t", "open_trace", "Trace id"),
         Binding("escape,b", "back", "Back"),
@@ -236,8 +240,11 @@ class TriageScreen(Screen[None]):
                 "stalls": StallsPane(self.data, palette, id="stalls-pane"),
                 "trace": TracePane(self.data, palette, id="trace-pane"),
                 "runtimes": RuntimesPane(self.data, palette, id="runtimes-pane"),
+                "compare": ComparePane(self.data, palette, id="compare-pane"),
             }
             for tab_id, title in TABS:
+                if tab_id == "compare" and self.data.verdict is None:
+                    continue
                 with TabPane(title, id=tab_id):
                     yield panes[tab_id]
         yield Footer()
@@ -267,6 +274,9 @@ class TriageScreen(Screen[None]):
         return self.query_one("#tabs", TabbedContent).active
 
     def action_show(self, tab: str) -> None:
+        if tab == "compare" and self.data.verdict is None:
+            self.notify("No baseline given: start with --baseline baseline.json to compare.")
+            return
         self.query_one("#tabs", TabbedContent).active = tab
         self._focus_tab(tab)
 
@@ -277,6 +287,7 @@ class TriageScreen(Screen[None]):
             "stalls": "#cascades",
             "trace": "#waterfall",
             "runtimes": "#runtime-table",
+            "compare": "#compare-table",
         }[tab]
         self.query_one(first_table).focus()
 

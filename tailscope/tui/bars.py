@@ -86,10 +86,14 @@ def share_bar(
 
 
 def interval_text(share: float, interval: tuple[float, float]) -> str:
-    """``42% [35–49]``: a share and its interval in whole percent."""
+    """``42% [35, 49]``: a share and its interval in whole percent (no ``-0``)."""
     if math.isnan(share):
         return "–"
-    return f"{share * 100:3.0f}% [{interval[0] * 100:.0f}–{interval[1] * 100:.0f}]"
+
+    def pct(value: float) -> str:
+        return f"{round(value * 100) + 0:d}"
+
+    return f"{pct(share):>3}% [{pct(interval[0])}, {pct(interval[1])}]"
 
 
 def quantile_ladder(op: OperationStats, width: int, palette: Palette) -> Text:

@@ -19,6 +19,8 @@ from tailscope.report.model import OperationStats, Report, Stall
 if TYPE_CHECKING:
     import polars as pl
 
+    from tailscope.gate.evaluate import GateVerdict
+
 SortColumn = Literal[
     "service", "operation", "kind", "count", "error_rate", "p50_ms", "p99_ms", "p999_ms", "max_ms"
 ]
@@ -36,8 +38,10 @@ SORT_COLUMNS: Final[tuple[SortColumn, ...]] = (
     "max_ms",
 )
 
-SKEW_COLUMNS: Final = ("skew_adjustment_ns", "skew_shift_ns", "skew_offset_ns", "skew_ns")
-"""Names the pipeline may give the per-span clock-skew shift (ns) in the adjusted span table."""
+SKEW_COLUMNS: Final = ("skew_adjustment_ns",)
+"""The per-span clock-skew shift (ns) in the pipeline's adjusted span table, when present."""
+SKEW_CORRECTED_COLUMN: Final = "skew_corrected"
+"""True where the span's own parent edge was corrected (the pipeline's adjusted span table)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,7 @@ class TriageData:
     report: Report
     spans: pl.DataFrame | None = None
     path: pl.DataFrame | None = None
-    verdict: Any | None = None
+    verdict: GateVerdict | None = None
 
 
 def filter_operations(operations: Sequence[OperationStats], text: str) -> list[OperationStats]:
@@ -92,6 +96,8 @@ class WaterfallSpan:
     error: bool
     skew_adjustment_ns: int
     """How far the pipeline shifted this span to undo clock skew (0: not shifted)."""
+    skew_corrected: bool
+    """This span's own edge to its parent was corrected (else the shift is inherited)."""
     critical_segments: tuple[tuple[int, int], ...]
     """Parts of this span on the trace's critical path (start, end; Unix ns)."""
     stall_windows: tuple[tuple[int, int, int], ...]
@@ -292,6 +298,7 @@ def _waterfall_span(
         end_unix_nano=end,
         error=int(r[s.STATUS_CODE]) == int(s.StatusCode.ERROR),
         skew_adjustment_ns=skew,
+        skew_corrected=bool(r.get(SKEW_CORRECTED_COLUMN) or False),
         critical_segments=tuple(sorted(segments_by_span.get(span_id, []))),
         stall_windows=windows,
         attributes=_attributes(r.get(s.ATTRIBUTES)),

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tailscope.errors import UsageError
+from tailscope.errors import BaselineError
 from tailscope.ingest.model import ProgressSink
 from tailscope.tui.data import TriageData
 from tailscope.types import InputFormat
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from tailscope.gate.evaluate import GatePolicy, GateVerdict
 
 
 class LoadProgress(ProgressSink):
@@ -33,12 +39,8 @@ def triage_loader(
     strict: bool = False,
     baseline: Path | None = None,
 ) -> Loader:
-    """A loader that reads ``inputs``, runs the analysis pipeline and, given a ``baseline``,
-    nothing more yet (see ``docs/tui.md``: the Compare screen waits for the gate)."""
-    if baseline is not None:
-        raise UsageError(
-            "tailscope tui --baseline is not available yet: the Compare screen needs the gate"
-        )
+    """A loader that reads ``inputs``, runs the analysis pipeline and, given a ``baseline``
+    file, gates the input against it (:data:`COMPARE_POLICY`) for the Compare screen."""
 
     def load(progress: LoadProgress) -> TriageData:
         from tailscope.analysis.pipeline import AnalysisOptions, analyze
@@ -51,6 +53,45 @@ def triage_loader(
             "(percentiles, critical paths, hops, stalls)…"
         )
         analysis = analyze(result, AnalysisOptions())
-        return TriageData(report=analysis.report, spans=analysis.spans, path=analysis.path)
+        verdict = None
+        if baseline is not None:
+            progress.stage(f"Comparing with {baseline.name}…")
+            verdict = compare_with_baseline(result.table, baseline, result.stats.files)
+        return TriageData(
+            report=analysis.report, spans=analysis.spans, path=analysis.path, verdict=verdict
+        )
 
     return load
+
+
+def compare_policy() -> GatePolicy:
+    """The gate's default policy (allowances, confidence), at p50, p99 and p99.9."""
+    from tailscope.gate import GatePolicy
+
+    return GatePolicy(quantiles=(0.5, 0.99, 0.999))
+
+
+def compare_with_baseline(table: pa.Table, baseline: Path, files: Sequence[str]) -> GateVerdict:
+    """Gate ``table`` against the baseline file, as ``tailscope gate`` would per quantile.
+
+    Raises:
+        BaselineError: the file cannot be read, is not a baseline, or matches nothing.
+    """
+    from datetime import UTC, datetime
+
+    import tailscope
+    from tailscope.gate import build_baseline, decode_baseline, evaluate
+
+    try:
+        raw = baseline.read_bytes()
+    except OSError as exc:
+        raise BaselineError(f"cannot read baseline {baseline}: {exc.strerror or exc}") from exc
+    known_good = decode_baseline(raw, source=str(baseline))
+    current = build_baseline(
+        table,
+        label=None,
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        tailscope_version=tailscope.__version__,
+        inputs=tuple(files),
+    )
+    return evaluate(current, known_good, compare_policy())

@@ -14,8 +14,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
+from tailscope.gate.evaluate import QuantileComparison
 from tailscope.report.model import Cascade, HopShare, OperationStats, RootSummary
 from tailscope.tui.bars import (
     Palette,
@@ -49,6 +51,8 @@ KIND_SHORT = {
 }
 DETAIL_WIDTH = 56
 """Width (cells) of the span detail panel beside the waterfall on wide terminals."""
+FILTER_DELAY_S = 0.12
+"""The operations filter is applied once typing pauses this long (seconds)."""
 WIDE = 130
 """Terminal width (cells) from which detail panels move beside their table instead of below."""
 
@@ -119,6 +123,7 @@ class OverviewPane(Pane):
         self.sort_column: SortColumn = "p99_ms"
         self.descending = True
         self.shown: list[OperationStats] = []
+        self._filter_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: service or operation words", id="filter")
@@ -140,10 +145,13 @@ class OverviewPane(Pane):
         ops = filter_operations(self.data.report.operations, self.filter_text)
         self.shown = sort_operations(ops, self.sort_column, self.descending)
         error_style = self.palette.stall
+        width = self.size.width or self.app.size.width
+        service_width = min(max((len(op.service) for op in self.shown), default=8), 24)
+        operation_width = min(max(width - 70 - service_width, 24), 72)
         for i, op in enumerate(self.shown):
             table.add_row(
-                clip(op.service, 24),
-                clip(op.operation, 36),
+                clip(op.service, service_width),
+                clip(op.operation, operation_width),
                 KIND_SHORT.get(op.kind, op.kind),
                 right(f"{op.count:,}"),
                 right(format_percent(op.error_rate), error_style if op.error_rate > 0 else ""),
@@ -233,11 +241,18 @@ class OverviewPane(Pane):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
+        # Redraw once typing pauses, not per key: thousands of operations take a moment to lay out.
         self.filter_text = event.value
-        self.redraw()
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DELAY_S, self.redraw)
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+            self.redraw()
         if not self.filter_text:
             self.query_one("#filter", Input).display = False
         self.query_one("#operations", DataTable).focus()
@@ -251,6 +266,8 @@ class OverviewPane(Pane):
 # --- Hops -------------------------------------------------------------------------------------
 
 
+HOP_NAME_MIN = 26
+"""Hop names are clipped to this many cells at 80 columns, and grow on wider terminals."""
 COMPONENT_SHORT = {"self": "self", "network": "net", "dependency": "dep"}
 
 
@@ -321,12 +338,12 @@ class HopsPane(Pane):
         table.add_column("mean ms", key="mean")
         table.add_column("tail share [CI]", key="tail")
         table.add_column("variance share [CI]", key="variance")
-        bar = self.bar_width()
+        name_width, bar = self.column_widths()
         for i, hop in enumerate(self.shown_hops):
             tail = self._share_cell(hop.tail_share, hop.tail_share_ci, bar, hop.inconclusive)
             var = self._share_cell(hop.variance_share, hop.variance_share_ci, bar, hop.inconclusive)
             table.add_row(
-                clip(f"{hop.hop_service} {hop.hop_operation}", 26),
+                clip(f"{hop.hop_service} {hop.hop_operation}", name_width),
                 COMPONENT_SHORT.get(hop.component, hop.component),
                 right(format_percent(hop.on_critical_path)),
                 right(format_ms(hop.mean_ms)),
@@ -335,10 +352,14 @@ class HopsPane(Pane):
                 key=str(i),
             )
 
-    def bar_width(self) -> int:
-        """Bars only when there is room beyond the numbers (0: numbers alone, at 80 columns)."""
+    def column_widths(self) -> tuple[int, int]:
+        """(hop name width, bar width): names grow first, then bars appear (0 at 80 columns)."""
         width = self.size.width or self.app.size.width
-        return min(max((width - 80) // 2, 0), 24)
+        fixed = 6 + 9 + 9 + 2 * 15 + 2 + 2
+        spare = max(width - fixed - HOP_NAME_MIN, 0)
+        name = HOP_NAME_MIN + min(spare // 3, 22)
+        bar = min((width - fixed - name - 2) // 2, 24)
+        return name, bar if bar >= 4 else 0
 
     def _share_cell(
         self, share: float, interval: tuple[float, float], bar: int, inconclusive: bool
@@ -560,9 +581,6 @@ class TracePane(Pane):
                 (view.trace_id, "bold"),
                 (f"  {len(view.spans)} spans  {format_ms(view.duration_ms)} ms", ""),
                 (f"  critical path {format_ms(view.critical_path_ms)} ms", self.palette.critical),
-                ("   █ critical ", self.palette.critical),
-                ("▓ stall ", self.palette.stall),
-                ("⇄ skew-adjusted", self.palette.warning),
             )
         )
         name_width = self._name_width()
@@ -570,7 +588,15 @@ class TracePane(Pane):
         table.add_column("span", key="span", width=name_width)
         table.add_column("ms", key="ms", width=9)
         table.add_column("", key="marks", width=4)
-        table.add_column("waterfall", key="bar", width=width)
+        legend = Text.assemble(
+            "waterfall  ",
+            ("█ critical path", self.palette.critical),
+            ("  ▓ stall", self.palette.stall),
+            ("  ⇄ skew-adjusted", self.palette.warning),
+            ("  ! error", self.palette.stall),
+        )
+        legend.truncate(width)
+        table.add_column(legend, key="bar", width=width)
         for i, span in enumerate(view.spans):
             marks = Text()
             marks.append("!" if span.error else " ", style=self.palette.stall)
@@ -622,8 +648,9 @@ class TracePane(Pane):
                 style=self.palette.stall,
             )
         if span.skew_adjustment_ns:
+            how = "its own edge corrected" if span.skew_corrected else "inherited from a parent"
             out.append(
-                f"shifted {span.skew_adjustment_ns / 1e6:+.2f} ms to undo clock skew\n",
+                f"shifted {span.skew_adjustment_ns / 1e6:+.2f} ms to undo clock skew ({how})\n",
                 style=self.palette.warning,
             )
         if span.attributes:
@@ -669,7 +696,11 @@ class RuntimesPane(Pane):
         self.query_one("#runtimes-title", Static).update(
             Text.assemble(
                 ("Runtimes", "bold"),
-                ("  self time of SERVER spans; tail ratio = p99 / p50", self.palette.muted),
+                (
+                    "  self time of SERVER spans; tail ratio = p99 / p50; "
+                    "stall time in ms per minute per instance",
+                    self.palette.muted,
+                ),
             )
             if runtimes
             else Text("No runtime information in this input.", style=self.palette.muted)
@@ -681,14 +712,14 @@ class RuntimesPane(Pane):
             table.add_column(label, key=label)
         table.add_column("tail ratio", key="ratio")
         table.add_column("stalls", key="stalls")
-        table.add_column("stall ms/min/inst", key="stall_rate")
+        table.add_column("ms/min/inst", key="stall_rate")
         top_ratio = max((r.tail_ratio for r in runtimes), default=1.0) or 1.0
         for i, r in enumerate(runtimes):
             ratio = Text(horizontal_bar(r.tail_ratio / top_ratio, 8), style=self.palette.accent)
             ratio.append(f" {r.tail_ratio:5.1f}×")
             table.add_row(
                 r.language,
-                clip(r.runtime or "–", 24),
+                clip(r.runtime or "–", 18),
                 right(str(r.services)),
                 right(str(r.instances)),
                 right(f"{r.spans:,}"),
@@ -698,5 +729,105 @@ class RuntimesPane(Pane):
                 ratio,
                 right(str(r.stalls), self.palette.stall if r.stalls else ""),
                 right(f"{r.stall_ms_per_minute_per_instance:.1f}"),
+                key=str(i),
+            )
+
+
+# --- Compare ----------------------------------------------------------------------------------
+
+VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2}
+
+
+def signed_pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.1f}%"
+
+
+class ComparePane(Pane):
+    """Baseline vs current quantiles per operation with the gate's verdict for each, failures
+    first (shown only when ``--baseline`` was given)."""
+
+    def __init__(self, data: TriageData, palette: Palette, **kwargs: Any) -> None:
+        super().__init__(data, palette, **kwargs)
+        self.rows: list[QuantileComparison] = []
+
+    @on(DataTable.RowHighlighted, "#compare-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        row = self.rows[event.cursor_row]
+        self.query_one("#compare-detail", Static).update(
+            Text.assemble(
+                (f"{row.name} {row.quantile_label}: ", "bold"),
+                row.reason,
+                (
+                    f"  ({row.baseline_count:,} baseline / {row.current_count:,} current samples)",
+                    self.palette.muted,
+                ),
+            )
+        )
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="compare-title", classes="title")
+        yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="compare-detail", classes="title")
+
+    def on_mount(self) -> None:
+        self.redraw()
+
+    def redraw(self) -> None:
+        verdict = self.data.verdict
+        title = self.query_one("#compare-title", Static)
+        table = self.query_one("#compare-table", DataTable)
+        table.clear(columns=True)
+        if verdict is None:
+            title.update("No baseline given (tailscope tui INPUT --baseline baseline.json).")
+            return
+        colour = {
+            "fail": self.palette.stall,
+            "inconclusive": self.palette.warning,
+            "pass": self.palette.accent,
+        }
+        policy = verdict.policy
+        allowance = " and ".join(
+            part
+            for part in (
+                f"+{policy.max_increase_pct:g}%" if policy.max_increase_pct is not None else "",
+                f"+{policy.max_increase_ms:g} ms" if policy.max_increase_ms is not None else "",
+            )
+            if part
+        )
+        title.update(
+            Text.assemble(
+                (verdict.summary(), f"bold {colour[verdict.verdict]}"),
+                "\n",
+                (
+                    f"baseline {verdict.baseline_label or ''} {verdict.baseline_created}; "
+                    f"fails when the whole {policy.confidence:.0%} interval of the change "
+                    f"exceeds {allowance or 'the allowance'}",
+                    self.palette.muted,
+                ),
+            )
+        )
+        for label in ("operation", "q", "baseline ms", "current ms", "change", "interval"):
+            table.add_column(label, key=label)
+        table.add_column("verdict", key="verdict")
+        table.add_column("why", key="why")
+        self.rows = sorted(
+            verdict.rows,
+            key=lambda r: (VERDICT_ORDER.get(r.verdict, 3), -(r.change_pct or 0.0)),
+        )
+        for i, row in enumerate(self.rows):
+            interval = (
+                f"[{row.interval_pct[0]:+.0f}, {row.interval_pct[1]:+.0f}]%"
+                if row.interval_pct is not None
+                else "–"
+            )
+            table.add_row(
+                clip(row.name, 34),
+                row.quantile_label,
+                right(format_ms(row.baseline_ms) if row.baseline_ms is not None else "–"),
+                right(format_ms(row.current_ms) if row.current_ms is not None else "–"),
+                right(signed_pct(row.change_pct), "bold"),
+                right(interval),
+                Text(row.verdict.upper(), style=f"bold {colour[row.verdict]}"),
+                clip(row.reason, 60),
                 key=str(i),
             )

@@ -1,0 +1,121 @@
+"""Accuracy of stall and cascade detection against the simulator's ground truth.
+
+For every built-in scenario, several seeds and three conditions (the scenario's own clocks;
+host offsets drawn in ±20 ms; ±20 ms plus 50 % head sampling) it simulates traces, runs
+``detect_stalls`` and ``find_cascades`` and grades them with
+:func:`tailscope.analysis._stall_grading.grade`. Prints one row per run and a pooled summary per
+condition (counts summed over runs before dividing, so a run with nothing to find does not
+count as a perfect score), plus the median detection time.
+
+    python benchmarks/accuracy.py                    # 4 scenarios x 3 seeds x 3 conditions
+    python benchmarks/accuracy.py --seeds 1 2 --requests 3000 --scenarios gc-cascade steady
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+
+import polars as pl
+
+from tailscope.analysis._stall_grading import Grade, grade
+from tailscope.analysis.cascades import find_cascades
+from tailscope.analysis.stalls import detect_stalls
+from tailscope.simulate import BUILTIN_SCENARIOS, builtin_scenario, simulate
+
+CONDITIONS: dict[str, tuple[float | None, float | None]] = {
+    "own clocks": (None, None),
+    "skew ±20 ms": (20.0, None),
+    "skew ±20 ms, sampling 0.5": (20.0, 0.5),
+}
+
+
+@dataclass
+class Run:
+    scenario: str
+    seed: int
+    condition: str
+    grade: Grade
+    detect_s: float
+    spans: int
+
+
+def _fmt(value: float | None) -> str:
+    return "   -  " if value is None else f"{value:6.3f}"
+
+
+def run_one(scenario: str, seed: int, requests: int, condition: str) -> Run:
+    skew, sampling = CONDITIONS[condition]
+    sim = simulate(
+        builtin_scenario(scenario),
+        seed=seed,
+        requests=requests,
+        clock_skew_ms=skew,
+        sampling=sampling,
+    )
+    spans = pl.from_arrow(sim.table)
+    assert isinstance(spans, pl.DataFrame)
+    began = time.perf_counter()
+    stalls = detect_stalls(spans)
+    cascades, _ = find_cascades(spans, stalls)
+    elapsed = time.perf_counter() - began
+    return Run(scenario, seed, condition, grade(stalls, cascades, sim.truth), elapsed, spans.height)
+
+
+def pooled(runs: list[Run]) -> Grade:
+    """Counts summed over runs."""
+    fields = Grade.__slots__
+    return Grade(**{f: sum(getattr(r.grade, f) for r in runs) for f in fields})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", nargs="+", default=list(BUILTIN_SCENARIOS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--requests", type=int, default=4000)
+    args = parser.parse_args()
+
+    header = (
+        f"{'scenario':<16}{'seed':>5}  {'condition':<27}{'spans':>7}"
+        f"{'stall P':>9}{'stall R':>9}{'casc P':>9}{'casc R':>9}{'nonGC%':>8}"
+        f"{'found':>7}{'pauses':>7}{'gc tr':>7}{'sec':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    runs: list[Run] = []
+    for condition in CONDITIONS:
+        for scenario in args.scenarios:
+            for seed in args.seeds:
+                r = run_one(scenario, seed, args.requests, condition)
+                runs.append(r)
+                g = r.grade
+                print(
+                    f"{scenario:<16}{seed:>5}  {condition:<27}{r.spans:>7}"
+                    f"{_fmt(g.stall_precision):>9}{_fmt(g.stall_recall):>9}"
+                    f"{_fmt(g.cascade_precision):>9}{_fmt(g.cascade_recall):>9}"
+                    f"{_fmt(g.non_gc_labelled_share):>8}"
+                    f"{g.stalls_found:>7}{g.pauses_to_find:>7}{g.gc_caused_traces:>7}"
+                    f"{r.detect_s:>7.2f}",
+                    flush=True,
+                )
+    print()
+    print("pooled per condition (counts summed over scenarios and seeds):")
+    for condition in CONDITIONS:
+        g = pooled([r for r in runs if r.condition == condition])
+        print(
+            f"  {condition:<27} stall P {_fmt(g.stall_precision)} ({g.stalls_correct}/"
+            f"{g.stalls_found})  stall R {_fmt(g.stall_recall)} ({g.pauses_found}/"
+            f"{g.pauses_to_find})  cascade P {_fmt(g.cascade_precision)} "
+            f"({g.cascade_traces_correct}/{g.cascade_traces_found})  cascade R "
+            f"{_fmt(g.cascade_recall)} ({g.cascade_traces_correct}/{g.gc_caused_traces})  "
+            f"non-GC timeouts labelled GC {_fmt(g.non_gc_labelled_share)} "
+            f"({g.non_gc_labelled}/{g.non_gc_timeouts})"
+        )
+    times = [r.detect_s for r in runs]
+    print(f"median detect+cascade time per run: {statistics.median(times):.2f} s")
+
+
+if __name__ == "__main__":
+    main()

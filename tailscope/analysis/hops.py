@@ -1,0 +1,256 @@
+"""Hop-by-hop attribution of each root operation's latency variance and p99 tail.
+
+Every critical-path segment belongs to a *hop*: (hop service, hop operation, component). For one
+request (one root span) let ``x_h`` be the time of hop ``h`` on its critical path and ``T`` the
+root's duration; the segments partition the root, so ``sum_h x_h == T`` and both shares below
+sum to 1 over the hops of a root operation:
+
+* variance share ``Cov(x_h, T) / Var(T)`` — how much of the spread of ``T`` moves with ``h``;
+* tail share ``(E[x_h | T > p99] - E[x_h]) / (E[T | T > p99] - E[T])`` — how much of the extra
+  time of the slowest 1 % of requests is spent in ``h`` (``p99`` nearest rank, as numpy's
+  ``inverted_cdf``);
+* the fraction of requests in which ``h`` is on the critical path at all.
+
+95 % confidence intervals come from a bootstrap over requests (``resamples`` resamples with a
+fixed seed, vectorised: resampling is a matrix of per-request weights, and all hops of a root
+operation are computed with one matrix product per chunk of resamples). With fewer tail requests
+than ``min_tail_requests`` a root operation is *inconclusive*: its shares are computed but flagged
+and not ranked as findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from tailscope.histogram import LatencyHistogram
+from tailscope.report.model import HopShare, RootSummary
+from tailscope.types import HopComponent
+
+NS_PER_MS: Final = 1_000_000
+TAIL_QUANTILE: Final = 0.99
+DEFAULT_MIN_TAIL_REQUESTS: Final = 100
+DEFAULT_RESAMPLES: Final = 200
+DEFAULT_SEED: Final = 20240531
+_CHUNK: Final = 25
+"""Resamples per weight matrix (bounds memory: chunk x requests floats)."""
+_HOP_EXEMPLARS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class HopOptions:
+    """Knobs of :func:`hop_attribution`."""
+
+    min_tail_requests: int = DEFAULT_MIN_TAIL_REQUESTS
+    """Below this many requests above p99 a root operation is inconclusive."""
+    resamples: int = DEFAULT_RESAMPLES
+    """Bootstrap resamples for the confidence intervals."""
+    seed: int = DEFAULT_SEED
+
+
+@dataclass(frozen=True, slots=True)
+class _Shares:
+    variance: NDArray[np.float64]
+    tail: NDArray[np.float64]
+
+
+def _shares(
+    hop_ms: NDArray[np.float64], total_ms: NDArray[np.float64], weights: NDArray[np.float64]
+) -> _Shares:
+    """Variance and tail shares of every hop under each row of request ``weights``.
+
+    ``hop_ms`` is requests x hops, ``total_ms`` per request, ``weights`` resamples x requests
+    (counts of each request in a resample; a row of ones is the sample itself).
+    """
+    n = weights.sum(axis=1)
+    mean_t = weights @ total_ms / n
+    mean_x = weights @ hop_ms / n[:, None]
+    var_t = weights @ (total_ms * total_ms) / n - mean_t * mean_t
+    cov = weights @ (hop_ms * total_ms[:, None]) / n[:, None] - mean_x * mean_t[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = np.where(var_t[:, None] > 0, cov / var_t[:, None], np.nan)
+    # per-resample nearest-rank p99: first sorted T whose cumulative weight reaches q * n
+    order = np.argsort(total_ms, kind="stable")
+    cumulative = np.cumsum(weights[:, order], axis=1)
+    position = np.argmax(cumulative >= (TAIL_QUANTILE * n)[:, None] - 1e-9, axis=1)
+    threshold = total_ms[order][position]
+    tail_weights = weights * (total_ms[None, :] > threshold[:, None])
+    tail_n = tail_weights.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tail_t = tail_weights @ total_ms / tail_n
+        tail_x = tail_weights @ hop_ms / tail_n[:, None]
+        excess = tail_t - mean_t
+        tail = np.where(
+            (tail_n[:, None] > 0) & (excess[:, None] > 0),
+            (tail_x - mean_x) / excess[:, None],
+            np.nan,
+        )
+    return _Shares(variance=variance, tail=tail)
+
+
+def _bootstrap(
+    hop_ms: NDArray[np.float64],
+    total_ms: NDArray[np.float64],
+    resamples: int,
+    rng: np.random.Generator,
+) -> _Shares:
+    """Shares under ``resamples`` bootstrap resamples of the requests (rows)."""
+    n = total_ms.size
+    variance: list[NDArray[np.float64]] = []
+    tail: list[NDArray[np.float64]] = []
+    done = 0
+    while done < resamples:
+        chunk = min(_CHUNK, resamples - done)
+        picks = rng.integers(0, n, size=(chunk, n))
+        picks += (np.arange(chunk) * n)[:, None]
+        weights = np.bincount(picks.ravel(), minlength=chunk * n).reshape(chunk, n)
+        shares = _shares(hop_ms, total_ms, weights.astype(np.float64))
+        variance.append(shares.variance)
+        tail.append(shares.tail)
+        done += chunk
+    return _Shares(variance=np.vstack(variance), tail=np.vstack(tail))
+
+
+def _interval(samples: NDArray[np.float64]) -> list[tuple[float, float]]:
+    """Percentile 95 % interval per column, ignoring resamples where a share is undefined."""
+    out: list[tuple[float, float]] = []
+    for column in samples.T:
+        finite = column[np.isfinite(column)]
+        if finite.size == 0:
+            out.append((0.0, 0.0))
+        else:
+            lo, hi = np.percentile(finite, [2.5, 97.5])
+            out.append((float(lo), float(hi)))
+    return out
+
+
+def request_hop_times(path: pl.DataFrame) -> pl.DataFrame:
+    """Time (ns) of each hop in each request: one row per (root span, hop) from segments."""
+    return path.group_by(
+        "trace_id",
+        "root_span_id",
+        "root_service",
+        "root_operation",
+        "hop_service",
+        "hop_operation",
+        "component",
+    ).agg((pl.col("seg_end") - pl.col("seg_start")).sum().alias("hop_ns"))
+
+
+def hop_attribution(
+    path: pl.DataFrame,
+    roots: pl.DataFrame,
+    options: HopOptions | None = None,
+) -> tuple[tuple[RootSummary, ...], tuple[HopShare, ...]]:
+    """Root summaries and hop shares of every root operation.
+
+    Args:
+        path: critical-path segments (see :func:`tailscope.analysis.critical_path.critical_path`).
+        roots: one row per root span: ``trace_id``, ``root_span_id``, ``root_service``,
+            ``root_operation``, ``duration_ns``.
+        options: thresholds and bootstrap settings.
+
+    Returns:
+        Root summaries (most requests first) and hop shares (grouped by root in that order;
+        within a root, largest tail share first, or largest variance share when inconclusive).
+    """
+    options = options or HopOptions()
+    if roots.height == 0:
+        return (), ()
+    root_keys = ["root_service", "root_operation"]
+    hop_keys = ["hop_service", "hop_operation", "component"]
+    request_keys = ["trace_id", "root_span_id"]
+    times = request_hop_times(path)
+    summaries: list[RootSummary] = []
+    shares: list[HopShare] = []
+    root_parts = roots.partition_by(root_keys, as_dict=True, maintain_order=True)
+    time_parts = times.partition_by(root_keys, as_dict=True, maintain_order=True)
+    rng = np.random.default_rng(options.seed)
+    ordered = sorted(root_parts.items(), key=lambda kv: (-kv[1].height, kv[0]))
+    for key, requests in ordered:
+        requests = requests.sort(request_keys).with_row_index("_req")
+        hop_rows = time_parts.get(key)
+        total_ms = requests["duration_ns"].clip(lower_bound=0).to_numpy() / NS_PER_MS
+        n = total_ms.size
+        hist = LatencyHistogram.from_durations_ns(
+            requests["duration_ns"].clip(lower_bound=0).to_numpy()
+        )
+        p50, p99 = hist.quantiles_ns([0.5, TAIL_QUANTILE])
+        threshold = float(np.quantile(total_ms, TAIL_QUANTILE, method="inverted_cdf"))
+        in_tail = total_ms > threshold
+        tail_requests = int(in_tail.sum())
+        inconclusive = tail_requests < options.min_tail_requests
+        root_service, root_operation = str(key[0]), str(key[1])
+        summaries.append(
+            RootSummary(
+                service=root_service,
+                operation=root_operation,
+                requests=n,
+                p50_ms=p50 / NS_PER_MS,
+                p99_ms=p99 / NS_PER_MS,
+                tail_requests=tail_requests,
+                inconclusive=inconclusive,
+            )
+        )
+        if hop_rows is None or hop_rows.height == 0:
+            continue
+        hop_rows = hop_rows.join(
+            requests.select(*request_keys, "_req"), on=request_keys, how="inner"
+        )
+        catalog = hop_rows.select(hop_keys).unique().sort(hop_keys).with_row_index("_hop")
+        hop_rows = hop_rows.join(catalog, on=hop_keys, how="inner")
+        hop_ms = np.zeros((n, catalog.height), dtype=np.float64)
+        hop_ms[hop_rows["_req"].to_numpy(), hop_rows["_hop"].to_numpy()] = (
+            hop_rows["hop_ns"].to_numpy() / NS_PER_MS
+        )
+        point = _shares(hop_ms, total_ms, np.ones((1, n)))
+        boot = _bootstrap(hop_ms, total_ms, options.resamples, rng)
+        variance_ci = _interval(boot.variance)
+        tail_ci = _interval(boot.tail)
+        mean = hop_ms.mean(axis=0)
+        p99_hop = np.quantile(hop_ms, TAIL_QUANTILE, axis=0, method="inverted_cdf")
+        on_path = (hop_ms > 0).mean(axis=0)
+        trace_hex = [bytes(t).hex() for t in requests["trace_id"].to_list()]
+        focus = np.flatnonzero(in_tail) if tail_requests else np.arange(n)
+        root_hops: list[HopShare] = []
+        for h, hop in enumerate(catalog.iter_rows(named=True)):
+            column = hop_ms[focus, h]
+            top = focus[np.argsort(-column, kind="stable")[:_HOP_EXEMPLARS]]
+            exemplars = tuple(trace_hex[i] for i in top if hop_ms[i, h] > 0)
+            variance_share = point.variance[0, h]
+            tail_share = point.tail[0, h]
+            component: HopComponent = hop["component"]
+            root_hops.append(
+                HopShare(
+                    root_service=root_service,
+                    root_operation=root_operation,
+                    hop_service=str(hop["hop_service"]),
+                    hop_operation=str(hop["hop_operation"]),
+                    component=component,
+                    requests=n,
+                    mean_ms=float(mean[h]),
+                    p99_ms=float(p99_hop[h]),
+                    on_critical_path=float(on_path[h]),
+                    variance_share=float(variance_share) if np.isfinite(variance_share) else 0.0,
+                    variance_share_ci=variance_ci[h],
+                    tail_share=float(tail_share) if np.isfinite(tail_share) else 0.0,
+                    tail_share_ci=tail_ci[h],
+                    inconclusive=inconclusive,
+                    exemplar_trace_ids=exemplars,
+                )
+            )
+        root_hops.sort(
+            key=lambda hs: (
+                -(hs.variance_share if hs.inconclusive else hs.tail_share),
+                -hs.mean_ms,
+                hs.hop_service,
+                hs.hop_operation,
+                hs.component,
+            )
+        )
+        shares.extend(root_hops)
+    return tuple(summaries), tuple(shares)

@@ -1,0 +1,110 @@
+"""Per-operation latency percentiles from HdrHistograms.
+
+Spans are grouped by (service, operation, kind) in polars; each group's durations go into one
+:class:`~tailscope.histogram.LatencyHistogram` from a numpy slice (the histogram records a whole
+array at once). Percentiles therefore have HdrHistogram semantics: nearest rank, reported as the
+highest value of the bucket holding it, capped at the exact maximum (within 0.1 % or 1 µs of the
+exact order statistic).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from tailscope import schema as s
+from tailscope.histogram import LatencyHistogram
+from tailscope.report.model import OperationStats
+from tailscope.schema import SpanKind, StatusCode
+
+QUANTILES: Final = (0.5, 0.9, 0.99, 0.999)
+"""p50, p90, p99, p99.9."""
+NS_PER_MS: Final = 1_000_000
+DEFAULT_EXEMPLARS: Final = 3
+"""Exemplar trace ids kept per operation (its slowest spans)."""
+
+KIND_NAMES: Final = {int(k): k.name.lower() for k in SpanKind}
+"""OTLP kind number -> ``server``, ``client`` ..."""
+
+
+def kind_name(kind: int) -> str:
+    """The report's name for an OTLP span kind number (unknown numbers: ``unspecified``)."""
+    return KIND_NAMES.get(int(kind), "unspecified")
+
+
+def grouped_durations(
+    spans: pl.DataFrame, keys: list[str], duration: str = s.DURATION
+) -> tuple[pl.DataFrame, list[np.ndarray]]:
+    """Group ``spans`` by ``keys``: the groups (one row each, in the frame's key order) and
+    each group's durations (ns) as a numpy array. Reusable for per-root durations."""
+    grouped = spans.group_by(keys).agg(pl.col(duration).alias("_durations"))
+    lengths = grouped["_durations"].list.len().to_numpy()
+    flat = grouped["_durations"].explode().to_numpy()
+    splits = np.split(flat, np.cumsum(lengths, dtype=np.int64)[:-1]) if len(lengths) else []
+    return grouped.drop("_durations"), splits
+
+
+def operation_stats(
+    spans: pl.DataFrame,
+    exemplars: int = DEFAULT_EXEMPLARS,
+    root_keys: set[tuple[str, str, int]] | None = None,
+) -> tuple[OperationStats, ...]:
+    """Latency of every (service, operation, kind), slowest p99 first.
+
+    Args:
+        spans: the span table (``service_name``, ``name``, ``kind``, ``duration_ns``,
+            ``status_code``, ``trace_id``).
+        exemplars: how many trace ids of the slowest spans to keep per operation.
+        root_keys: (service, operation, kind number) of operations that are trace roots.
+
+    Returns:
+        One :class:`OperationStats` per operation; times in ms.
+    """
+    if spans.height == 0:
+        return ()
+    keys = [s.SERVICE, s.NAME, s.KIND]
+    frame = spans.select(
+        pl.col(s.SERVICE).cast(pl.String),
+        pl.col(s.NAME).cast(pl.String),
+        pl.col(s.KIND),
+        pl.col(s.DURATION).clip(lower_bound=0),
+        (pl.col(s.STATUS_CODE) == StatusCode.ERROR).alias("_error"),
+        pl.col(s.TRACE_ID),
+    )
+    grouped = frame.group_by(keys).agg(
+        pl.col(s.DURATION).alias("_durations"),
+        pl.col("_error").mean().alias("_error_rate"),
+        pl.struct(s.DURATION, s.TRACE_ID).top_k_by(s.DURATION, exemplars).alias("_slowest"),
+    )
+    lengths = grouped["_durations"].list.len().to_numpy()
+    flat = grouped["_durations"].explode().to_numpy()
+    offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(lengths, dtype=np.int64)])
+    out: list[OperationStats] = []
+    roots = root_keys or set()
+    for i, row in enumerate(grouped.drop("_durations").iter_rows(named=True)):
+        durations = flat[offsets[i] : offsets[i + 1]]
+        hist = LatencyHistogram.from_durations_ns(durations)
+        # a bucket's highest equivalent value can exceed the largest sample: cap at the max
+        longest = int(durations.max())
+        p50, p90, p99, p999 = (min(q, longest) for q in hist.quantiles_ns(list(QUANTILES)))
+        slowest = sorted(row["_slowest"], key=lambda x: -int(x[s.DURATION]))
+        out.append(
+            OperationStats(
+                service=row[s.SERVICE],
+                operation=row[s.NAME],
+                kind=kind_name(row[s.KIND]),
+                count=int(durations.size),
+                error_rate=float(row["_error_rate"] or 0.0),
+                p50_ms=p50 / NS_PER_MS,
+                p90_ms=p90 / NS_PER_MS,
+                p99_ms=p99 / NS_PER_MS,
+                p999_ms=p999 / NS_PER_MS,
+                max_ms=longest / NS_PER_MS,
+                exemplar_trace_ids=tuple(bytes(x[s.TRACE_ID]).hex() for x in slowest),
+                is_root=(row[s.SERVICE], row[s.NAME], int(row[s.KIND])) in roots,
+            )
+        )
+    out.sort(key=lambda op: (-op.p99_ms, -op.count, op.service, op.operation, op.kind))
+    return tuple(out)

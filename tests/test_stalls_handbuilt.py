@@ -1,0 +1,234 @@
+"""Stall, cascade and runtime analysis on hand-built traces with known pauses.
+
+A tiny discrete model builds the traces: an edge (Rust, host-a) calls ``cart`` (JVM, two
+instances on host-b and host-c) with a 50 ms timeout and one retry; cart does some work, calls
+``stock`` (Go, host-b) and works again. Time inside a paused process stands still: anything it
+would do during the pause happens when the pause ends. Host clocks are offset by up to 18 ms.
+The truth (which traces timed out because of the pause, which because ``stock`` was slow) is
+known by construction.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tailscope.analysis.cascades import find_cascades
+from tailscope.analysis.runtimes import compare_runtimes, server_self_time
+from tailscope.analysis._stall_common import narrow
+from tailscope.analysis.stalls import detect_stalls
+from tailscope.ingest.rows import SpanRow, table_from_rows
+from tailscope.schema import SpanKind, StatusCode
+
+MS = 1_000_000
+T0 = 1_700_000_000_000_000_000
+OFFSETS = {"host-a": 0, "host-b": 18 * MS, "host-c": -11 * MS}
+RUNTIMES = {"edge": "rust", "cart": "java", "stock": "go"}
+TIMEOUT_MS = 50.0
+
+
+@dataclass
+class World:
+    """Hand-built traces plus what really happened."""
+
+    rows: list[SpanRow] = field(default_factory=list)
+    pause_caused: set[str] = field(default_factory=set)
+    slow_caused: set[str] = field(default_factory=set)
+    timed_out_spans: int = 0
+
+
+def _advance(t: float, d: float, pause: tuple[float, float] | None) -> float:
+    """Process time: ``d`` ms of work starting at ``t`` (ms), frozen during ``pause``."""
+    if pause is None:
+        return t + d
+    ps, pe = pause
+    if ps <= t < pe:
+        return pe + d
+    if t < ps < t + d:
+        return t + d + (pe - ps)
+    return t + d
+
+
+def _resume(t: float, pause: tuple[float, float] | None) -> float:
+    """When a process that is told something at ``t`` (ms) can notice it."""
+    if pause is not None and pause[0] <= t < pause[1]:
+        return pause[1]
+    return t
+
+
+def build(
+    seed: int, requests: int = 600, pause: tuple[float, float] | None = (1500.0, 1700.0),
+    slow_stock: float = 0.0,
+) -> World:
+    """``requests`` Poisson arrivals at 200/s; ``pause`` (ms from start) freezes cart-1;
+    with probability ``slow_stock`` a stock call takes 120 ms (a slow dependency)."""
+    rng = random.Random(seed)
+    world = World()
+    t = 0.0
+    ids = iter(range(1, 10**9))
+
+    def sid() -> bytes:
+        return next(ids).to_bytes(8, "big")
+
+    def span(
+        trace: bytes, span_id: bytes, parent: bytes | None, service: str, inst: str, host: str,
+        name: str, kind: int, start: float, end: float, timeout: bool = False,
+    ) -> None:
+        off = OFFSETS[host]
+        world.rows.append(
+            SpanRow(
+                trace_id=trace, span_id=span_id, parent_span_id=parent, name=name, kind=kind,
+                start_unix_nano=T0 + int(start * MS) + off, end_unix_nano=T0 + int(end * MS) + off,
+                service_name=service, service_instance=inst, host_name=host,
+                sdk_language=RUNTIMES[service],
+                status_code=StatusCode.ERROR if timeout else StatusCode.UNSET,
+                error_type="timeout" if timeout else None,
+            )
+        )
+
+    for n in range(requests):
+        t += rng.expovariate(0.2)  # 200 requests/s
+        trace = rng.getrandbits(128).to_bytes(16, "big")
+        root = sid()
+        inst, host = ("cart-1", "host-b") if n % 2 == 0 else ("cart-2", "host-c")
+        cart_pause = pause if inst == "cart-1" else None
+        attempt_start = t + 0.3
+        causes: set[str] = set()
+        for attempt in range(2):
+            client = sid()
+            arrive = attempt_start + rng.uniform(0.3, 0.8)
+            s_start = _resume(arrive, cart_pause)
+            w1 = _advance(s_start, rng.uniform(0.5, 2.0), cart_pause)
+            slow = rng.random() < slow_stock
+            stock_dur = 120.0 if slow else rng.uniform(1.0, 3.0)
+            call = sid()
+            stock_arrive = w1 + rng.uniform(0.2, 0.5)
+            stock_end = stock_arrive + stock_dur
+            call_end = _resume(stock_end + rng.uniform(0.2, 0.5), cart_pause)
+            s_end = _advance(call_end, rng.uniform(0.5, 2.0), cart_pause)
+            reply = s_end + rng.uniform(0.3, 0.8)
+            server = sid()
+            span(trace, server, client, "cart", inst, host, "GET /cart", SpanKind.SERVER,
+                 s_start, s_end)
+            span(trace, call, server, "cart", inst, host, "GET /stock", SpanKind.CLIENT,
+                 w1, call_end)
+            span(trace, sid(), call, "stock", "stock-1", "host-b", "GET /stock", SpanKind.SERVER,
+                 stock_arrive, stock_end)
+            if reply - attempt_start > TIMEOUT_MS:
+                end = attempt_start + TIMEOUT_MS
+                span(trace, client, root, "edge", "edge-1", "host-a", "GET /cart", SpanKind.CLIENT,
+                     attempt_start, end, timeout=True)
+                world.timed_out_spans += 1
+                paused = cart_pause is not None and arrive < cart_pause[1] and (
+                    s_end > cart_pause[0]
+                )
+                causes.add("pause" if paused and not slow else "slow")
+                attempt_start = end + 5.0
+                continue
+            span(trace, client, root, "edge", "edge-1", "host-a", "GET /cart", SpanKind.CLIENT,
+                 attempt_start, reply)
+            attempt_start = reply
+            break
+        span(trace, root, None, "edge", "edge-1", "host-a", "GET /checkout", SpanKind.SERVER,
+             t, attempt_start + 0.3)
+        if causes == {"pause"}:
+            world.pause_caused.add(trace.hex())
+        elif causes:
+            world.slow_caused.add(trace.hex())
+    return world
+
+
+def frame(world: World) -> pl.DataFrame:
+    df = pl.from_arrow(table_from_rows(world.rows))
+    assert isinstance(df, pl.DataFrame)
+    return df
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_one_pause_is_found_on_the_right_instance_despite_skew(seed: int) -> None:
+    stalls = detect_stalls(frame(build(seed)))
+    assert len(stalls) == 1, stalls
+    stall = stalls[0]
+    assert (stall.service, stall.instance, stall.host, stall.kind) == (
+        "cart", "cart-1", "host-b", "process"
+    )
+    # the window is in host-b's clock; it must overlap the true pause (1500..1700 ms)
+    start_ms = (stall.start_unix_nano - T0 - OFFSETS["host-b"]) / MS
+    end_ms = (stall.end_unix_nano - T0 - OFFSETS["host-b"]) / MS
+    assert start_ms < 1700 and end_ms > 1500
+    assert 150 <= stall.duration_ms <= 230
+    assert stall.queued_requests >= 5
+    assert stall.spans_affected >= 1
+    assert 0.5 <= stall.confidence <= 1.0
+
+
+def test_no_pause_no_stall() -> None:
+    assert detect_stalls(frame(build(4, pause=None))) == ()
+
+
+def test_cascade_traces_match_the_pause_caused_timeouts() -> None:
+    world = build(5, slow_stock=0.02)
+    spans = frame(world)
+    stalls = detect_stalls(spans)
+    cascades, unexplained = find_cascades(spans, stalls)
+    assert len(cascades) == 1
+    found = set(cascades[0].trace_ids)
+    assert world.pause_caused, "the model must produce pause-caused timeouts"
+    assert found == world.pause_caused
+    cascade = cascades[0]
+    assert cascade.root_operations == ("edge GET /checkout",)
+    # every affected logical call made exactly two attempts (the model's one retry)
+    assert cascade.retries == len(found)
+    assert cascade.amplification == pytest.approx(2.0)
+    assert cascade.p99_impact_ms > 0
+    # the slow-stock timeouts are reported apart, with stock as the hop
+    assert world.slow_caused
+    leftovers = {t for u in unexplained for t in u.trace_ids}
+    assert leftovers == world.slow_caused
+    assert unexplained[0].likely_hop == "dependency stock"
+    assert unexplained[0].inferred_timeout_ms == pytest.approx(TIMEOUT_MS, abs=1.0)
+
+
+def test_self_time_subtracts_the_union_of_children() -> None:
+    # parent 0..100 ms; children 10..40 and 30..60 overlap (union 50 ms) and 90..120 is clipped
+    trace = b"\x01" * 16
+    rows = [
+        SpanRow(trace, b"\x00" * 7 + b"\x01", None, "p", SpanKind.SERVER, T0, T0 + 100 * MS,
+                "svc", "svc-1", host_name="h", sdk_language="go"),
+    ]
+    for i, (a, b) in enumerate([(10, 40), (30, 60), (90, 120)]):
+        rows.append(
+            SpanRow(trace, bytes([0] * 7 + [i + 2]), b"\x00" * 7 + b"\x01", "c", SpanKind.CLIENT,
+                    T0 + a * MS, T0 + b * MS, "svc", "svc-1", host_name="h", sdk_language="go")
+        )
+    df = pl.from_arrow(table_from_rows(rows))
+    assert isinstance(df, pl.DataFrame)
+    selfs = server_self_time(narrow(df))
+    assert selfs["self_ns"].to_list() == [(100 - 50 - 10) * MS]
+
+
+def test_runtimes_report_self_time_percentiles_and_stall_rates() -> None:
+    spans = frame(build(6))
+    stalls = detect_stalls(spans)
+    runtimes = {r.language: r for r in compare_runtimes(spans, stalls)}
+    assert set(runtimes) == {"rust", "java", "go"}
+    java = runtimes["java"]
+    assert java.stalls == 1 and java.instances == 2 and java.services == 1
+    assert java.stall_ms_per_minute_per_instance > 0
+    assert runtimes["rust"].stalls == 0
+    # reference: numpy percentile of java self times (HdrHistogram within 0.1 %, plus rank slack)
+    selfs = server_self_time(narrow(spans)).filter(pl.col("instance").str.starts_with("cart"))
+    ref = np.percentile(selfs["self_ns"].to_numpy() / MS, 50)
+    assert java.p50_ms == pytest.approx(ref, rel=0.02)
+    ref99 = np.percentile(selfs["self_ns"].to_numpy() / MS, 99)
+    assert java.p99_ms == pytest.approx(ref99, rel=0.05)
+    assert java.tail_ratio == pytest.approx(java.p99_ms / java.p50_ms, rel=1e-3)
+    # stall rate: stalled ms / observed minutes of the java spans / 2 instances
+    cart = spans.filter(pl.col("service_name").cast(pl.String) == "cart")
+    minutes = (cart["end_unix_nano"].max() - cart["start_unix_nano"].min()) / 60e9  # type: ignore[operator]
+    expected = stalls[0].duration_ms / minutes / 2
+    assert java.stall_ms_per_minute_per_instance == pytest.approx(expected, rel=1e-3)
