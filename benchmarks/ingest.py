@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -219,9 +220,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline-lines", type=int, default=200)
     parser.add_argument("--proto-spans", type=int, default=200_000)
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="tailscope-bench-"))
+    try:
+        measure(args, workdir)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> None:
+    """Generate inputs in ``workdir``, run every contender and print the comparison."""
     path = args.file or workdir / "spans.jsonl"
     if args.file is None:
         t = time.perf_counter()

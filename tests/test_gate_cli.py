@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tailscope.gate import build_baseline, encode_baseline
 from tailscope.ingest.arrow_io import write_table
 from tailscope.simulate import load_scenario, simulate
 
@@ -38,7 +39,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     scenario = load_scenario(SCENARIO)
     plans = {
         "base": (scenario, 61, 5000),
-        "same": (scenario, 62, 5000),
+        "same": (scenario, 62, 2000),
         "slow": (scenario.with_work_scaled("search", "Search", 1.2), 63, 5000),
         "small": (scenario, 64, 200),
     }
@@ -131,7 +132,41 @@ def test_merge_adds_runs(runs: dict[str, Path], tmp_path: Path) -> None:
     doc = orjson.loads(merged.read_bytes())
     assert doc["label"] == "m" and [m["label"] for m in doc["merged_from"]] == ["abc123", None]
     assert [(r["service"], r["operation"], r["count"]) for r in doc["roots"]] == [
-        ("web", "GET /search", 10_000)
+        ("web", "GET /search", 7_000)
     ]
     # a usage error: merge of nothing
     assert _tailscope("baseline", "merge").returncode == 2
+
+
+def test_fail_on_stalls_and_cascades_use_the_stall_detector(tmp_path: Path) -> None:
+    from tailscope.analysis.pipeline import analyze
+    from tailscope.ingest.model import IngestResult, IngestStats
+    from tailscope.simulate import builtin_scenario
+
+    # GIVEN a JVM service whose full GCs cascade into timeouts, and a baseline of the same run
+    table = simulate(builtin_scenario("gc-cascade"), seed=5, requests=600).table
+    traces = tmp_path / "gc.parquet"
+    write_table(table, traces)
+    baseline = tmp_path / "gc.json"
+    summary = build_baseline(table, label=None, created="t", tailscope_version="test")
+    baseline.write_bytes(encode_baseline(summary))
+    # the reference: what 'tailscope analyze' reports for the same spans
+    report = analyze(IngestResult(table, IngestStats())).report
+    stalls, cascades = report.stalls, report.cascades
+    assert stalls and cascades  # the scenario's pauses are there to be found
+    # WHEN gated with no stall allowed THEN the latency rows pass but the gate fails on stalls
+    done = _tailscope(
+        "gate", traces, "-b", baseline, "--fail-on-stalls", "0",
+        "--fail-on-cascades", str(len(cascades)), "--format", "json", "-q",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    doc = orjson.loads(done.stdout)
+    assert {r["verdict"] for r in doc["rows"]} == {"pass"}
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert checks["stalls"]["observed"] == len(stalls) and checks["stalls"]["verdict"] == "fail"
+    assert checks["cascades"]["observed"] == len(cascades)
+    assert checks["cascades"]["verdict"] == "pass"
+    assert "stalls" in done.stderr
+    # AND with a limit at the observed count it passes
+    relaxed = _tailscope("gate", traces, "-b", baseline, "--fail-on-stalls", str(len(stalls)), "-q")
+    assert relaxed.returncode == 0, relaxed.stderr

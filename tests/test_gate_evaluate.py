@@ -9,7 +9,14 @@ import pyarrow as pa
 import pytest
 
 from tailscope.errors import BaselineError, UsageError
-from tailscope.gate import Baseline, GatePolicy, build_baseline, evaluate, threshold_check
+from tailscope.gate import (
+    Baseline,
+    GatePolicy,
+    QuantileComparison,
+    build_baseline,
+    evaluate,
+    threshold_check,
+)
 from tailscope.simulate import Scenario, load_scenario, simulate
 
 SCENARIO = Path(__file__).resolve().parent / "test_gate_scenario.toml"
@@ -33,7 +40,7 @@ def test_false_alarm_rate_of_identical_systems_is_below_5_percent(scenario: Scen
     # GIVEN 20 pairs of runs of the same system with different seeds, gated with NO allowance
     # (any significant increase fails) on every operation at p50, p90 and p99
     policy = GatePolicy(quantiles=(0.5, 0.9, 0.99), max_increase_pct=0.0, operations=("*",))
-    rows = []
+    rows: list[QuantileComparison] = []
     for pair in range(20):
         baseline = _run(scenario, seed=1000 + 2 * pair, requests=800)
         current = _run(scenario, seed=1001 + 2 * pair, requests=800)

@@ -1,4 +1,4 @@
-"""Order-statistic quantile intervals: exact ranks, real coverage, histogram version conservative."""
+"""Order-statistic quantile intervals: exact ranks, real coverage, conservative bucketing."""
 
 from __future__ import annotations
 

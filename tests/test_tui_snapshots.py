@@ -8,7 +8,6 @@ the SVGs (``tests/__snapshots__/test_tui_snapshots/``) before committing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from test_tui_sample import sample_triage
@@ -51,10 +50,9 @@ def test_trace_snapshot_wide(snap_compare: SnapCompare) -> None:
 
 
 def test_light_theme_snapshot(snap_compare: SnapCompare) -> None:
-    def light(pilot: Any) -> None:
-        pilot.app.theme = "textual-light"
-
-    assert snap_compare(app(), press=("2",), terminal_size=SIZE, run_before=light)
+    light = app()
+    light.theme = "textual-light"
+    assert snap_compare(light, press=("2",), terminal_size=SIZE)
 
 
 def test_compare_snapshot(snap_compare: SnapCompare) -> None:

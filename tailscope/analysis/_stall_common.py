@@ -121,21 +121,31 @@ def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
 
 
 def instance_timestamps(narrowed: pl.DataFrame, events: pl.Series | None) -> pl.DataFrame:
-    """Every timestamp each instance took (span starts, ends and event times), sorted.
+    """Every distinct timestamp each instance took (span starts, ends and event times), sorted.
 
-    Columns: ``instance``, ``t`` (ns, in that instance's own clock).
+    Columns: ``instance``, ``t`` (ns, in that instance's own clock) and ``starts`` (how many
+    spans of the instance started at exactly ``t``).
     """
     parts = [
-        narrowed.select("instance", pl.col("start").alias("t")),
-        narrowed.select("instance", pl.col("end").alias("t")),
+        narrowed.select("instance", pl.col("start").alias("t"), pl.lit(1).alias("starts")),
+        narrowed.select("instance", pl.col("end").alias("t"), pl.lit(0).alias("starts")),
     ]
     if events is not None:
         ev = (
             pl.DataFrame({"instance": narrowed["instance"], "ev": events})
             .filter(pl.col("ev").list.len() > 0)
             .explode("ev")
-            .select("instance", pl.col("ev").struct.field("time_unix_nano").alias("t"))
+            .select(
+                "instance",
+                pl.col("ev").struct.field("time_unix_nano").alias("t"),
+                pl.lit(0).alias("starts"),
+            )
             .filter(pl.col("t") > 0)
         )
         parts.append(ev)
-    return pl.concat(parts).unique().sort("instance", "t")
+    return (
+        pl.concat(parts)
+        .group_by("instance", "t")
+        .agg(pl.col("starts").sum())
+        .sort("instance", "t")
+    )

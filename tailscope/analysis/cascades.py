@@ -6,8 +6,8 @@ retries, the retry may time out as well, and the callers further up wait past th
 timed-out span is linked to a stall when it is, or is an ancestor of, a span the stall touched:
 
 * a span of the stalled instance in flight across the silence (stretched), or
-* a SERVER span of it that started right after the silence and whose caller waited unusually
-  long or gave up (queued) — the same evidence :mod:`tailscope.analysis.stalls` uses, or
+* a SERVER span of it that started inside or right after the silence and whose caller's
+  network-plus-queue time exceeds the edge's usual by at least ``MIN_EXCESS_NS`` (queued), or
 * (for callers whose request left no SERVER span) a CLIENT span aimed at the stalled instance by
   ``server.address`` whose own interval overlaps the silence within the skew margin.
 
@@ -26,7 +26,7 @@ from typing import Final
 import polars as pl
 
 from tailscope.analysis._stall_common import NS_PER_MS, client_calls, narrow
-from tailscope.analysis.stalls import BURST_NS, EXCESS_SHARE, MIN_EXCESS_NS, SKEW_MARGIN_NS
+from tailscope.analysis.stalls import BURST_NS, MIN_EXCESS_NS, SKEW_MARGIN_NS
 from tailscope.histogram import LatencyHistogram
 from tailscope.report.model import Cascade, Stall, UnexplainedTimeout
 from tailscope.schema import SpanKind
@@ -89,7 +89,6 @@ def _touched(narrowed: pl.DataFrame, calls: pl.DataFrame, stalls: tuple[Stall, .
         delay=pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a")
     )
     burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
-    threshold = pl.max_horizontal(pl.lit(MIN_EXCESS_NS), pl.col("gap") * EXCESS_SHARE)
     callers = calls.select("tid", pl.col("child_sid").alias("sid"), "excess").drop_nulls("sid")
     queued = (
         mine.filter(
@@ -98,7 +97,7 @@ def _touched(narrowed: pl.DataFrame, calls: pl.DataFrame, stalls: tuple[Stall, .
             & (pl.col("start") <= pl.col("b") + burst)
         )
         .join(callers, on=["tid", "sid"], how="inner")
-        .filter(pl.col("excess") >= threshold)
+        .filter(pl.col("excess") >= MIN_EXCESS_NS)
         .with_columns(delay=pl.lit(0, dtype=pl.Int64))
     )
     # callers whose request left no server span: match the target by name, times with margin
@@ -144,11 +143,11 @@ def _linked_timeouts(
     not have timed out without the stall's delay.
 
     The counterfactual test, per timed-out CLIENT span with a SERVER child: what the client
-    would have waited without the stall is the child's duration plus the edge's usual overhead,
-    minus the delay the stall put inside the child's subtree (its silence, or a descendant's
-    queue time). If that still reaches the client's own duration (its timeout), the call would
-    have timed out anyway (a slow dependency that also met a pause) and is not linked.
-    Columns: ``tid``, ``sid``, ``stall`` (one stall per span: the first that reaches it).
+    would have waited without the stalls is the child's duration plus the edge's usual
+    overhead, minus the delay all stalls put inside the child's subtree (silences, or a
+    descendant's queue time). If that still reaches the client's own duration (its timeout),
+    the call would have timed out anyway (a slow dependency that also met a pause) and is not
+    linked. Columns: ``tid``, ``sid``, ``stall`` (the stall that delayed the span most).
     """
     empty = pl.DataFrame(schema={"tid": pl.Binary, "sid": pl.Binary, "stall": pl.Int64})
     if not stalls:
@@ -170,22 +169,28 @@ def _linked_timeouts(
         seen = pl.concat([seen, up.select("stall", "tid", "sid")])
         frontier = up
     affected = pl.concat(reached).group_by("stall", "tid", "sid").agg(pl.col("delay").max())
-    # the delay inside a timed-out client's child subtree (queue time in front of the child
-    # itself is outside the child's duration and is not subtracted)
-    inside = affected.select(
-        "stall", "tid", pl.col("sid").alias("child_sid"), pl.col("delay").alias("inside")
+    # the delay all stalls together put inside a timed-out client's child subtree (queue time
+    # in front of the child itself is outside the child's duration and is not subtracted)
+    inside = (
+        affected.group_by("tid", "sid")
+        .agg(pl.col("delay").sum())
+        .select("tid", pl.col("sid").alias("child_sid"), pl.col("delay").alias("inside"))
     )
     counterfactual = (
         pl.col("child_dur") + pl.col("usual_overhead").clip(lower_bound=0) - pl.col("inside")
     )
+    # each timed-out span belongs to the stall that delayed it most
+    strongest = (
+        affected.sort("delay", "stall", descending=[True, False])
+        .unique(["tid", "sid"], keep="first")
+        .select("tid", "sid", "stall")
+    )
     return (
         timeouts.select("tid", "sid", "dur", "child_sid", "child_dur", "usual_overhead")
-        .join(affected.select("stall", "tid", "sid"), on=["tid", "sid"], how="inner")
-        .join(inside, on=["stall", "tid", "child_sid"], how="left")
+        .join(strongest, on=["tid", "sid"], how="inner")
+        .join(inside, on=["tid", "child_sid"], how="left")
         .with_columns(pl.col("inside").fill_null(0))
         .filter(pl.col("child_dur").is_null() | (counterfactual < pl.col("dur")))
-        .sort("stall")
-        .unique(["tid", "sid"], keep="first")
         .select("tid", "sid", "stall")
     )
 

@@ -58,31 +58,51 @@ class _Shares:
     tail: NDArray[np.float64]
 
 
-def _shares(
-    hop_ms: NDArray[np.float64], total_ms: NDArray[np.float64], weights: NDArray[np.float64]
-) -> _Shares:
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """One root operation's requests, laid out for weighted moments in one matrix product."""
+
+    hop_ms: NDArray[np.float64]
+    """requests x hops."""
+    total_ms: NDArray[np.float64]
+    moments: NDArray[np.float64]
+    """requests x (2 hops + 2): columns x_h, T, T^2, x_h * T."""
+    order: NDArray[np.int64]
+    """Requests sorted by T (for the per-resample p99)."""
+
+    @classmethod
+    def of(cls, hop_ms: NDArray[np.float64], total_ms: NDArray[np.float64]) -> _Sample:
+        moments = np.hstack(
+            [hop_ms, total_ms[:, None], (total_ms * total_ms)[:, None], hop_ms * total_ms[:, None]]
+        )
+        return cls(hop_ms, total_ms, moments, np.argsort(total_ms, kind="stable"))
+
+
+def _shares(sample: _Sample, weights: NDArray[np.float64]) -> _Shares:
     """Variance and tail shares of every hop under each row of request ``weights``.
 
-    ``hop_ms`` is requests x hops, ``total_ms`` per request, ``weights`` resamples x requests
-    (counts of each request in a resample; a row of ones is the sample itself).
+    ``weights`` is resamples x requests (how often each request is drawn; a row of ones is the
+    sample itself).
     """
+    hops = sample.hop_ms.shape[1]
     n = weights.sum(axis=1)
-    mean_t = weights @ total_ms / n
-    mean_x = weights @ hop_ms / n[:, None]
-    var_t = weights @ (total_ms * total_ms) / n - mean_t * mean_t
-    cov = weights @ (hop_ms * total_ms[:, None]) / n[:, None] - mean_x * mean_t[:, None]
+    m = (weights @ sample.moments) / n[:, None]
+    mean_x = m[:, :hops]
+    mean_t = m[:, hops]
+    var_t = m[:, hops + 1] - mean_t * mean_t
+    cov = m[:, hops + 2 :] - mean_x * mean_t[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         variance = np.where(var_t[:, None] > 0, cov / var_t[:, None], np.nan)
     # per-resample nearest-rank p99: first sorted T whose cumulative weight reaches q * n
-    order = np.argsort(total_ms, kind="stable")
-    cumulative = np.cumsum(weights[:, order], axis=1)
+    cumulative = np.cumsum(weights[:, sample.order], axis=1)
     position = np.argmax(cumulative >= (TAIL_QUANTILE * n)[:, None] - 1e-9, axis=1)
-    threshold = total_ms[order][position]
-    tail_weights = weights * (total_ms[None, :] > threshold[:, None])
+    threshold = sample.total_ms[sample.order][position]
+    tail_weights = weights * (sample.total_ms[None, :] > threshold[:, None])
     tail_n = tail_weights.sum(axis=1)
+    tail_m = tail_weights @ sample.moments[:, : hops + 1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        tail_t = tail_weights @ total_ms / tail_n
-        tail_x = tail_weights @ hop_ms / tail_n[:, None]
+        tail_x = tail_m[:, :hops] / tail_n[:, None]
+        tail_t = tail_m[:, hops] / tail_n
         excess = tail_t - mean_t
         tail = np.where(
             (tail_n[:, None] > 0) & (excess[:, None] > 0),
@@ -92,14 +112,9 @@ def _shares(
     return _Shares(variance=variance, tail=tail)
 
 
-def _bootstrap(
-    hop_ms: NDArray[np.float64],
-    total_ms: NDArray[np.float64],
-    resamples: int,
-    rng: np.random.Generator,
-) -> _Shares:
+def _bootstrap(sample: _Sample, resamples: int, rng: np.random.Generator) -> _Shares:
     """Shares under ``resamples`` bootstrap resamples of the requests (rows)."""
-    n = total_ms.size
+    n = sample.total_ms.size
     variance: list[NDArray[np.float64]] = []
     tail: list[NDArray[np.float64]] = []
     done = 0
@@ -108,7 +123,7 @@ def _bootstrap(
         picks = rng.integers(0, n, size=(chunk, n))
         picks += (np.arange(chunk) * n)[:, None]
         weights = np.bincount(picks.ravel(), minlength=chunk * n).reshape(chunk, n)
-        shares = _shares(hop_ms, total_ms, weights.astype(np.float64))
+        shares = _shares(sample, weights.astype(np.float64))
         variance.append(shares.variance)
         tail.append(shares.tail)
         done += chunk
@@ -207,8 +222,9 @@ def hop_attribution(
         hop_ms[hop_rows["_req"].to_numpy(), hop_rows["_hop"].to_numpy()] = (
             hop_rows["hop_ns"].to_numpy() / NS_PER_MS
         )
-        point = _shares(hop_ms, total_ms, np.ones((1, n)))
-        boot = _bootstrap(hop_ms, total_ms, options.resamples, rng)
+        sample = _Sample.of(hop_ms, total_ms)
+        point = _shares(sample, np.ones((1, n)))
+        boot = _bootstrap(sample, options.resamples, rng)
         variance_ci = _interval(boot.variance)
         tail_ci = _interval(boot.tail)
         mean = hop_ms.mean(axis=0)

@@ -44,7 +44,6 @@ from tailscope.analysis.skew import (
     skew_shifts,
 )
 from tailscope.analysis.span_tree import build_span_tree
-from tailscope.analysis.traces import with_roots
 from tailscope.report.model import InputSummary, ProblemEntry, Report
 
 if TYPE_CHECKING:
@@ -119,15 +118,14 @@ def analyze(ingest: IngestResult, options: AnalysisOptions | None = None) -> Ana
         The :class:`Analysis` (report, adjusted spans, critical-path segments).
     """
     options = options or AnalysisOptions()
+    tree = build_span_tree(ingest.table)
     raw = pl.from_arrow(ingest.table)
     assert isinstance(raw, pl.DataFrame)
-    raw = (
-        with_roots(raw)
-        if raw.height
-        else raw.with_columns(is_root=pl.lit(False), is_orphan=pl.lit(False))
+    # the same roots and orphans as tailscope.analysis.traces.with_roots, from the tree
+    raw = raw.with_columns(
+        pl.Series("is_root", tree.parent < 0, dtype=pl.Boolean),
+        pl.Series("is_orphan", tree.is_orphan, dtype=pl.Boolean),
     )
-
-    tree = build_span_tree(raw)
     start = raw[s.START].to_numpy()
     end = raw[s.END].to_numpy()
     shift, corrected = skew_shifts(

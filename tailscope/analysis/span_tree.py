@@ -36,18 +36,69 @@ class SpanTree:
     """``levels[d]`` holds the rows at depth ``d`` (ascending)."""
     has_children: NDArray[np.bool_]
     """True when at least one span names this span as its parent."""
+    is_orphan: NDArray[np.bool_]
+    """True for a span whose parent id is set but not in the table (it is a root here)."""
 
     @property
     def size(self) -> int:
         return int(self.parent.shape[0])
 
 
+def _fixed_width_words(column: pa.ChunkedArray | pa.Array, width: int) -> NDArray[np.uint64]:
+    """A fixed-size-binary id column as big-endian 64-bit words (rows x width/8); nulls zero."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if array.null_count:
+        array = array.fill_null(b"\0" * width)
+    raw = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+    raw = raw[array.offset * width : (array.offset + len(array)) * width]
+    return raw.view(">u8").astype(np.uint64).reshape(len(array), width // 8)
+
+
+def _integer_ids(spans: pa.Table) -> pl.DataFrame:
+    """trace code (dense, int64), span id and parent id (uint64) of a table with the schema's
+    fixed-size id columns: integer keys join an order of magnitude faster than binary ones."""
+    trace = _fixed_width_words(spans[s.TRACE_ID], 16)
+    order = np.lexsort((trace[:, 1], trace[:, 0]))
+    ordered = trace[order]
+    new_trace = np.ones(len(order), dtype=bool)
+    new_trace[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    code = np.empty(len(order), dtype=np.int64)
+    code[order] = np.cumsum(new_trace) - 1
+    parent_valid = spans[s.PARENT_SPAN_ID].is_valid()
+    parent = pl.Series(s.PARENT_SPAN_ID, _fixed_width_words(spans[s.PARENT_SPAN_ID], 8)[:, 0])
+    return pl.DataFrame(
+        {
+            s.TRACE_ID: code,
+            s.SPAN_ID: _fixed_width_words(spans[s.SPAN_ID], 8)[:, 0],
+            s.PARENT_SPAN_ID: parent,
+        }
+    ).with_columns(
+        pl.when(pl.Series(parent_valid.to_numpy(zero_copy_only=False)))
+        .then(pl.col(s.PARENT_SPAN_ID))
+        .otherwise(None)
+    )
+
+
 def build_span_tree(spans: pa.Table | pl.DataFrame) -> SpanTree:
     """Link every span of ``spans`` (needs ``trace_id``, ``span_id``, ``parent_span_id``) to
-    its parent row. Duplicate span ids within a trace link to the first occurrence."""
-    frame = spans if isinstance(spans, pl.DataFrame) else pl.from_arrow(spans)
-    assert isinstance(frame, pl.DataFrame)
-    keyed = frame.select(s.TRACE_ID, s.SPAN_ID, s.PARENT_SPAN_ID).with_row_index("_row")
+    its parent row. Duplicate span ids within a trace link to the first occurrence.
+
+    An Arrow table with the schema's fixed-size id columns takes a fast path (ids as integers).
+    """
+    fixed = (
+        isinstance(spans, pa.Table)
+        and pa.types.is_fixed_size_binary(spans.schema.field(s.TRACE_ID).type)
+        and pa.types.is_fixed_size_binary(spans.schema.field(s.SPAN_ID).type)
+        and pa.types.is_fixed_size_binary(spans.schema.field(s.PARENT_SPAN_ID).type)
+    )
+    if fixed:
+        assert isinstance(spans, pa.Table)
+        ids = _integer_ids(spans)
+    else:
+        frame = spans if isinstance(spans, pl.DataFrame) else pl.from_arrow(spans)
+        assert isinstance(frame, pl.DataFrame)
+        ids = frame.select(s.TRACE_ID, s.SPAN_ID, s.PARENT_SPAN_ID)
+    keyed = ids.with_row_index("_row")
     targets = keyed.select(
         pl.col(s.TRACE_ID),
         pl.col(s.SPAN_ID).alias(s.PARENT_SPAN_ID),
@@ -57,11 +108,17 @@ def build_span_tree(spans: pa.Table | pl.DataFrame) -> SpanTree:
         targets, on=[s.TRACE_ID, s.PARENT_SPAN_ID], how="left", maintain_order="left"
     )
     parent = linked["_parent_row"].fill_null(-1).cast(pl.Int64).to_numpy().copy()
-    return tree_from_parents(parent)
+    has_parent_id = keyed[s.PARENT_SPAN_ID].is_not_null().to_numpy()
+    return tree_from_parents(parent, has_parent_id)
 
 
-def tree_from_parents(parent: NDArray[np.int64]) -> SpanTree:
-    """Depths, roots and levels from parent rows (vectorised: one pass per depth level)."""
+def tree_from_parents(
+    parent: NDArray[np.int64], has_parent_id: NDArray[np.bool_] | None = None
+) -> SpanTree:
+    """Depths, roots and levels from parent rows (vectorised: one pass per depth level).
+
+    ``has_parent_id`` (default: ``parent >= 0``) tells orphans (a parent id that is not in the
+    table) from true roots."""
     n = parent.shape[0]
     is_root = parent < 0
     safe_parent = np.where(is_root, 0, parent)
@@ -83,4 +140,12 @@ def tree_from_parents(parent: NDArray[np.int64]) -> SpanTree:
     max_depth = int(sorted_depth[-1]) if n else -1
     bounds = np.searchsorted(sorted_depth, np.arange(max_depth + 2), side="left")
     levels = tuple(order[bounds[d] : bounds[d + 1]] for d in range(max_depth + 1))
-    return SpanTree(parent=parent, depth=depth, root=root, levels=levels, has_children=has_children)
+    orphan = is_root & (has_parent_id if has_parent_id is not None else False)
+    return SpanTree(
+        parent=parent,
+        depth=depth,
+        root=root,
+        levels=levels,
+        has_children=has_children,
+        is_orphan=np.asarray(orphan, dtype=bool),
+    )

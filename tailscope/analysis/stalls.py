@@ -14,8 +14,9 @@ for exactly that signature, per instance:
      merely waiting on a downstream call (its innermost in-flight span is not a CLIENT span);
    * *stranded responses*: an in-flight CLIENT span of the instance that succeeded but whose
      SERVER child finished well before the client did (client minus child duration, beyond the
-     edge's usual network time, is large; a client that gave up is no evidence, nor one whose
-     child was itself queued behind a silence of its own instance);
+     edge's usual network time, is large) and that ended right after the silence, when the
+     process resumed and read it; a client that gave up is no evidence, nor one whose child was
+     itself queued behind a silence of its own instance;
    * *queued requests*: SERVER spans of the instance starting right after the gap whose
      caller's CLIENT span shows an unusually large network-plus-queue time (a caller that gave
      up early shows it too: its duration is the timeout, the queued child's is short).
@@ -59,6 +60,8 @@ COMPONENT_GAP_NS: Final = 5 * NS_PER_MS
 """Shortest part of a chain of back-to-back silences."""
 MERGE_BLIP_NS: Final = NS_PER_MS
 """Longest activity between two silences that still makes them one window."""
+MERGE_MIN_STARTS: Final = 2
+"""... and in which at least this many requests started (a released queue, not idle traffic)."""
 MIN_HISTORY: Final = 8
 """Below this many preceding timestamps the instance-wide mean interval is used instead."""
 MIN_SCORE: Final = 2.0
@@ -68,9 +71,9 @@ own work alone is what a slow CPU-bound request looks like too)."""
 WORKING_WEIGHT: Final = 0.5
 SKEW_MARGIN_NS: Final = 25 * NS_PER_MS
 """Clock disagreement tolerated when judging whether an instance on another host was silent."""
-MIN_EXCESS_NS: Final = 2 * NS_PER_MS
+MIN_EXCESS_NS: Final = 3 * NS_PER_MS
 """Least extra network/queue time (beyond the edge's median) that counts as queueing."""
-EXCESS_SHARE: Final = 0.1
+EXCESS_SHARE: Final = 0.2
 """... and at least this share of the silence."""
 BURST_NS: Final = 5 * NS_PER_MS
 """Queued requests start within max(5 ms, half the silence) after it ends."""
@@ -111,14 +114,16 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
     """Gaps between consecutive timestamps of one instance that its recent rate makes unlikely.
 
     Back-to-back pauses (a full collection right after another, with a blip of activity of at
-    most :data:`MERGE_BLIP_NS` between them) are merged into one window: requests queued by the
-    first only start after the last, so they are one stall to the callers. Components of a
+    most :data:`MERGE_BLIP_NS` between them in which the queue was released: at least
+    :data:`MERGE_MIN_STARTS` spans started) are merged into one window: the requests released
+    by the first are stretched across the next, so they are one stall to the callers. Components of a
     merged window need only be :data:`COMPONENT_GAP_NS` long (the recent rate right after a long
     silence is no guide); one of them must pass the full test.
 
     Columns: ``cid``, ``instance``, ``a`` (last timestamp before), ``b`` (first after), ``gap``
     (``b - a``, ns), ``surprise`` (silent time over the recent mean interval) and
-    ``first_resume`` (end of the first silence of a chain; ``b`` for a single one).
+    ``first_resume`` (end of the first silence of a chain; ``b`` for a single one),
+    ``core_a``/``core_b`` (the longest silence of the chain).
     """
     by = "instance"
     index = pl.int_range(pl.len()).over(by)
@@ -133,6 +138,7 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
     gaps = (
         stamps.with_columns(
             b=pl.col("t").shift(-1).over(by),
+            started=pl.col("starts").cum_sum().over(by),
             mean_interval=pl.max_horizontal(mean_interval, pl.lit(1.0)),
         )
         .with_columns(gap=pl.col("b") - pl.col("t"))
@@ -144,12 +150,15 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
         "b",
         "gap",
         "mean_interval",
+        "started",
         full=(pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR),
     )
     chained = parts.with_columns(
         window=(
-            (pl.col("a") - pl.col("b").shift(1).over(by)).fill_null(MERGE_BLIP_NS + 1)
-            > MERGE_BLIP_NS
+            ((pl.col("a") - pl.col("b").shift(1).over(by)).fill_null(MERGE_BLIP_NS + 1)
+            > MERGE_BLIP_NS)
+            | ((pl.col("started") - pl.col("started").shift(1).over(by)).fill_null(0)
+            < MERGE_MIN_STARTS)
         )
         .cum_sum()
         .over(by)
@@ -160,6 +169,8 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
             pl.col("a").min(),
             pl.col("b").max(),
             pl.col("b").min().alias("first_resume"),
+            pl.col("a").sort_by("gap").last().alias("core_a"),
+            pl.col("b").sort_by("gap").last().alias("core_b"),
             pl.col("gap").sum().alias("silent"),
             pl.col("mean_interval").first(),
             pl.col("full").any(),
@@ -174,8 +185,28 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
             (pl.col("b") - pl.col("a")).alias("gap"),
             (pl.col("silent") / pl.col("mean_interval")).alias("surprise"),
             "first_resume",
+            "core_a",
+            "core_b",
         )
     )
+
+
+_in_flight_across = (
+    (pl.col("start") < pl.col("b"))
+    & (pl.col("end") > pl.col("a"))
+    & (
+        (pl.col("start") <= pl.col("a"))
+        | (pl.col("end") >= pl.col("b"))
+        | (pl.col("end") - pl.col("start") > MERGE_BLIP_NS)
+    )
+)
+"""A span of the instance in flight across at least one silence of the window: no timestamps
+fall inside a silence, so a span overlapping the window either crosses its edge or lasts longer
+than the blips between chained silences."""
+
+_works = ~pl.col("kind").is_in([SpanKind.CLIENT, SpanKind.UNSPECIFIED])
+"""Kinds whose innermost in-flight span is the process's own work. UNSPECIFIED is excluded:
+without kinds, waiting on a downstream call cannot be told from working."""
 
 
 def _evidence(
@@ -187,14 +218,17 @@ def _evidence(
     distinct traces), ``working``, ``stranded``, ``queued`` (counts), ``evidence_traces``
     (distinct traces among the last three).
     """
-    windows = candidates.select("cid", "instance", "a", "b", "gap", "first_resume")
-    threshold = pl.max_horizontal(pl.lit(MIN_EXCESS_NS), pl.col("gap") * EXCESS_SHARE)
+    windows = candidates.select(
+        "cid", "instance", "a", "b", "gap", "first_resume", "core_a", "core_b"
+    )
+    core = pl.col("core_b") - pl.col("core_a")
+    threshold = pl.max_horizontal(pl.lit(MIN_EXCESS_NS), core * EXCESS_SHARE)
     cols = ["tid", "sid", "pid", "instance", "kind", "start", "end"]
 
     stretched = (
         narrowed.select(cols)
         .join(windows, on="instance", how="inner")
-        .filter((pl.col("start") < pl.col("b")) & (pl.col("end") > pl.col("a")))
+        .filter(_in_flight_across)
     )
     # innermost in-flight spans: no in-flight child of their own
     has_child = stretched.select("cid", "tid", pl.col("pid").alias("sid")).drop_nulls().unique()
@@ -205,7 +239,7 @@ def _evidence(
         narrowed.select("tid", pl.col("pid").alias("sid"), "end", "error")
         .drop_nulls("sid")
         .join(
-            innermost.filter(pl.col("kind") != SpanKind.CLIENT).select("cid", "tid", "sid", "a"),
+            innermost.filter(_works).select("cid", "tid", "sid", "a"),
             on=["tid", "sid"],
             how="inner",
         )
@@ -215,14 +249,14 @@ def _evidence(
         .agg(pl.col("error").last().alias("backoff"))
     )
     working = (
-        innermost.filter(pl.col("kind") != SpanKind.CLIENT)
+        innermost.filter(_works)
         .join(last_child, on=["cid", "tid", "sid"], how="left")
         .filter(~pl.col("backoff").fill_null(False))
         .select("cid", "tid")
     )
     # a child that itself started right after a silence of its own instance was queued there:
     # the caller's extra wait is the callee's queue, not a response stranded at the caller
-    burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
+    burst = pl.max_horizontal(pl.lit(BURST_NS), core // 2)
     queued_elsewhere = (
         narrowed.filter(pl.col("kind") == SpanKind.SERVER)
         .select("tid", pl.col("sid").alias("child_sid"), "instance", "start")
@@ -238,7 +272,11 @@ def _evidence(
             on=["tid", "sid"],
             how="inner",
         )
-        .filter((pl.col("excess") >= threshold) & ~pl.col("error"))
+        .filter(
+            (pl.col("excess") >= threshold)
+            & ~pl.col("error")
+            & (pl.col("end") <= pl.col("b") + burst)
+        )
         .join(queued_elsewhere, on=["tid", "child_sid"], how="anti")
         .select("cid", "tid")
     )

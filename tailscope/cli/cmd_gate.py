@@ -16,7 +16,7 @@ import typer
 
 from tailscope.cli.app import app
 from tailscope.cli.options import InputFormatOpt, Inputs, Quiet
-from tailscope.errors import FindingsOverThreshold, UsageError
+from tailscope.errors import FindingsOverThreshold, InputError, UsageError
 from tailscope.types import GATE_FORMATS
 
 if TYPE_CHECKING:
@@ -145,12 +145,12 @@ def gate(
     if pct is None and max_increase_ms is None:
         pct = 10.0
     policy = GatePolicy(
-        quantiles=tuple(quantile) if quantile else (0.99,),
+        quantiles=tuple(dict.fromkeys(quantile)) if quantile else (0.99,),
         max_increase_pct=pct,
         max_increase_ms=max_increase_ms,
         confidence=confidence,
         min_samples=min_samples,
-        operations=tuple(operations or ()),
+        operations=tuple(dict.fromkeys(operations or ())),
         strict=strict,
     )
     reference = read_baseline_file(baseline)
@@ -194,18 +194,35 @@ def gate(
 def _finding_checks(
     table: pa.Table, fail_on_stalls: int | None, fail_on_cascades: int | None
 ) -> tuple[ThresholdCheck, ...]:
-    """Run the stall detector (and the cascade finder) only when a ``--fail-on-*`` asks."""
+    """Run the stall detector (and the cascade finder) only when a ``--fail-on-*`` asks.
+
+    They get the same frame :func:`tailscope.analysis.pipeline.analyze` gives them (exported
+    times, ``is_root``/``is_orphan`` added), so the counts match ``tailscope analyze``; the rest
+    of the pipeline (critical paths, bootstrap) is not needed for gating and is skipped. Unlike
+    the report, a detector failure is an error here: a gate must not pass on stalls it did not
+    look for.
+    """
     if fail_on_stalls is None and fail_on_cascades is None:
         return ()
     import polars as pl
 
     from tailscope.analysis.cascades import find_cascades
     from tailscope.analysis.stalls import detect_stalls
+    from tailscope.analysis.traces import with_roots
     from tailscope.gate.evaluate import threshold_check
 
     spans = pl.from_arrow(table)
     assert isinstance(spans, pl.DataFrame)
-    stalls = detect_stalls(spans)
+    if spans.height == 0:
+        return ()
+    spans = with_roots(spans)
+    try:
+        stalls = tuple(detect_stalls(spans))
+        cascades, _unexplained = find_cascades(spans, stalls)
+    except Exception as exc:  # a detector bug must not become a silent pass or a traceback
+        raise InputError(
+            f"stall/cascade detection failed on this input: {type(exc).__name__}: {exc}"
+        ) from exc
     checks = []
     if fail_on_stalls is not None:
         longest = (
@@ -215,7 +232,6 @@ def _finding_checks(
         )
         checks.append(threshold_check("stalls", len(stalls), fail_on_stalls, longest))
     if fail_on_cascades is not None:
-        cascades, _unexplained = find_cascades(spans, stalls)
         detail = (
             f"{sum(c.timed_out_spans for c in cascades)} timed-out spans, "
             f"{sum(c.retries for c in cascades)} retries"

@@ -105,7 +105,11 @@ def _read_source(source: Source, input_format: str, log: ProblemLog) -> Iterator
         except FormatUnavailable as exc:
             raise InputError(f"{source.name}: {exc}") from None
         skipped_before = log.stats.skipped_records
-        table = reader.read(source.read_all(log), source.name, log.stats)
+        try:
+            table = reader.read(source.read_all(log), source.name, log.stats)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            # A reader that meets data it cannot handle must not end in a traceback.
+            raise InputError(f"{source.name}: unreadable {fmt} data ({exc})") from None
         if log.strict and log.stats.skipped_records > skipped_before:
             first = log.stats.problems[-1] if log.stats.problems else None
             where = f"{first.location()}: {first.reason}" if first else source.name

@@ -37,7 +37,8 @@ class InputRef:
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[InputRef]:
-    """Files as given, directories walked recursively in sorted order, ``-`` for stdin."""
+    """Files as given, directories walked recursively in sorted order (hidden files and
+    directories skipped), ``-`` for stdin."""
     refs: list[InputRef] = []
     for item in inputs:
         if item == STDIN:
@@ -48,7 +49,8 @@ def expand_inputs(inputs: Sequence[str]) -> list[InputRef]:
             found = sorted(
                 p
                 for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.parts[-1:])
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
                 raise InputError(f"{item}: empty input (directory has no files)")

@@ -231,10 +231,15 @@ def render_junit(verdict: GateVerdict) -> str:
 
 
 def _row_text(r: QuantileComparison) -> str:
+    interval = (
+        f"interval {_interval(r.interval_ms, ' ms')} {_interval(r.interval_pct, '%')}"
+        if r.interval_ms is not None
+        else "no interval"
+    )
     return (
         f"{r.quantile_label}: baseline {_ms(r.baseline_ms)} ms, current {_ms(r.current_ms)} ms, "
-        f"change {_signed(r.change_pct, '%')}, interval {_interval(r.interval_ms, ' ms')} "
-        f"{_interval(r.interval_pct, '%')}, samples {_counts(r)}: {r.verdict} ({r.reason})"
+        f"change {_signed(r.change_pct, '%')}, {interval}, samples {_counts(r)}: "
+        f"{r.verdict} ({r.reason})"
     )
 
 

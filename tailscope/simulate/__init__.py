@@ -68,8 +68,10 @@ def load_scenario(path: str | Path) -> Scenario:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else "syntax error"
-            raise UsageError(f"{file}: not valid YAML: {first}") from None
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or "syntax error"
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise UsageError(f"{file}: not valid YAML: {problem}{where}") from None
     try:
         return scenario_from_mapping(data, default_name=file.stem)
     except UsageError as exc:
@@ -114,6 +116,9 @@ def simulate(
     Raises:
         UsageError: no size given, or an option out of range.
     """
+    import pyarrow as pa
+
+    from tailscope.schema import empty_table
     from tailscope.simulate.engine import Engine
     from tailscope.simulate.export import table_from_traces
     from tailscope.simulate.run import RunSize, TruthRecorder, host_offsets_ns, iter_batches
@@ -124,13 +129,11 @@ def simulate(
     engine = Engine(scenario, seed)
     offsets = host_offsets_ns(scenario, seed, clock_skew_ms)
     recorder = TruthRecorder(engine, seed, rate, offsets)
-    traces = []
+    tables = []
     for batch in iter_batches(engine, RunSize(requests, duration_s, spans), rate):
         recorder.add(batch)
-        traces.extend(batch)
-    import pyarrow as pa
-
-    from tailscope.schema import SPAN_SCHEMA
-
-    table = table_from_traces(traces, offsets) if traces else pa.Table.from_batches([], SPAN_SCHEMA)
+        tables.append(table_from_traces(batch, offsets))
+    if not tables:
+        return Simulation(empty_table(), recorder.truth())
+    table = pa.concat_tables(tables).unify_dictionaries().combine_chunks()
     return Simulation(table, recorder.truth())

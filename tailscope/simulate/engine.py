@@ -394,7 +394,9 @@ class Engine:
                     ("messaging.destination.name", message.topic),
                 ]
             run.spans.append(span)
-        return start, t, error
+        # the caller sees a failed response (500 / INTERNAL), never this operation's own
+        # downstream timeout: only the caller's own timer produces "timeout" for it
+        return start, t, None if error is None else "internal"
 
     def _server_span(
         self,

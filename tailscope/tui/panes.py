@@ -332,13 +332,20 @@ class HopsPane(Pane):
                 ("   Enter: slowest traces of a hop", self.palette.muted),
             )
         )
-        table.add_column("hop", key="hop")
-        table.add_column("kind", key="component")
-        table.add_column("on path", key="on_path")
-        table.add_column("mean ms", key="mean")
-        table.add_column("tail share [CI]", key="tail")
-        table.add_column("variance share [CI]", key="variance")
+        # Explicit widths: auto-sized columns of a table cleared and refilled while the pane
+        # is being laid out could come out a few cells wide.
         name_width, bar = self.column_widths()
+        longest = max(
+            (len(f"{h.hop_service} {h.hop_operation}") for h in self.shown_hops), default=3
+        )
+        name_width = min(name_width, max(longest, 3))
+        share_width = (bar + 1 if bar else 0) + 12
+        table.add_column("hop", key="hop", width=name_width)
+        table.add_column("kind", key="component", width=4)
+        table.add_column("on path", key="on_path", width=7)
+        table.add_column("mean ms", key="mean", width=7)
+        table.add_column("tail share [CI]", key="tail", width=max(share_width, 15))
+        table.add_column("variance share [CI]", key="variance", width=max(share_width, 19))
         for i, hop in enumerate(self.shown_hops):
             tail = self._share_cell(hop.tail_share, hop.tail_share_ci, bar, hop.inconclusive)
             var = self._share_cell(hop.variance_share, hop.variance_share_ci, bar, hop.inconclusive)

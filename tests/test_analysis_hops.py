@@ -1,0 +1,126 @@
+"""Hop attribution: hand-computed shares, shares summing to 1, bootstrap intervals, and the
+inconclusive rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tailscope.analysis.hops import HopOptions, hop_attribution
+from tailscope.analysis.pipeline import AnalysisOptions, analyze
+from tailscope.ingest.model import IngestResult, IngestStats
+from tailscope.ingest.rows import SpanRow, table_from_rows
+from tailscope.schema import SpanKind
+
+MS = 1_000_000
+
+
+def segments_and_roots(hop_times_ms: dict[str, list[float]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Synthetic critical paths: request i spends hop_times_ms[h][i] ms in hop h, in turn."""
+    names = list(hop_times_ms)
+    n = len(hop_times_ms[names[0]])
+    seg_rows = []
+    root_rows = []
+    for i in range(n):
+        tid = (i + 1).to_bytes(16, "big")
+        rid = (1).to_bytes(8, "big")
+        t = 0
+        for h in names:
+            d = int(hop_times_ms[h][i] * MS)
+            if d:
+                seg_rows.append((tid, rid, t, t + d, h, "op", "self", "api", "GET /", rid))
+            t += d
+        root_rows.append((tid, rid, "api", "GET /", t))
+    path = pl.DataFrame(
+        seg_rows,
+        schema=["trace_id", "span_id", "seg_start", "seg_end", "hop_service", "hop_operation",
+                "component", "root_service", "root_operation", "root_span_id"],
+        orient="row",
+    )
+    roots = pl.DataFrame(
+        root_rows,
+        schema=["trace_id", "root_span_id", "root_service", "root_operation", "duration_ns"],
+        orient="row",
+    )
+    return path, roots
+
+
+def test_shares_match_hand_computation_and_sum_to_one() -> None:
+    rng = np.random.default_rng(3)
+    n = 5000
+    steady = np.round(rng.normal(10, 1, n).clip(1), 3)
+    spiky = np.round(np.where(rng.random(n) < 0.03, rng.normal(200, 20, n), rng.normal(5, 1, n)).clip(1), 3)
+    other = np.round(rng.normal(20, 3, n).clip(1), 3)
+    path, roots = segments_and_roots({"steady": steady, "spiky": spiky, "other": other})
+    summaries, hops = hop_attribution(path, roots, HopOptions(min_tail_requests=20, resamples=100))
+    (root,) = summaries
+    assert root.requests == n and not root.inconclusive
+    total = steady + spiky + other
+    thr = np.quantile(total, 0.99, method="inverted_cdf")
+    tail = total > thr
+    assert root.tail_requests == int(tail.sum())
+    by_name = {h.hop_service: h for h in hops}
+    for name, x in (("steady", steady), ("spiky", spiky), ("other", other)):
+        expected_var = np.cov(x, total, bias=True)[0, 1] / total.var()
+        expected_tail = (x[tail].mean() - x.mean()) / (total[tail].mean() - total.mean())
+        assert by_name[name].variance_share == pytest.approx(expected_var, abs=1e-9)
+        assert by_name[name].tail_share == pytest.approx(expected_tail, abs=1e-9)
+        assert by_name[name].mean_ms == pytest.approx(x.mean(), rel=1e-9)
+        lo, hi = by_name[name].tail_share_ci
+        assert lo <= by_name[name].tail_share <= hi
+    assert sum(h.variance_share for h in hops) == pytest.approx(1.0, abs=1e-9)
+    assert sum(h.tail_share for h in hops) == pytest.approx(1.0, abs=1e-9)
+    assert hops[0].hop_service == "spiky"
+    assert hops[0].tail_share > 0.9
+    assert by_name["spiky"].on_critical_path == 1.0
+
+
+def test_too_few_tail_requests_is_inconclusive() -> None:
+    rng = np.random.default_rng(5)
+    path, roots = segments_and_roots({"a": rng.uniform(1, 2, 300), "b": rng.uniform(1, 9, 300)})
+    summaries, hops = hop_attribution(path, roots, HopOptions(min_tail_requests=100, resamples=50))
+    assert summaries[0].tail_requests == 3
+    assert summaries[0].inconclusive
+    assert all(h.inconclusive for h in hops)
+    # still ranked by variance share, still summing to one
+    assert hops[0].hop_service == "b"
+    assert sum(h.variance_share for h in hops) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_pipeline_shares_sum_to_one_per_root_with_network_and_dependency() -> None:
+    """Hand-built traces with a client→server edge and a database: three kinds of hop."""
+    rng = np.random.default_rng(11)
+    rows: list[SpanRow] = []
+    for i in range(400):
+        tid = (i + 1).to_bytes(16, "big")
+        db = int(rng.uniform(1, 3) * MS) if i % 50 else 80 * MS
+        net = int(rng.uniform(0.2, 0.6) * MS)
+        srv = 2 * MS + db
+
+        def sp(sid: int, parent: int | None, kind: int, start: int, end: int, svc: str) -> SpanRow:
+            return SpanRow(tid, sid.to_bytes(8, "big"),
+                           None if parent is None else parent.to_bytes(8, "big"),
+                           f"{svc}-{sid}", kind, start, end, svc, f"{svc}-1", host_name=svc)
+
+        t0 = 1_000_000_000 + i * 200 * MS
+        rows += [
+            sp(1, None, SpanKind.SERVER, t0, t0 + MS + srv + 2 * net + MS, "edge"),
+            sp(2, 1, SpanKind.CLIENT, t0 + MS, t0 + MS + srv + 2 * net, "edge"),
+            sp(3, 2, SpanKind.SERVER, t0 + MS + net, t0 + MS + net + srv, "orders"),
+            sp(4, 3, SpanKind.CLIENT, t0 + MS + net + MS, t0 + MS + net + MS + db, "orders"),
+        ]
+    result = analyze(
+        IngestResult(table_from_rows(rows), IngestStats()),
+        AnalysisOptions(min_tail_requests=4, bootstrap_resamples=50),
+    )
+    hops = result.report.hops
+    assert {h.component for h in hops} == {"self", "network", "dependency"}
+    assert sum(h.variance_share for h in hops) == pytest.approx(1.0, abs=1e-9)
+    assert sum(h.tail_share for h in hops) == pytest.approx(1.0, abs=1e-9)
+    top = hops[0]
+    assert (top.hop_service, top.component) == ("orders", "dependency")
+    assert top.tail_share > 0.95
+    network = next(h for h in hops if h.component == "network")
+    assert network.hop_service == "edge"
+    assert 0.4 <= network.mean_ms <= 1.2
