@@ -38,7 +38,7 @@ TAILSCOPE = """
 import sys
 from tailscope.cli import main
 try:
-    main(["analyze", sys.argv[1], "--format", "json", "-o", "/dev/null", "--quiet"])
+    main(["analyze", sys.argv[1], "--format", "json", "-o", "/dev/null", "--quiet", *sys.argv[2:]])
 except SystemExit as exc:
     if exc.code not in (0, None):
         raise
@@ -93,18 +93,19 @@ adjusted = raw.with_columns(pl.Series(s.START, start + shift), pl.Series(s.END, 
 path = segments_frame(adjusted, tree); mark('critical path')
 ops = operation_stats(raw); mark('percentiles')
 roots, hops = hop_attribution(path, root_durations(adjusted)); mark('hops + bootstrap')
-_stall_sections(raw); mark('stalls/cascades/runtimes')
+if len(sys.argv) < 3:
+    _stall_sections(raw); mark('stalls/cascades/runtimes')
 for (_, a), (name, b) in zip(marks, marks[1:]):
     print('STAGE', name, b - a)
 print('STAGE analysis total', marks[-1][1] - marks[0][1])
 """
 
 
-def measure(code: str, path: Path) -> tuple[float, float, list[str]]:
+def measure(code: str, path: Path, *extra: str) -> tuple[float, float, list[str]]:
     """(wall seconds, peak RSS MiB, stdout lines) of ``code`` in a fresh interpreter."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", code + PEAK_RSS, str(path)],
+        [sys.executable, "-c", code + PEAK_RSS, str(path), *extra],
         capture_output=True,
         text=True,
         check=False,
@@ -122,8 +123,20 @@ def ensure_file(workdir: Path, spans: int, scenario: str) -> Path:
     if not path.exists():
         print(f"generating {path} ...", flush=True)
         subprocess.run(
-            [sys.executable, "-m", "tailscope", "generate", scenario, "--spans", str(spans),
-             "--seed", "1", "-o", str(path), "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "tailscope",
+                "generate",
+                scenario,
+                "--spans",
+                str(spans),
+                "--seed",
+                "1",
+                "-o",
+                str(path),
+                "--quiet",
+            ],
             check=True,
         )
     return path
@@ -136,6 +149,12 @@ def main() -> None:
     parser.add_argument("--scenario", default="checkout")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/tailscope-bench-analyze"))
     parser.add_argument("--no-stages", action="store_true", help="skip the per-stage breakdown")
+    parser.add_argument(
+        "--with-stalls",
+        action="store_true",
+        help="include stall/cascade/runtime detection (default: --no-stalls, i.e. ingest, "
+        "percentiles, critical paths and hop attribution as issue 4 specifies)",
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     sizes = [int(x) for x in args.sizes.split(",")]
@@ -143,19 +162,22 @@ def main() -> None:
     for spans in sizes:
         path = ensure_file(args.workdir, spans, args.scenario)
         size_mb = path.stat().st_size / 1e6
-        ours = [measure(TAILSCOPE, path) for _ in range(args.repeat)]
+        extra = () if args.with_stalls else ("--no-stalls",)
+        ours = [measure(TAILSCOPE, path, *extra) for _ in range(args.repeat)]
         duck = [measure(DUCKDB, path) for _ in range(args.repeat)]
         ours_s = statistics.median(w for w, _, _ in ours)
         ours_mb = statistics.median(p for _, p, _ in ours)
         duck_s = statistics.median(w for w, _, _ in duck)
         duck_mb = statistics.median(p for _, p, _ in duck)
-        print(f"\n== {spans:,} spans ({size_mb:,.0f} MB, {args.scenario}), "
-              f"median of {args.repeat} ==")
-        print(f"tailscope analyze : {ours_s:6.2f} s   peak RSS {ours_mb:7.0f} MiB")
-        print(f"duckdb percentiles: {duck_s:6.2f} s   peak RSS {duck_mb:7.0f} MiB")
+        print(
+            f"\n== {spans:,} spans ({size_mb:,.0f} MB, {args.scenario}), median of {args.repeat} =="
+        )
+        label = "tailscope analyze" + ("" if args.with_stalls else " --no-stalls")
+        print(f"{label:<30}: {ours_s:6.2f} s   peak RSS {ours_mb:7.0f} MiB")
+        print(f"{'duckdb percentiles':<30}: {duck_s:6.2f} s   peak RSS {duck_mb:7.0f} MiB")
         print(f"speed-up (duckdb / tailscope): {duck_s / ours_s:.2f}x")
         if not args.no_stages:
-            _, _, lines = measure(STAGES, path)
+            _, _, lines = measure(STAGES, path, *extra)
             for line in lines:
                 if line.startswith("STAGE"):
                     name, _, seconds = line[6:].rpartition(" ")
@@ -165,9 +187,11 @@ def main() -> None:
         print("\n== growth ==")
         base_spans, base_s, base_mb, _, _ = summary[0]
         for spans, s, mb, d, _ in summary:
-            print(f"{spans:>9,} spans: time x{s / base_s:4.2f}, RSS x{mb / base_mb:4.2f} "
-                  f"for spans x{spans / base_spans:4.2f}; {s / spans * 1e6:5.2f} s per M spans; "
-                  f"vs duckdb {d / s:.2f}x")
+            print(
+                f"{spans:>9,} spans: time x{s / base_s:4.2f}, RSS x{mb / base_mb:4.2f} "
+                f"for spans x{spans / base_spans:4.2f}; {s / spans * 1e6:5.2f} s per M spans; "
+                f"vs duckdb {d / s:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -152,6 +152,7 @@ class LatencyHistogram:
 
     @property
     def max_ns(self) -> int:
+        """The largest value, as the top of its bucket (HdrHistogram semantics)."""
         return int(self._h.get_max_value()) * NS_PER_UNIT if self.count else 0
 
     @property
@@ -167,9 +168,9 @@ class LatencyHistogram:
         counts = self._counts()
         nz = np.flatnonzero(counts)
         h = self._h
+        lows = [int(h.get_value_from_index(int(i))) for i in nz]
         values = np.array(
-            [int(h.get_median_equivalent_value(int(h.get_value_from_index(int(i))))) for i in nz],
-            dtype=np.int64,
+            [(lo + int(h.get_highest_equivalent_value(lo))) // 2 for lo in lows], dtype=np.int64
         )
         return values * NS_PER_UNIT, counts[nz]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from numpy.typing import NDArray
 
 from tailscope.analysis.hops import HopOptions, hop_attribution
 from tailscope.analysis.pipeline import AnalysisOptions, analyze
@@ -16,7 +17,9 @@ from tailscope.schema import SpanKind
 MS = 1_000_000
 
 
-def segments_and_roots(hop_times_ms: dict[str, list[float]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def segments_and_roots(
+    hop_times_ms: dict[str, NDArray[np.float64]],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Synthetic critical paths: request i spends hop_times_ms[h][i] ms in hop h, in turn."""
     names = list(hop_times_ms)
     n = len(hop_times_ms[names[0]])
@@ -34,8 +37,18 @@ def segments_and_roots(hop_times_ms: dict[str, list[float]]) -> tuple[pl.DataFra
         root_rows.append((tid, rid, "api", "GET /", t))
     path = pl.DataFrame(
         seg_rows,
-        schema=["trace_id", "span_id", "seg_start", "seg_end", "hop_service", "hop_operation",
-                "component", "root_service", "root_operation", "root_span_id"],
+        schema=[
+            "trace_id",
+            "span_id",
+            "seg_start",
+            "seg_end",
+            "hop_service",
+            "hop_operation",
+            "component",
+            "root_service",
+            "root_operation",
+            "root_span_id",
+        ],
         orient="row",
     )
     roots = pl.DataFrame(
@@ -50,7 +63,9 @@ def test_shares_match_hand_computation_and_sum_to_one() -> None:
     rng = np.random.default_rng(3)
     n = 5000
     steady = np.round(rng.normal(10, 1, n).clip(1), 3)
-    spiky = np.round(np.where(rng.random(n) < 0.03, rng.normal(200, 20, n), rng.normal(5, 1, n)).clip(1), 3)
+    spiky = np.round(
+        np.where(rng.random(n) < 0.03, rng.normal(200, 20, n), rng.normal(5, 1, n)).clip(1), 3
+    )
     other = np.round(rng.normal(20, 3, n).clip(1), 3)
     path, roots = segments_and_roots({"steady": steady, "spiky": spiky, "other": other})
     summaries, hops = hop_attribution(path, roots, HopOptions(min_tail_requests=20, resamples=100))
@@ -98,10 +113,27 @@ def test_pipeline_shares_sum_to_one_per_root_with_network_and_dependency() -> No
         net = int(rng.uniform(0.2, 0.6) * MS)
         srv = 2 * MS + db
 
-        def sp(sid: int, parent: int | None, kind: int, start: int, end: int, svc: str) -> SpanRow:
-            return SpanRow(tid, sid.to_bytes(8, "big"),
-                           None if parent is None else parent.to_bytes(8, "big"),
-                           f"{svc}-{sid}", kind, start, end, svc, f"{svc}-1", host_name=svc)
+        def sp(
+            sid: int,
+            parent: int | None,
+            kind: int,
+            start: int,
+            end: int,
+            svc: str,
+            tid: bytes = tid,
+        ) -> SpanRow:
+            return SpanRow(
+                tid,
+                sid.to_bytes(8, "big"),
+                None if parent is None else parent.to_bytes(8, "big"),
+                f"{svc}-{sid}",
+                kind,
+                start,
+                end,
+                svc,
+                f"{svc}-1",
+                host_name=svc,
+            )
 
         t0 = 1_000_000_000 + i * 200 * MS
         rows += [

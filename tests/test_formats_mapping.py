@@ -305,6 +305,9 @@ def test_zipkin_trace_ids_of_both_widths() -> None:
     consumer = next(r for r in messaging if r[s.NAME] == "next-message")
     assert consumer[s.KIND] == SpanKind.CONSUMER
     assert _attrs(consumer)["peer.service"] == ("rabbitmq", ValueType.STRING)
+    assert consumer[s.SERVER_ADDRESS] is None  # the remote of a consumer is not its server
+    producer = next(r for r in messaging if r[s.NAME] == "publish")
+    assert producer[s.SERVER_ADDRESS] == "rabbitmq"
     local = next(r for r in messaging if r[s.NAME] == "on-message")
     assert local[s.KIND] == SpanKind.INTERNAL  # no kind: a local span
     assert local[s.INSTANCE] == "192.168.0.10"

@@ -43,15 +43,42 @@ def analysis() -> Analysis:
 
 def full_report(analysis: Analysis) -> Analysis:
     """The nezha report with every optional section filled by hand (stalls ... runtimes)."""
-    stall = Stall("inventory", "inventory-1", "host-b", 10, 20, 310.5, 7, 3, 0.9, "process",
-                  ("7 spans of 5 traces in flight",))
+    stall = Stall(
+        "inventory",
+        "inventory-1",
+        "host-b",
+        10,
+        20,
+        310.5,
+        7,
+        3,
+        0.9,
+        "process",
+        ("7 spans of 5 traces in flight",),
+    )
     report = replace(
         analysis.report,
         stalls=(stall,),
-        cascades=(Cascade(0, "inventory", "inventory-1", 10, 20, 4, 3, 1.75, ("checkout POST /x",),
-                          ("ab" * 16,), 123.25),),
-        unexplained_timeouts=(UnexplainedTimeout("checkout", "postgres", "SELECT", 2, 250.0,
-                                                 "dependency postgres", ("cd" * 16,)),),
+        cascades=(
+            Cascade(
+                0,
+                "inventory",
+                "inventory-1",
+                10,
+                20,
+                4,
+                3,
+                1.75,
+                ("checkout POST /x",),
+                ("ab" * 16,),
+                123.25,
+            ),
+        ),
+        unexplained_timeouts=(
+            UnexplainedTimeout(
+                "checkout", "postgres", "SELECT", 2, 250.0, "dependency postgres", ("cd" * 16,)
+            ),
+        ),
         runtimes=(RuntimeSummary("java", "OpenJDK", 2, 5, 874, 3.5, 9.75, 12.5, 2.8, 1, 4.5),),
     )
     return Analysis(report=report, spans=analysis.spans, path=analysis.path)
@@ -63,15 +90,46 @@ def test_json_round_trip_is_exact(analysis: Analysis) -> None:
     assert report_from_json(report_to_json(report)) == report
     document = json.loads(get_renderer("json").render(report, RenderOptions()))
     assert document["schema_version"] == 1
-    assert set(document["input"]) >= {"files", "spans", "traces", "services", "skipped_records",
-                                      "problems", "orphan_spans", "skew_adjustments"}
+    assert set(document["input"]) >= {
+        "files",
+        "spans",
+        "traces",
+        "services",
+        "skipped_records",
+        "problems",
+        "orphan_spans",
+        "skew_adjustments",
+    }
     op = document["operations"][0]
-    assert set(op) >= {"service", "operation", "kind", "count", "error_rate", "p50_ms", "p90_ms",
-                       "p99_ms", "p999_ms", "max_ms", "exemplar_trace_ids"}
+    assert set(op) >= {
+        "service",
+        "operation",
+        "kind",
+        "count",
+        "error_rate",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "p999_ms",
+        "max_ms",
+        "exemplar_trace_ids",
+    }
     hop = document["hops"][0]
-    assert set(hop) >= {"root_service", "root_operation", "hop_service", "hop_operation",
-                        "component", "requests", "mean_ms", "p99_ms", "on_critical_path",
-                        "variance_share", "variance_share_ci", "tail_share", "tail_share_ci"}
+    assert set(hop) >= {
+        "root_service",
+        "root_operation",
+        "hop_service",
+        "hop_operation",
+        "component",
+        "requests",
+        "mean_ms",
+        "p99_ms",
+        "on_critical_path",
+        "variance_share",
+        "variance_share_ci",
+        "tail_share",
+        "tail_share_ci",
+    }
     assert all(len(t) == 32 and t == t.lower() for t in op["exemplar_trace_ids"])
     assert document["stalls"][0]["duration_ms"] == 310.5
 
@@ -89,8 +147,14 @@ def test_wrong_schema_version_and_bad_documents_are_clear_errors(analysis: Analy
 
 def test_text_and_markdown_show_the_key_numbers(analysis: Analysis) -> None:
     report = full_report(analysis).report
-    report = replace(report, input=replace(report.input, skipped_records=3,
-                     problems=(ProblemEntry("x.jsonl", 17, "truncated line"),)))
+    report = replace(
+        report,
+        input=replace(
+            report.input,
+            skipped_records=3,
+            problems=(ProblemEntry("x.jsonl", 17, "truncated line"),),
+        ),
+    )
     root = report.roots[0]
     top_hop = report.hops[0]
     slowest = report.operations[0]

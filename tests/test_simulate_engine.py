@@ -387,7 +387,7 @@ def _random_systems(draw: st.DrawFn) -> dict[str, object]:
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(_random_systems(), st.integers(0, 1000))
 def test_invariants_hold_for_random_systems(system: dict[str, object], seed: int) -> None:
     sim = simulate(scenario_from_mapping(system), seed=seed, requests=60)

@@ -55,7 +55,10 @@ def pooled(grades: list[Grade]) -> Grade:
     ],
 )
 def test_gc_cascade_stalls_and_cascade_traces_match_the_truth(
-    skew_ms: float | None, sampling: float | None, min_stall_recall: float, min_cascade_recall: float
+    skew_ms: float | None,
+    sampling: float | None,
+    min_stall_recall: float,
+    min_cascade_recall: float,
 ) -> None:
     g = pooled([graded("gc-cascade", seed, skew_ms, sampling) for seed in SEEDS])
     assert g.pauses_to_find >= 10, "the scenario must give something to find"

@@ -17,9 +17,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tailscope.analysis._stall_common import narrow
 from tailscope.analysis.cascades import find_cascades
 from tailscope.analysis.runtimes import compare_runtimes, server_self_time
-from tailscope.analysis._stall_common import narrow
 from tailscope.analysis.stalls import detect_stalls
 from tailscope.ingest.rows import SpanRow, table_from_rows
 from tailscope.schema import SpanKind, StatusCode
@@ -61,7 +61,9 @@ def _resume(t: float, pause: tuple[float, float] | None) -> float:
 
 
 def build(
-    seed: int, requests: int = 600, pause: tuple[float, float] | None = (1500.0, 1700.0),
+    seed: int,
+    requests: int = 600,
+    pause: tuple[float, float] | None = (1500.0, 1700.0),
     slow_stock: float = 0.0,
 ) -> World:
     """``requests`` Poisson arrivals at 200/s; ``pause`` (ms from start) freezes cart-1;
@@ -75,15 +77,31 @@ def build(
         return next(ids).to_bytes(8, "big")
 
     def span(
-        trace: bytes, span_id: bytes, parent: bytes | None, service: str, inst: str, host: str,
-        name: str, kind: int, start: float, end: float, timeout: bool = False,
+        trace: bytes,
+        span_id: bytes,
+        parent: bytes | None,
+        service: str,
+        inst: str,
+        host: str,
+        name: str,
+        kind: int,
+        start: float,
+        end: float,
+        timeout: bool = False,
     ) -> None:
         off = OFFSETS[host]
         world.rows.append(
             SpanRow(
-                trace_id=trace, span_id=span_id, parent_span_id=parent, name=name, kind=kind,
-                start_unix_nano=T0 + int(start * MS) + off, end_unix_nano=T0 + int(end * MS) + off,
-                service_name=service, service_instance=inst, host_name=host,
+                trace_id=trace,
+                span_id=span_id,
+                parent_span_id=parent,
+                name=name,
+                kind=kind,
+                start_unix_nano=T0 + int(start * MS) + off,
+                end_unix_nano=T0 + int(end * MS) + off,
+                service_name=service,
+                service_instance=inst,
+                host_name=host,
                 sdk_language=RUNTIMES[service],
                 status_code=StatusCode.ERROR if timeout else StatusCode.UNSET,
                 error_type="timeout" if timeout else None,
@@ -98,7 +116,7 @@ def build(
         cart_pause = pause if inst == "cart-1" else None
         attempt_start = t + 0.3
         causes: set[str] = set()
-        for attempt in range(2):
+        for _attempt in range(2):
             client = sid()
             arrive = attempt_start + rng.uniform(0.3, 0.8)
             s_start = _resume(arrive, cart_pause)
@@ -112,29 +130,81 @@ def build(
             s_end = _advance(call_end, rng.uniform(0.5, 2.0), cart_pause)
             reply = s_end + rng.uniform(0.3, 0.8)
             server = sid()
-            span(trace, server, client, "cart", inst, host, "GET /cart", SpanKind.SERVER,
-                 s_start, s_end)
-            span(trace, call, server, "cart", inst, host, "GET /stock", SpanKind.CLIENT,
-                 w1, call_end)
-            span(trace, sid(), call, "stock", "stock-1", "host-b", "GET /stock", SpanKind.SERVER,
-                 stock_arrive, stock_end)
+            span(
+                trace,
+                server,
+                client,
+                "cart",
+                inst,
+                host,
+                "GET /cart",
+                SpanKind.SERVER,
+                s_start,
+                s_end,
+            )
+            span(
+                trace, call, server, "cart", inst, host, "GET /stock", SpanKind.CLIENT, w1, call_end
+            )
+            span(
+                trace,
+                sid(),
+                call,
+                "stock",
+                "stock-1",
+                "host-b",
+                "GET /stock",
+                SpanKind.SERVER,
+                stock_arrive,
+                stock_end,
+            )
             if reply - attempt_start > TIMEOUT_MS:
                 end = attempt_start + TIMEOUT_MS
-                span(trace, client, root, "edge", "edge-1", "host-a", "GET /cart", SpanKind.CLIENT,
-                     attempt_start, end, timeout=True)
+                span(
+                    trace,
+                    client,
+                    root,
+                    "edge",
+                    "edge-1",
+                    "host-a",
+                    "GET /cart",
+                    SpanKind.CLIENT,
+                    attempt_start,
+                    end,
+                    timeout=True,
+                )
                 world.timed_out_spans += 1
-                paused = cart_pause is not None and arrive < cart_pause[1] and (
-                    s_end > cart_pause[0]
+                paused = (
+                    cart_pause is not None and arrive < cart_pause[1] and (s_end > cart_pause[0])
                 )
                 causes.add("pause" if paused and not slow else "slow")
                 attempt_start = end + 5.0
                 continue
-            span(trace, client, root, "edge", "edge-1", "host-a", "GET /cart", SpanKind.CLIENT,
-                 attempt_start, reply)
+            span(
+                trace,
+                client,
+                root,
+                "edge",
+                "edge-1",
+                "host-a",
+                "GET /cart",
+                SpanKind.CLIENT,
+                attempt_start,
+                reply,
+            )
             attempt_start = reply
             break
-        span(trace, root, None, "edge", "edge-1", "host-a", "GET /checkout", SpanKind.SERVER,
-             t, attempt_start + 0.3)
+        span(
+            trace,
+            root,
+            None,
+            "edge",
+            "edge-1",
+            "host-a",
+            "GET /checkout",
+            SpanKind.SERVER,
+            t,
+            attempt_start + 0.3,
+        )
         if causes == {"pause"}:
             world.pause_caused.add(trace.hex())
         elif causes:
@@ -154,7 +224,10 @@ def test_one_pause_is_found_on_the_right_instance_despite_skew(seed: int) -> Non
     assert len(stalls) == 1, stalls
     stall = stalls[0]
     assert (stall.service, stall.instance, stall.host, stall.kind) == (
-        "cart", "cart-1", "host-b", "process"
+        "cart",
+        "cart-1",
+        "host-b",
+        "process",
     )
     # the window is in host-b's clock; it must overlap the true pause (1500..1700 ms)
     start_ms = (stall.start_unix_nano - T0 - OFFSETS["host-b"]) / MS
@@ -197,13 +270,35 @@ def test_self_time_subtracts_the_union_of_children() -> None:
     # parent 0..100 ms; children 10..40 and 30..60 overlap (union 50 ms) and 90..120 is clipped
     trace = b"\x01" * 16
     rows = [
-        SpanRow(trace, b"\x00" * 7 + b"\x01", None, "p", SpanKind.SERVER, T0, T0 + 100 * MS,
-                "svc", "svc-1", host_name="h", sdk_language="go"),
+        SpanRow(
+            trace,
+            b"\x00" * 7 + b"\x01",
+            None,
+            "p",
+            SpanKind.SERVER,
+            T0,
+            T0 + 100 * MS,
+            "svc",
+            "svc-1",
+            host_name="h",
+            sdk_language="go",
+        ),
     ]
     for i, (a, b) in enumerate([(10, 40), (30, 60), (90, 120)]):
         rows.append(
-            SpanRow(trace, bytes([0] * 7 + [i + 2]), b"\x00" * 7 + b"\x01", "c", SpanKind.CLIENT,
-                    T0 + a * MS, T0 + b * MS, "svc", "svc-1", host_name="h", sdk_language="go")
+            SpanRow(
+                trace,
+                bytes([0] * 7 + [i + 2]),
+                b"\x00" * 7 + b"\x01",
+                "c",
+                SpanKind.CLIENT,
+                T0 + a * MS,
+                T0 + b * MS,
+                "svc",
+                "svc-1",
+                host_name="h",
+                sdk_language="go",
+            )
         )
     df = pl.from_arrow(table_from_rows(rows))
     assert isinstance(df, pl.DataFrame)
@@ -229,6 +324,8 @@ def test_runtimes_report_self_time_percentiles_and_stall_rates() -> None:
     assert java.tail_ratio == pytest.approx(java.p99_ms / java.p50_ms, rel=1e-3)
     # stall rate: stalled ms / observed minutes of the java spans / 2 instances
     cart = spans.filter(pl.col("service_name").cast(pl.String) == "cart")
-    minutes = (cart["end_unix_nano"].max() - cart["start_unix_nano"].min()) / 60e9  # type: ignore[operator]
+    ends = cart["end_unix_nano"].to_numpy()
+    starts = cart["start_unix_nano"].to_numpy()
+    minutes = float(ends.max() - starts.min()) / 60e9
     expected = stalls[0].duration_ms / minutes / 2
     assert java.stall_ms_per_minute_per_instance == pytest.approx(expected, rel=1e-3)

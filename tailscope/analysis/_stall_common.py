@@ -115,9 +115,11 @@ def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
     joined = clients.join(children, on=["tid", "sid"], how="left")
     overhead = pl.col("dur") - pl.col("child_dur")
     edge = ["service", "name", "child_service"]
-    return joined.with_columns(overhead=overhead).with_columns(
-        usual_overhead=pl.col("overhead").median().over(edge)
-    ).with_columns(excess=pl.col("overhead") - pl.col("usual_overhead"))
+    return (
+        joined.with_columns(overhead=overhead)
+        .with_columns(usual_overhead=pl.col("overhead").median().over(edge))
+        .with_columns(excess=pl.col("overhead") - pl.col("usual_overhead"))
+    )
 
 
 def instance_timestamps(narrowed: pl.DataFrame, events: pl.Series | None) -> pl.DataFrame:
@@ -144,8 +146,5 @@ def instance_timestamps(narrowed: pl.DataFrame, events: pl.Series | None) -> pl.
         )
         parts.append(ev)
     return (
-        pl.concat(parts)
-        .group_by("instance", "t")
-        .agg(pl.col("starts").sum())
-        .sort("instance", "t")
+        pl.concat(parts).group_by("instance", "t").agg(pl.col("starts").sum()).sort("instance", "t")
     )

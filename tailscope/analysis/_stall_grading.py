@@ -64,9 +64,7 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def grade(
-    stalls: tuple[Stall, ...], cascades: tuple[Cascade, ...], truth: dict[str, Any]
-) -> Grade:
+def grade(stalls: tuple[Stall, ...], cascades: tuple[Cascade, ...], truth: dict[str, Any]) -> Grade:
     """Compare findings on one simulated table with that simulation's truth."""
     offsets: dict[str, int] = truth.get("host_offsets_ns", {})
     pauses: list[dict[str, Any]] = truth["pauses"]

@@ -63,7 +63,9 @@ def find_cascades(
     return cascades, unexplained
 
 
-def _touched(narrowed: pl.DataFrame, calls: pl.DataFrame, stalls: tuple[Stall, ...]) -> pl.DataFrame:
+def _touched(
+    narrowed: pl.DataFrame, calls: pl.DataFrame, stalls: tuple[Stall, ...]
+) -> pl.DataFrame:
     """Spans each stall touched directly: ``stall``, ``tid``, ``sid`` and ``delay`` (ns).
 
     ``delay`` is how much the stall lengthened what the span's caller waited for: the silence
@@ -85,9 +87,7 @@ def _touched(narrowed: pl.DataFrame, calls: pl.DataFrame, stalls: tuple[Stall, .
     # no timestamps inside a silence: a span overlapping it was in flight across (part of) it
     stretched = mine.filter(
         (pl.col("start") < pl.col("b")) & (pl.col("end") > pl.col("a"))
-    ).with_columns(
-        delay=pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a")
-    )
+    ).with_columns(delay=pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a"))
     burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
     callers = calls.select("tid", pl.col("child_sid").alias("sid"), "excess").drop_nulls("sid")
     queued = (
@@ -214,15 +214,12 @@ def _cascades(
     linked_calls = linked.join(attempts.select("tid", "sid", "call_key"), on=["tid", "sid"])
     per_stall_calls = linked_calls.select("stall", "call_key").unique()
     affected_attempts = attempts.join(per_stall_calls, on="call_key", how="inner")
-    call_stats = (
-        affected_attempts.group_by("stall")
-        .agg(
-            pl.len().alias("attempts"),
-            pl.col("call_key").n_unique().alias("logical"),
-            ((pl.col("attempt") > 1) | (pl.col("resend") > 0)).sum().alias("retries"),
-            pl.col("start").min().alias("first"),
-            pl.col("end").max().alias("last"),
-        )
+    call_stats = affected_attempts.group_by("stall").agg(
+        pl.len().alias("attempts"),
+        pl.col("call_key").n_unique().alias("logical"),
+        ((pl.col("attempt") > 1) | (pl.col("resend") > 0)).sum().alias("retries"),
+        pl.col("start").min().alias("first"),
+        pl.col("end").max().alias("last"),
     )
     roots = _roots(narrowed)
     traces = linked.select("stall", "tid").unique()
@@ -277,9 +274,7 @@ def _p99_impact_ms(roots: pl.DataFrame, tids: pl.Series, ops: list[str]) -> floa
         of_op = roots.filter(pl.col("op") == op)
         without = of_op.filter(~pl.col("tid").is_in(tids.implode()))
         p_all = LatencyHistogram.from_durations_ns(of_op["dur"].to_numpy()).quantile_ns(0.99)
-        p_without = LatencyHistogram.from_durations_ns(without["dur"].to_numpy()).quantile_ns(
-            0.99
-        )
+        p_without = LatencyHistogram.from_durations_ns(without["dur"].to_numpy()).quantile_ns(0.99)
         worst = max(worst, (p_all - p_without) / NS_PER_MS)
     return round(worst, 3)
 
@@ -301,8 +296,11 @@ def _unexplained(calls: pl.DataFrame, leftover: pl.DataFrame) -> tuple[Unexplain
         .then(pl.lit("dependency ") + pl.col("target"))
         .when(pl.col("child_sid").is_null())
         .then(pl.lit("unknown"))
-        .when(pl.col("child_start").is_not_null() & (pl.col("child_dur") < pl.col("dur") // 2)
-              & (pl.col("overhead") > pl.col("dur") // 2))
+        .when(
+            pl.col("child_start").is_not_null()
+            & (pl.col("child_dur") < pl.col("dur") // 2)
+            & (pl.col("overhead") > pl.col("dur") // 2)
+        )
         .then(pl.lit("network"))
         .when(pl.col("down_dur").is_not_null() & (inner_share >= DEPENDENCY_SHARE))
         .then(pl.lit("dependency ") + pl.col("down"))
@@ -319,9 +317,7 @@ def _unexplained(calls: pl.DataFrame, leftover: pl.DataFrame) -> tuple[Unexplain
         leftover.select("tid", "sid")
         .join(calls, on=["tid", "sid"], how="inner")
         .join(longest, on=["tid", "child_sid"], how="left")
-        .with_columns(
-            callee=pl.coalesce("child_service", "target", pl.lit("unknown")), hop=hop
-        )
+        .with_columns(callee=pl.coalesce("child_service", "target", pl.lit("unknown")), hop=hop)
         .join(edge_timeout, on=["service", "callee", "name"], how="left")
     )
     groups = labelled.group_by("service", "callee", "name").agg(
@@ -339,7 +335,9 @@ def _unexplained(calls: pl.DataFrame, leftover: pl.DataFrame) -> tuple[Unexplain
                 callee=row["callee"],
                 operation=row["name"],
                 timed_out_spans=int(row["n"]),
-                inferred_timeout_ms=None if row["inferred_ms"] is None else float(row["inferred_ms"]),
+                inferred_timeout_ms=None
+                if row["inferred_ms"] is None
+                else float(row["inferred_ms"]),
                 likely_hop=hops[0][0] if hops else "unknown",
                 trace_ids=tuple(sorted(t.hex() for t in row["tids"])),
             )

@@ -44,7 +44,15 @@ from tailscope.analysis.skew import (
     skew_shifts,
 )
 from tailscope.analysis.span_tree import build_span_tree
-from tailscope.report.model import InputSummary, ProblemEntry, Report
+from tailscope.report.model import (
+    Cascade,
+    InputSummary,
+    ProblemEntry,
+    Report,
+    RuntimeSummary,
+    Stall,
+    UnexplainedTimeout,
+)
 
 if TYPE_CHECKING:
     from tailscope.ingest.model import IngestResult
@@ -95,7 +103,12 @@ def root_durations(spans: pl.DataFrame) -> pl.DataFrame:
 
 def _stall_sections(
     raw: pl.DataFrame,
-) -> tuple[tuple[object, ...], tuple[object, ...], tuple[object, ...], tuple[object, ...]]:
+) -> tuple[
+    tuple[Stall, ...],
+    tuple[Cascade, ...],
+    tuple[UnexplainedTimeout, ...],
+    tuple[RuntimeSummary, ...],
+]:
     """Stalls, cascades, unexplained timeouts and runtimes from the stalls engineer's modules."""
     from tailscope.analysis.cascades import find_cascades
     from tailscope.analysis.runtimes import compare_runtimes
@@ -165,10 +178,10 @@ def analyze(ingest: IngestResult, options: AnalysisOptions | None = None) -> Ana
         ProblemEntry(file=p.file, line=p.line, reason=p.reason)
         for p in ingest.stats.problems[:MAX_PROBLEMS_IN_REPORT]
     ]
-    stalls: tuple[object, ...] = ()
-    cascades: tuple[object, ...] = ()
-    unexplained: tuple[object, ...] = ()
-    runtimes: tuple[object, ...] = ()
+    stalls: tuple[Stall, ...] = ()
+    cascades: tuple[Cascade, ...] = ()
+    unexplained: tuple[UnexplainedTimeout, ...] = ()
+    runtimes: tuple[RuntimeSummary, ...] = ()
     if options.detect_stalls and raw.height:
         try:
             stalls, cascades, unexplained, runtimes = _stall_sections(raw)
@@ -181,11 +194,7 @@ def analyze(ingest: IngestResult, options: AnalysisOptions | None = None) -> Ana
                 )
             )
 
-    time_range = (
-        (int(raw[s.START].min()), int(raw[s.END].max()))  # type: ignore[arg-type]
-        if raw.height
-        else None
-    )
+    time_range = (int(start.min()), int(end.max())) if raw.height else None
     summary = InputSummary(
         files=tuple(ingest.stats.files),
         spans=raw.height,
@@ -207,9 +216,9 @@ def analyze(ingest: IngestResult, options: AnalysisOptions | None = None) -> Ana
         operations=operations,
         roots=roots,
         hops=hops,
-        stalls=stalls,  # type: ignore[arg-type]
-        cascades=cascades,  # type: ignore[arg-type]
-        unexplained_timeouts=unexplained,  # type: ignore[arg-type]
-        runtimes=runtimes,  # type: ignore[arg-type]
+        stalls=stalls,
+        cascades=cascades,
+        unexplained_timeouts=unexplained,
+        runtimes=runtimes,
     )
     return Analysis(report=report, spans=adjusted, path=path)

@@ -98,9 +98,7 @@ def detect_stalls(spans: pl.DataFrame) -> tuple[Stall, ...]:
         pl.col(c).fill_null(0)
         for c in ("stretched", "working", "stranded", "queued", "evidence_traces", "traces")
     )
-    kept = kept.with_columns(pl.col("score").fill_null(0.0)).filter(
-        pl.col("score") >= MIN_SCORE
-    )
+    kept = kept.with_columns(pl.col("score").fill_null(0.0)).filter(pl.col("score") >= MIN_SCORE)
     if kept.height == 0:
         return ()
     info = narrowed.group_by("instance").agg(
@@ -116,9 +114,9 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
     Back-to-back pauses (a full collection right after another, with a blip of activity of at
     most :data:`MERGE_BLIP_NS` between them in which the queue was released: at least
     :data:`MERGE_MIN_STARTS` spans started) are merged into one window: the requests released
-    by the first are stretched across the next, so they are one stall to the callers. Components of a
-    merged window need only be :data:`COMPONENT_GAP_NS` long (the recent rate right after a long
-    silence is no guide); one of them must pass the full test.
+    by the first are stretched across the next, so they are one stall to the callers.
+    Components of a merged window need only be :data:`COMPONENT_GAP_NS` long (the recent rate
+    right after a long silence is no guide); one of them must pass the full test.
 
     Columns: ``cid``, ``instance``, ``a`` (last timestamp before), ``b`` (first after), ``gap``
     (``b - a``, ns), ``surprise`` (silent time over the recent mean interval) and
@@ -155,10 +153,14 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
     )
     chained = parts.with_columns(
         window=(
-            ((pl.col("a") - pl.col("b").shift(1).over(by)).fill_null(MERGE_BLIP_NS + 1)
-            > MERGE_BLIP_NS)
-            | ((pl.col("started") - pl.col("started").shift(1).over(by)).fill_null(0)
-            < MERGE_MIN_STARTS)
+            (
+                (pl.col("a") - pl.col("b").shift(1).over(by)).fill_null(MERGE_BLIP_NS + 1)
+                > MERGE_BLIP_NS
+            )
+            | (
+                (pl.col("started") - pl.col("started").shift(1).over(by)).fill_null(0)
+                < MERGE_MIN_STARTS
+            )
         )
         .cum_sum()
         .over(by)
@@ -226,9 +228,7 @@ def _evidence(
     cols = ["tid", "sid", "pid", "instance", "kind", "start", "end"]
 
     stretched = (
-        narrowed.select(cols)
-        .join(windows, on="instance", how="inner")
-        .filter(_in_flight_across)
+        narrowed.select(cols).join(windows, on="instance", how="inner").filter(_in_flight_across)
     )
     # innermost in-flight spans: no in-flight child of their own
     has_child = stretched.select("cid", "tid", pl.col("pid").alias("sid")).drop_nulls().unique()
@@ -289,8 +289,7 @@ def _evidence(
         .select(cols)
         .join(windows, on="instance", how="inner")
         .filter(
-            (pl.col("start") >= pl.col("first_resume"))
-            & (pl.col("start") <= pl.col("b") + burst)
+            (pl.col("start") >= pl.col("first_resume")) & (pl.col("start") <= pl.col("b") + burst)
         )
         .join(callers, on=["tid", "sid"], how="inner")
         .filter(pl.col("caller_excess") >= threshold)
@@ -362,9 +361,7 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
         siblings_silent = bool(siblings.any() and silent[siblings].all())
 
         surprise = float(row["surprise"])
-        confidence = (1.0 - 0.5 ** float(row["score"])) * (
-            1.0 - math.exp(-surprise / RATE_FACTOR)
-        )
+        confidence = (1.0 - 0.5 ** float(row["score"])) * (1.0 - math.exp(-surprise / RATE_FACTOR))
         reasons = [
             f"silent {gap / NS_PER_MS:.0f} ms, {surprise:.0f}x its recent interval",
             f"{row['stretched']} spans of {row['traces']} traces in flight",
@@ -399,9 +396,7 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
     return tuple(stalls)
 
 
-def _silent(
-    times: np.ndarray, codes: np.ndarray, code: int, a: int, b: int, margin: int
-) -> bool:
+def _silent(times: np.ndarray, codes: np.ndarray, code: int, a: int, b: int, margin: int) -> bool:
     """Whether instance ``code`` took no timestamp strictly inside ``(a + margin, b - margin)``.
 
     A window too short to judge after the margins counts as not silent.

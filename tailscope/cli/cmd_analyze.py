@@ -60,6 +60,14 @@ def analyze(
     top: Annotated[
         int, typer.Option("--top", min=1, help="Rows per table in text and markdown.")
     ] = 10,
+    no_stalls: Annotated[
+        bool,
+        typer.Option(
+            "--no-stalls",
+            help="Skip stop-the-world stall, cascade and runtime detection (those sections "
+            "stay empty); percentiles, critical paths and hops only.",
+        ),
+    ] = False,
 ) -> None:
     """Per-operation percentiles, critical paths, and which hop owns each entry point's p99
     tail and variance; plus stop-the-world stalls and the timeouts they caused."""
@@ -71,7 +79,9 @@ def analyze(
     name = choose_format(report_format, output)
     renderer = get_renderer(name)
     result = load(inputs, input_format, strict, quiet)
-    analysis = run_analysis(result, AnalysisOptions(min_tail_requests=min_tail_requests))
+    analysis = run_analysis(
+        result, AnalysisOptions(min_tail_requests=min_tail_requests, detect_stalls=not no_stalls)
+    )
     to_terminal = output is None and sys.stdout.isatty()
     width = typer.get_terminal_size()[0] if to_terminal else 160
     text = renderer.render(

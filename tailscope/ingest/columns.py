@@ -145,8 +145,9 @@ class ResourceColumns:
 
 
 def resource_columns(attrs: dict[str, tuple[str, int]], attributes_json: str) -> ResourceColumns:
-    """Derive service, instance, host and runtime from resource attributes (key → (text, type))
-    as documented in :mod:`tailscope.schema`."""
+    """Derive service, instance, host and runtime from resource attributes (key → (text, type),
+    first occurrence of a repeated key) as documented in :mod:`tailscope.schema`. A missing,
+    empty or non-string ``service.name`` gives ``unknown_service``."""
 
     def text(key: str) -> str | None:
         found = attrs.get(key)
@@ -154,7 +155,9 @@ def resource_columns(attrs: dict[str, tuple[str, int]], attributes_json: str) ->
             return None
         return found[0]
 
-    service = text("service.name")
+    # service.name is a string by definition; anything else names no service.
+    named = attrs.get("service.name")
+    service = named[0] if named is not None and named[1] == ValueType.STRING else None
     unknown = service is None or service == ""
     if unknown:
         service = s.UNKNOWN_SERVICE

@@ -140,9 +140,11 @@ def promote_tags(row: SpanRow, tags: dict[str, Any]) -> None:
 
     Same precedence as the OTLP reader: ``http.response.status_code`` before the legacy
     ``http.status_code``, ``rpc.system`` before ``rpc.system.name``, ``db.system`` before
-    ``db.system.name`` before OpenTracing's ``db.type``. Also maps the OpenTelemetry-to-Jaeger
-    translator's ``otel.status_code``/``otel.status_description``, ``otel.scope.*`` /
-    ``otel.library.*`` and ``w3c.tracestate``; an ``error`` tag of ``true`` means ERROR.
+    ``db.system.name`` before OpenTracing's ``db.type``; ``server_address`` of a CLIENT or
+    PRODUCER span falls back to the legacy ``net.peer.name``, then ``peer.service``. Also maps
+    the OpenTelemetry-to-Jaeger translator's ``otel.status_code``/``otel.status_description``,
+    ``otel.scope.*``/``otel.library.*`` and ``w3c.tracestate``; an ``error`` tag of ``true``
+    means ERROR.
     """
 
     def first(*keys: str) -> str | None:
@@ -168,6 +170,8 @@ def promote_tags(row: SpanRow, tags: dict[str, Any]) -> None:
     row.rpc_method = first("rpc.method")
     row.rpc_system = first("rpc.system", "rpc.system.name")
     row.server_address = first("server.address")
+    if row.server_address is None and row.kind in (SpanKind.CLIENT, SpanKind.PRODUCER):
+        row.server_address = first("net.peer.name", "peer.service")
     row.error_type = first("error.type")
     row.http_resend_count = _int32(tags.get("http.request.resend_count"))
     row.db_system = first("db.system", "db.system.name", "db.type")

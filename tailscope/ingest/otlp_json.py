@@ -203,10 +203,10 @@ def resource_from_json(resource: object) -> ResourceColumns:
             key = str(item.get("key", ""))
             try:
                 value = canonical_any_value(item.get("value", {}))
-                by_key[key] = attribute_text(value)
+                by_key.setdefault(key, attribute_text(value))
             except (ValueError, KeyError, TypeError, AttributeError, BadRecord):
                 continue
-            canon[key] = value
+            canon.setdefault(key, value)
     return resource_columns(by_key, orjson.dumps(canon).decode())
 
 

@@ -116,8 +116,8 @@ def _resource(resource: Any) -> ResourceColumns:
     by_key: dict[str, tuple[str, int]] = {}
     canon: dict[str, Any] = {}
     for kv in resource.attributes:
-        by_key[kv.key] = any_value_text(kv.value)
-        canon[kv.key] = any_value_json(kv.value)
+        by_key.setdefault(kv.key, any_value_text(kv.value))
+        canon.setdefault(kv.key, any_value_json(kv.value))
     return resource_columns(by_key, orjson.dumps(canon).decode())
 
 

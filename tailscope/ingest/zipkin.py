@@ -209,7 +209,8 @@ class _Parsed:
             resource_attributes=resource_json(resource),
             events=[(t * NS_PER_US, value, []) for t, value in self.annotations],
         )
-        promote_tags(row, self.tags)
+        remote_service = (self.remote or {}).get("serviceName")
+        promote_tags(row, {"peer.service": remote_service, **self.tags})
         if "error" in self.tags:
             # Zipkin: the presence of an "error" tag means failure; its value is the message.
             row.status_code = StatusCode.ERROR
