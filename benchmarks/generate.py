@@ -78,7 +78,7 @@ def measure(mode: str, scenario: str, spans: int, out: Path, repeat: int) -> dic
     runs = [run_once(mode, scenario, spans, out) for _ in range(repeat)]
     return {
         key: statistics.median(r[key] for r in runs)
-        for key in ("seconds", "spans", "rss_mb", "bytes")
+        for key in ("seconds", "cpu_seconds", "spans", "rss_mb", "bytes")
     }
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailscope import schema as s
 from tailscope.ingest import jaeger, zipkin
@@ -444,3 +446,70 @@ def test_zipkin_zero_timestamp_is_unset() -> None:
     rows, stats = _read_zipkin([span])
     assert rows == []
     assert stats.skipped == {"missing timestamp": 1}
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+_KEYS = st.sampled_from(
+    [
+        "traceID",
+        "spanID",
+        "traceId",
+        "id",
+        "parentId",
+        "operationName",
+        "startTime",
+        "duration",
+        "timestamp",
+        "tags",
+        "logs",
+        "references",
+        "process",
+        "processID",
+        "localEndpoint",
+        "kind",
+        "shared",
+        "annotations",
+        "refType",
+        "spanId",
+        "fields",
+        "key",
+        "value",
+        "type",
+        "vType",
+    ]
+)
+_SPANISH = st.recursive(
+    _JSON,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=8),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(document=st.one_of(_SPANISH, st.fixed_dictionaries({"data": st.lists(_SPANISH)})))
+def test_readers_never_raise_on_arbitrary_json(document: object) -> None:
+    data = orjson.dumps(document)
+    for reader in (jaeger, zipkin):
+        stats = IngestStats()
+        table = reader.read(data, "fuzz.json", stats)
+        assert table.schema == s.SPAN_SCHEMA
+        assert table.num_rows + stats.skipped_records + stats.duplicates_dropped >= stats.records
+
+
+def test_readers_never_raise_on_truncated_corpus_files() -> None:
+    for path in [*sorted(JAEGER.glob("*.json")), *sorted(ZIPKIN.glob("*.json"))]:
+        data = path.read_bytes()[:8000]
+        reader = jaeger if path.parent == JAEGER else zipkin
+        stats = IngestStats()
+        assert reader.read(data[: len(data) // 2], path.name, stats).num_rows == 0
+        assert stats.skipped == {"not JSON": 1}

@@ -417,3 +417,85 @@ def test_invariants_hold_for_random_systems(system: dict[str, object], seed: int
         if not outcome["touched_pauses"]:
             assert outcome["root_duration_ms"] == outcome["root_duration_without_pauses_ms"]
             assert outcome["timed_out"] == outcome["timed_out_without_pauses"]
+
+
+def test_a_failed_call_fails_its_caller_without_looking_like_a_timeout() -> None:
+    """a → b → c where c always takes 50 ms and b gives up after 5 ms: only b's call times
+    out (cause slow_work); b answers 500, so a's call fails with 500, not with a timeout."""
+    system = {
+        "name": "chain",
+        "entries": [{"service": "a", "operation": "GET /a"}],
+        "services": {
+            "a": {
+                "runtime": "rust",
+                "operations": {
+                    "GET /a": {
+                        "work": {"median_ms": 1.0},
+                        "steps": [{"call": {"service": "b", "operation": "GET /b"}}],
+                    }
+                },
+            },
+            "b": {
+                "runtime": "rust",
+                "operations": {
+                    "GET /b": {
+                        "work": {"median_ms": 1.0},
+                        "steps": [
+                            {"call": {"service": "c", "operation": "GET /c", "timeout_ms": 5}},
+                            {"call": {"service": "c", "operation": "GET /c"}},
+                        ],
+                    }
+                },
+            },
+            "c": {"runtime": "rust", "operations": {"GET /c": {"work": {"median_ms": 50.0}}}},
+        },
+    }
+    sim = simulate(scenario_from_mapping(system), seed=1, requests=5)
+    df = _frame(sim)
+    clients = df.filter(pl.col("kind") == 3).sort("true_start")
+    servers = df.filter(pl.col("kind") == 2)
+    by_service = {
+        service: group for (service,), group in clients.group_by(pl.col("service_name").cast(str))
+    }
+    assert by_service["b"]["http_status_code"].to_list() == [504] * 5
+    assert by_service["b"]["error_type"].cast(pl.String).to_list() == ["timeout"] * 5
+    assert by_service["a"]["http_status_code"].to_list() == [500] * 5
+    assert by_service["a"]["error_type"].cast(pl.String).to_list() == ["500"] * 5
+    assert (servers.filter(pl.col("service_name") != "c")["status_code"] == 2).all()
+    assert (servers.filter(pl.col("service_name") == "c")["status_code"] == 0).all()
+    # the second call to c was never made: b failed fast
+    assert servers.filter(pl.col("service_name") == "c").height == 5
+    timeouts = sim.truth["timeouts"]
+    assert len(timeouts) == 5 and {t["cause"] for t in timeouts} == {"slow_work"}
+    assert {t["caller_service"] for t in timeouts} == {"b"}
+    assert sim.truth["retries"] == []
+
+
+def test_own_work_is_spent_in_full_around_the_steps() -> None:
+    """Constant times, pauses off: a server span lasts its own work plus its calls, exactly."""
+    call = {"call": {"service": "b", "operation": "GET /b"}}
+    system = {
+        "name": "sum",
+        "network": {"median_ms": 0.25},
+        "entries": [{"service": "a", "operation": "GET /a"}],
+        "services": {
+            "a": {
+                "runtime": "rust",
+                "operations": {
+                    "GET /a": {
+                        "work": {"median_ms": 4.0},
+                        "steps": [call, {"dependency": {"name": "db"}}, {"parallel": [call, call]}],
+                    }
+                },
+            },
+            "b": {"runtime": "rust", "operations": {"GET /b": {"work": {"median_ms": 10.0}}}},
+        },
+        "dependencies": {"db": {"type": "db", "latency": {"median_ms": 3.0}}},
+    }
+    sim = simulate(scenario_from_mapping(system), seed=1, requests=20)
+    df = _frame(sim)
+    roots = df.filter(pl.col("parent_span_id").is_null())["duration_ns"].to_numpy()
+    # 4 ms own work + (10 + 2 x 0.25) + (3 + 2 x 0.25) + (10 + 2 x 0.25) = 28.5 ms; ns rounding
+    assert np.all(np.abs(roots - 28_500_000) <= 10)
+    b_servers = df.filter(pl.col("service_name") == "b", pl.col("kind") == 2)["duration_ns"]
+    assert (b_servers == 10_000_000).all() and b_servers.len() == 60

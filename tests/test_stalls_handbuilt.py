@@ -329,3 +329,60 @@ def test_runtimes_report_self_time_percentiles_and_stall_rates() -> None:
     minutes = float(ends.max() - starts.min()) / 60e9
     expected = stalls[0].duration_ms / minutes / 2
     assert java.stall_ms_per_minute_per_instance == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"error_type": "timeout"}, True),
+        ({"error_type": "DEADLINE_EXCEEDED"}, True),
+        ({"error_type": "504"}, True),
+        ({"rpc_grpc_status_code": 4}, True),
+        ({"rpc_response_status_code": "DEADLINE_EXCEEDED"}, True),
+        ({"http_status_code": 504}, True),
+        ({"http_status_code": 408}, True),
+        ({"status_message": "context deadline exceeded"}, True),
+        (
+            {
+                "events": [
+                    (T0, "exception", [("exception.type", "java.net.SocketTimeoutException", 1)])
+                ]
+            },
+            True,
+        ),
+        ({"events": [(T0, "exception", [("exception.message", "connection refused", 1)])]}, False),
+        ({"http_status_code": 500, "error_type": "500"}, False),
+        ({"rpc_grpc_status_code": 14}, False),
+    ],
+)
+def test_timeout_signals(fields: dict[str, object], expected: bool) -> None:
+    row = SpanRow(
+        b"\x02" * 16,
+        b"\x00" * 7 + b"\x01",
+        None,
+        "call",
+        SpanKind.CLIENT,
+        T0,
+        T0 + MS,
+        "svc",
+        "svc-1",
+        status_code=StatusCode.ERROR,
+    )
+    for key, value in fields.items():
+        setattr(row, key, value)
+    df = pl.from_arrow(table_from_rows([row]))
+    assert isinstance(df, pl.DataFrame)
+    assert narrow(df)["timeout"].to_list() == [expected]
+    # without status ERROR it is never a timeout
+    row.status_code = StatusCode.OK
+    df = pl.from_arrow(table_from_rows([row]))
+    assert isinstance(df, pl.DataFrame)
+    assert narrow(df)["timeout"].to_list() == [False]
+
+
+def test_empty_table_gives_empty_sections() -> None:
+    df = pl.from_arrow(table_from_rows([]))
+    assert isinstance(df, pl.DataFrame)
+    assert detect_stalls(df) == ()
+    assert find_cascades(df, ()) == ((), ())
+    assert compare_runtimes(df, ()) == ()

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 from test_tui_sample import sample_report, sample_triage, trace_hex
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Static, TabbedContent
 
 from tailscope.errors import InputError
@@ -19,6 +20,15 @@ from tailscope.tui.panes import FILTER_DELAY_S, OverviewPane, TracePane
 SIZE = (100, 30)
 FILTER_WAIT_S = FILTER_DELAY_S + 0.2
 """The filter applies once typing pauses; wait that long (plus slack) before looking."""
+
+
+async def wait_until_loaded(app: TriageApp, pilot: Pilot[None]) -> None:
+    """Let the loader's worker finish: the triage screen is up, or the app ended with a failure."""
+    for _ in range(600):
+        if app.failure is not None or not app.is_running or isinstance(app.screen, TriageScreen):
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the loader did not finish within 30 s")
 
 
 def cell_text(value: Any) -> str:
@@ -304,8 +314,7 @@ def test_loader_runs_in_a_worker_and_shows_the_data() -> None:
 
         app = TriageApp(loader=loader)
         async with app.run_test(size=SIZE) as pilot:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await wait_until_loaded(app, pilot)
             assert seen == ["loaded"]
             assert isinstance(app.screen, TriageScreen)
             assert len(rows(app, "#operations")) == len(sample_report().operations)
@@ -320,8 +329,7 @@ def test_loader_error_ends_the_app_with_the_typed_error() -> None:
 
         app = TriageApp(loader=loader)
         async with app.run_test(size=SIZE) as pilot:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await wait_until_loaded(app, pilot)
         assert isinstance(app.failure, InputError)
         assert app.return_code == 2
 

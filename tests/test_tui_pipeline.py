@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from test_tui_app import wait_until_loaded
 from textual.widgets import DataTable, OptionList, Static, TabbedContent
 
 from tailscope.errors import BaselineError, InputError
@@ -151,8 +152,7 @@ def test_app_with_loader_and_baseline_shows_compare(tmp_path: Path) -> None:
     async def run() -> None:
         app = TriageApp(loader=triage_loader([str(GC_CASCADE)], baseline=baseline))
         async with app.run_test(size=SIZE) as pilot:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await wait_until_loaded(app, pilot)
             assert isinstance(app.screen, TriageScreen)
             verdict = app.screen.data.verdict
             assert verdict is not None
@@ -181,8 +181,7 @@ def test_bad_baseline_and_bad_input_end_the_app_with_typed_errors(tmp_path: Path
 
     async def run(app: TriageApp) -> None:
         async with app.run_test(size=SIZE) as pilot:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await wait_until_loaded(app, pilot)
 
     # GIVEN a file that is not a baseline WHEN the app loads THEN it ends with a BaselineError
     app = TriageApp(loader=triage_loader([str(GC_CASCADE)], baseline=not_a_baseline))

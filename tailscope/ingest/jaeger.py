@@ -4,7 +4,7 @@ Contract (called by the dispatcher, :func:`tailscope.ingest.read_spans`): :func:
 whether the first 64 KiB of decompressed content look like Jaeger JSON; :func:`read` turns a
 whole document into a table of exactly :data:`~tailscope.schema.SPAN_SCHEMA`, counting every
 span object in ``stats.records`` and skipping (with a counted :class:`Problem`) the ones that
-cannot be read. It never raises on bad spans.
+cannot be read. It never raises on bad input.
 
 Accepted shapes, all seen in files written by Jaeger itself:
 
@@ -24,7 +24,9 @@ Mapping decisions (``docs/formats.md`` has the full table):
   asynchronous: attribute ``jaeger.reference_type=FOLLOWS_FROM`` plus a link to the parent, so
   the critical path can leave it out; ``kind`` still comes from the ``span.kind`` tag only.
   Every other reference becomes a link carrying ``jaeger.reference_type``.
-* A span object whose id was already used in the same trace by a *different* span object
+* Ids that are neither hex nor base64 (Jaeger treats ids as opaque text; its UI fixtures use
+  ``span-1``) are hashed to 16/8 bytes (:func:`opaque_id`), the text kept as an attribute.
+* A span object whose id was already used in the document by a *different* span object
   (Jaeger's converter fixtures do this; Zipkin-style clients do it for client/server halves) is
   a distinct span: it gets a deterministic derived id (:func:`derived_span_id`) and attribute
   ``tailscope.original_span_id``; a server span reusing a client span's id becomes that client's
@@ -371,10 +373,12 @@ def _resource_for(
     stats: IngestStats,
 ) -> _Resource:
     process = span.get("process")
-    if not isinstance(process, dict):
+    if isinstance(process, dict):
+        key = orjson.dumps(process, option=orjson.OPT_SORT_KEYS).decode()
+    else:
         pid = span.get("processID") or span.get("processId") or span.get("process_id")
         process = processes.get(str(pid)) if pid is not None else None
-    key = orjson.dumps(process, option=orjson.OPT_SORT_KEYS).decode() if process else ""
+        key = f"processID {pid}" if process is not None else ""
     found = cache.get(key)
     if found is None:
         found = cache[key] = _Resource(process, stats)
@@ -392,14 +396,31 @@ def _get(obj: dict[str, Any], *keys: str) -> Any:
 def _id(raw: object, size: int, what: str) -> bytes:
     """A hex or base64 id of ``size`` bytes; any other non-empty text (Jaeger's UI fixtures use
     ids like ``span-1``) is hashed to ``size`` bytes (:func:`opaque_id`)."""
+    return _id_and_opacity(raw, size, what)[0]
+
+
+def _id_and_opacity(raw: object, size: int, what: str) -> tuple[bytes, bool]:
     if raw is None or raw == "":
         raise BadSpan(f"missing {what}")
     decoded = decode_id(raw, size)
-    if decoded is None and isinstance(raw, str):
-        decoded = opaque_id(raw, size)
+    opaque = decoded is None and isinstance(raw, str)
+    if opaque:
+        decoded = opaque_id(str(raw), size)
     if decoded is None or decoded == bytes(size):
         raise BadSpan(f"bad {what}: {str(raw)[:40]!r}")
-    return decoded
+    return decoded, opaque
+
+
+def _ids(raw_trace: object, raw_span: object) -> tuple[bytes, bytes, list[Attribute]]:
+    """Trace and span id, plus the ``tailscope.original_*_id`` attributes of opaque ones."""
+    trace_id, opaque_trace = _id_and_opacity(raw_trace, 16, "trace id")
+    span_id, opaque_span = _id_and_opacity(raw_span, 8, "span id")
+    originals: list[Attribute] = []
+    if opaque_trace:
+        originals.append((ORIGINAL_TRACE_ID_KEY, str(raw_trace), ValueType.STRING))
+    if opaque_span:
+        originals.append((ORIGINAL_SPAN_ID_KEY, str(raw_span), ValueType.STRING))
+    return trace_id, span_id, originals
 
 
 def opaque_id(text: str, size: int) -> bytes:
@@ -411,10 +432,6 @@ def opaque_id(text: str, size: int) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=size, person=b"tailscope-id").digest()
 
 
-def _is_opaque(raw: object, size: int) -> bool:
-    return isinstance(raw, str) and bool(raw) and decode_id(raw, size) is None
-
-
 def _span_row(
     span: object,
     processes: dict[str, dict[str, Any]],
@@ -423,10 +440,9 @@ def _span_row(
 ) -> SpanRow:
     if not isinstance(span, dict):
         raise BadSpan("wrong shape: span is not an object")
-    raw_trace_id = _get(span, "traceID", "traceId", "trace_id")
-    raw_span_id = _get(span, "spanID", "spanId", "span_id")
-    trace_id = _id(raw_trace_id, 16, "trace id")
-    span_id = _id(raw_span_id, 8, "span id")
+    trace_id, span_id, originals = _ids(
+        _get(span, "traceID", "traceId", "trace_id"), _get(span, "spanID", "spanId", "span_id")
+    )
     start = parse_time(span.get("startTime", span.get("start_time")), "start time")
     duration = parse_duration(span.get("duration"))
     name = _get(span, "operationName", "operation_name")
@@ -437,10 +453,7 @@ def _span_row(
     parent, links, follows_from = _references(span.get("references"), trace_id)
     if follows_from:
         attributes.append((REFERENCE_TYPE_KEY, "FOLLOWS_FROM", ValueType.STRING))
-    if _is_opaque(raw_trace_id, 16):
-        attributes.append((ORIGINAL_TRACE_ID_KEY, str(raw_trace_id), ValueType.STRING))
-    if _is_opaque(raw_span_id, 8):
-        attributes.append((ORIGINAL_SPAN_ID_KEY, str(raw_span_id), ValueType.STRING))
+    attributes.extend(originals)
     kind_tag = tag_text(tags.get("span.kind"))
     row = SpanRow(
         trace_id=trace_id,
@@ -481,13 +494,9 @@ def _references(
         ref_trace = _id(_get(ref, "traceID", "traceId", "trace_id"), 16, "reference trace id")
         ref_span = _id(_get(ref, "spanID", "spanId", "span_id"), 8, "reference span id")
         refs.append((ref_type, ref_trace, ref_span))
-    chosen: int | None = None
-    for wanted in ("CHILD_OF", "FOLLOWS_FROM"):
-        chosen = next(
-            (i for i, (t, tr, _) in enumerate(refs) if t == wanted and tr == trace_id), None
-        )
-        if chosen is not None:
-            break
+    same_trace = [i for i, (_, ref_trace, _) in enumerate(refs) if ref_trace == trace_id]
+    child_of = [i for i in same_trace if refs[i][0] == "CHILD_OF"]
+    chosen = (child_of or same_trace)[0] if same_trace else None
     parent = refs[chosen][2] if chosen is not None else None
     follows_from = chosen is not None and refs[chosen][0] == "FOLLOWS_FROM"
     links: list[tuple[bytes, bytes, list[Attribute]]] = [

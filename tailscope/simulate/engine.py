@@ -384,8 +384,8 @@ class Engine:
             else:
                 t, error = self._run_leaf(run, inst, step, t, child_key(key, 64 * slot), span_id)
             if error is not None:
-                break
-        t = self._advance(run, inst, t, int(work_ns * weights[-1] / total))
+                break  # fail fast: the rest of the work is not done
+            t = self._advance(run, inst, t, int(work_ns * weights[slot + 1] / total))
         if run.record:
             span = self._server_span(inst, op, span_id, parent_id, kind, arrival, start, t, error)
             if message is not None:
