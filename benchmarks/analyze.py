@@ -54,7 +54,7 @@ WITH rs AS (
 ), ss AS (
   SELECT r.resource AS res, unnest(r.scopeSpans) AS s FROM rs
 ), sp AS (
-  SELECT list_filter(res.attributes, a -> a.key = 'service.name')[1].value.stringValue AS service,
+  SELECT list_filter(res.attributes, lambda a: a.key = 'service.name')[1].value.stringValue AS service,
          unnest(s.spans) AS span
   FROM ss
 )
@@ -75,7 +75,6 @@ result = read_spans([sys.argv[1]])
 print('STAGE ingest', time.perf_counter() - t)
 import polars as pl
 from tailscope import schema as s
-from tailscope.analysis.traces import with_roots
 from tailscope.analysis.span_tree import build_span_tree
 from tailscope.analysis.skew import skew_shifts, clock_host_codes
 from tailscope.analysis.critical_path import segments_frame
@@ -85,8 +84,10 @@ from tailscope.analysis.pipeline import root_durations, _stall_sections
 marks = [('start', time.perf_counter())]
 def mark(name):
     marks.append((name, time.perf_counter()))
-raw = with_roots(pl.from_arrow(result.table)); mark('to polars + roots')
-tree = build_span_tree(raw); mark('span tree')
+tree = build_span_tree(result.table); mark('span tree')
+raw = pl.from_arrow(result.table).with_columns(
+    pl.Series('is_root', tree.parent < 0), pl.Series('is_orphan', tree.is_orphan))
+mark('to polars')
 start, end = raw[s.START].to_numpy(), raw[s.END].to_numpy()
 shift, corrected = skew_shifts(start, end, clock_host_codes(raw), tree); mark('skew')
 adjusted = raw.with_columns(pl.Series(s.START, start + shift), pl.Series(s.END, end + shift))

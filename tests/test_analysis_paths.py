@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from tailscope import schema as s
@@ -301,3 +302,30 @@ def test_segments_partition_every_root_of_real_files(path: Path) -> None:
         pl.col("total").fill_null(0)
     )
     assert np.array_equal(joined["total"].to_numpy(), joined[s.DURATION].to_numpy())
+
+
+def test_fast_integer_id_path_matches_the_polars_join_on_sliced_chunked_tables() -> None:
+    """The Arrow fast path (ids viewed as integers) must honour chunk offsets and nulls."""
+    rows = [
+        span(1, None, SERVER, 0, 100),
+        span(2, 1, CLIENT, 10, 90),
+        span(3, 2, SERVER, 20, 80, service="b", host="h2"),
+        span(4, 77, SERVER, 0, 5, trace=2),
+        span(5, 4, CLIENT, 1, 4, trace=2),
+        span(1, None, SERVER, 0, 9, trace=3),
+    ]
+    table = table_from_rows(rows)
+    chunked = pa.concat_tables([table.slice(0, 2), table.slice(2, 3), table.slice(5)])
+    for candidate in (chunked, chunked.slice(1)):
+        fast = build_span_tree(candidate)
+        slow = build_span_tree(pl.from_arrow(candidate))
+        assert fast.parent.tolist() == slow.parent.tolist()
+        assert fast.is_orphan.tolist() == slow.is_orphan.tolist()
+    assert build_span_tree(chunked).parent.tolist() == [-1, 0, 1, -1, 3, -1]
+
+
+def test_empty_input_gives_an_empty_report() -> None:
+    result = analyze(IngestResult(s.empty_table(), IngestStats()))
+    assert result.report.input.spans == 0
+    assert result.report.operations == () and result.report.hops == ()
+    assert result.path.height == 0

@@ -208,10 +208,12 @@ def test_same_trace_in_otlp_and_jaeger_gives_the_same_critical_path() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [JAEGER / n for n in sorted(JAEGER_EXPECTED)] + [ZIPKIN / n for n in sorted(ZIPKIN_EXPECTED)],
+    [JAEGER / n for n in sorted(JAEGER_EXPECTED)]
+    + [ZIPKIN / n for n in sorted(ZIPKIN_EXPECTED)]
+    + sorted((CORPUS / "otlp").iterdir()),
     ids=lambda p: p.name,
 )
-def test_analyze_runs_on_every_jaeger_and_zipkin_file(path: Path) -> None:
+def test_analyze_runs_on_every_corpus_file(path: Path) -> None:
     result = CliRunner().invoke(app, ["analyze", str(path), "--format", "json", "--quiet"])
     assert result.exit_code == 0, result.output
     assert result.output.lstrip().startswith("{")

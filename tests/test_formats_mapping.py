@@ -513,3 +513,11 @@ def test_readers_never_raise_on_truncated_corpus_files() -> None:
         stats = IngestStats()
         assert reader.read(data[: len(data) // 2], path.name, stats).num_rows == 0
         assert stats.skipped == {"not JSON": 1}
+
+
+def test_deeply_nested_lists_are_not_a_crash() -> None:
+    deep = b"[" * 1000 + b"]" * 1000
+    for reader in (jaeger, zipkin):
+        stats = IngestStats()
+        assert reader.read(deep, "deep.json", stats).num_rows == 0
+        assert stats.skipped_records == 1

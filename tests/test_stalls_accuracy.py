@@ -95,12 +95,21 @@ def test_slow_dependency_timeouts_are_reported_unexplained_with_their_hop() -> N
     assert hops & {"dependency orders-db.internal", "dependency api.payments.example.com"}, hops
 
 
-def test_real_traffic_does_not_light_up() -> None:
-    """Real OnlineBoutique traffic (no span kinds): nothing can be told, so nothing is claimed."""
-    table = read_spans([str(CORPUS / "otlp" / "nezha-onlineboutique-2022-08-23-17_00.jsonl.gz")])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nezha-onlineboutique-2022-08-23-17_00.jsonl.gz",
+        "nezha-trainticket-2023-01-29-08_50.jsonl.gz",
+        "otel-demo-otel-tui.jsonl",
+    ],
+)
+def test_real_traffic_does_not_light_up(name: str) -> None:
+    """Real captures: bursty, idle gaps of seconds, and (Nezha) no span kinds, so waiting cannot
+    be told from working. Silences alone must not be reported as stalls."""
+    table = read_spans([str(CORPUS / "otlp" / name)])
     spans = pl.from_arrow(table.table)
     assert isinstance(spans, pl.DataFrame)
     stalls = detect_stalls(spans)
-    assert len(stalls) <= 2, stalls
+    assert stalls == ()
     cascades, _ = find_cascades(spans, stalls)
     assert cascades == ()

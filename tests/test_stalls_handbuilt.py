@@ -65,9 +65,11 @@ def build(
     requests: int = 600,
     pause: tuple[float, float] | None = (1500.0, 1700.0),
     slow_stock: float = 0.0,
+    host_pause: bool = False,
 ) -> World:
-    """``requests`` Poisson arrivals at 200/s; ``pause`` (ms from start) freezes cart-1;
-    with probability ``slow_stock`` a stock call takes 120 ms (a slow dependency)."""
+    """``requests`` Poisson arrivals at 200/s; ``pause`` (ms from start) freezes cart-1 (and
+    stock-1, the other process on host-b, with ``host_pause``); with probability ``slow_stock``
+    a stock call takes 120 ms (a slow dependency)."""
     rng = random.Random(seed)
     world = World()
     t = 0.0
@@ -124,8 +126,9 @@ def build(
             slow = rng.random() < slow_stock
             stock_dur = 120.0 if slow else rng.uniform(1.0, 3.0)
             call = sid()
-            stock_arrive = w1 + rng.uniform(0.2, 0.5)
-            stock_end = stock_arrive + stock_dur
+            stock_pause = pause if host_pause else None  # stock-1 shares host-b with cart-1
+            stock_arrive = _resume(w1 + rng.uniform(0.2, 0.5), stock_pause)
+            stock_end = _advance(stock_arrive, stock_dur, stock_pause)
             call_end = _resume(stock_end + rng.uniform(0.2, 0.5), cart_pause)
             s_end = _advance(call_end, rng.uniform(0.5, 2.0), cart_pause)
             reply = s_end + rng.uniform(0.3, 0.8)
@@ -237,6 +240,15 @@ def test_one_pause_is_found_on_the_right_instance_despite_skew(seed: int) -> Non
     assert stall.queued_requests >= 5
     assert stall.spans_affected >= 1
     assert 0.5 <= stall.confidence <= 1.0
+
+
+def test_every_process_of_a_host_frozen_is_a_host_stall() -> None:
+    stalls = detect_stalls(frame(build(7, host_pause=True)))
+    by_instance = {st.instance: st for st in stalls}
+    assert set(by_instance) == {"cart-1", "stock-1"}
+    assert {st.kind for st in stalls} == {"host"}
+    # cart-2 on host-c kept working: not a telemetry gap, and the sibling was not silent
+    assert all("sibling instances silent too" not in st.evidence for st in stalls)
 
 
 def test_no_pause_no_stall() -> None:

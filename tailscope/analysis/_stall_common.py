@@ -148,3 +148,82 @@ def instance_timestamps(narrowed: pl.DataFrame, events: pl.Series | None) -> pl.
     return (
         pl.concat(parts).group_by("instance", "t").agg(pl.col("starts").sum()).sort("instance", "t")
     )
+
+
+def spans_across(spans: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
+    """Pairs of a span and a window of the same instance that it overlaps (start < b, end > a).
+
+    ``spans`` needs ``instance``, ``start``, ``end``; ``windows`` needs ``instance``, ``a``,
+    ``b`` and must not overlap within one instance (silences never do). Output-sensitive: the
+    windows a span overlaps form one contiguous run per instance, found with two as-of joins and
+    expanded, so no span is paired with windows it does not touch.
+    """
+    ordered = windows.sort("instance", "a").with_row_index("_wi")
+    index = ordered.select("instance", "a", "b", pl.col("_wi").cast(pl.Int64))
+    keyed = spans.with_row_index("_row")
+    first = (
+        keyed.select("_row", "instance", "start")
+        .sort("start")
+        .join_asof(
+            index.select("instance", "b", pl.col("_wi").alias("_lo")).sort("b"),
+            left_on="start",
+            right_on="b",
+            by="instance",
+            strategy="forward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+    )
+    last = (
+        keyed.select("_row", "instance", "end")
+        .sort("end")
+        .join_asof(
+            index.select("instance", "a", pl.col("_wi").alias("_hi")).sort("a"),
+            left_on="end",
+            right_on="a",
+            by="instance",
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+    )
+    runs = (
+        first.select("_row", "_lo")
+        .join(last.select("_row", "_hi"), on="_row")
+        .filter(pl.col("_lo").is_not_null() & pl.col("_hi").is_not_null())
+        .filter(pl.col("_lo") <= pl.col("_hi"))
+        .select("_row", pl.int_ranges("_lo", pl.col("_hi") + 1).alias("_wi"))
+        .explode("_wi")
+    )
+    return (
+        runs.join(keyed, on="_row")
+        .join(ordered.drop("instance").with_columns(pl.col("_wi").cast(pl.Int64)), on="_wi")
+        .drop("_row", "_wi")
+    )
+
+
+def spans_starting_after(
+    spans: pl.DataFrame, windows: pl.DataFrame, after: str, within: pl.Expr
+) -> pl.DataFrame:
+    """Pairs of a span and the window of its instance whose column ``after`` is the latest at or
+    before the span's start, kept where ``within`` (an expression over both) holds.
+
+    One window per span: used for requests that queued behind a silence and started when it
+    ended (``after`` = the window's start or first resume; ``within`` bounds the burst).
+    """
+    ordered = windows.sort("instance", after).with_row_index("_wi")
+    return (
+        spans.sort("start")
+        .join_asof(
+            ordered.select("instance", pl.col(after).alias("_after"), "_wi").sort("_after"),
+            left_on="start",
+            right_on="_after",
+            by="instance",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .drop_nulls("_wi")
+        .join(ordered.drop("instance"), on="_wi")
+        .filter(within)
+        .drop("_wi", "_after")
+    )

@@ -25,7 +25,13 @@ from typing import Final
 
 import polars as pl
 
-from tailscope.analysis._stall_common import NS_PER_MS, client_calls, narrow
+from tailscope.analysis._stall_common import (
+    NS_PER_MS,
+    client_calls,
+    narrow,
+    spans_across,
+    spans_starting_after,
+)
 from tailscope.analysis.stalls import BURST_NS, MIN_EXCESS_NS, SKEW_MARGIN_NS
 from tailscope.histogram import LatencyHistogram
 from tailscope.report.model import Cascade, Stall, UnexplainedTimeout
@@ -58,7 +64,7 @@ def find_cascades(
     if timeouts.height == 0:
         return (), ()
     linked = _linked_timeouts(narrowed, calls, timeouts, stalls)
-    cascades = _cascades(narrowed, calls, timeouts, linked, stalls)
+    cascades = _cascades(narrowed, calls, linked, stalls)
     unexplained = _unexplained(calls, timeouts.join(linked, on=["tid", "sid"], how="anti"))
     return cascades, unexplained
 
@@ -81,20 +87,19 @@ def _touched(
         },
         schema={"stall": pl.Int64, "instance": pl.String, "a": pl.Int64, "b": pl.Int64},
     ).with_columns(gap=pl.col("b") - pl.col("a"))
-    mine = narrowed.select("tid", "sid", "instance", "kind", "start", "end").join(
-        windows, on="instance", how="inner"
-    )
+    mine = narrowed.select("tid", "sid", "instance", "kind", "start", "end")
     # no timestamps inside a silence: a span overlapping it was in flight across (part of) it
-    stretched = mine.filter(
-        (pl.col("start") < pl.col("b")) & (pl.col("end") > pl.col("a"))
-    ).with_columns(delay=pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a"))
+    stretched = spans_across(mine, windows).with_columns(
+        delay=pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a")
+    )
     burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
     callers = calls.select("tid", pl.col("child_sid").alias("sid"), "excess").drop_nulls("sid")
     queued = (
-        mine.filter(
-            (pl.col("kind") == SpanKind.SERVER)
-            & (pl.col("start") > pl.col("a"))
-            & (pl.col("start") <= pl.col("b") + burst)
+        spans_starting_after(
+            mine.filter(pl.col("kind") == SpanKind.SERVER),
+            windows,
+            "a",
+            (pl.col("start") > pl.col("a")) & (pl.col("start") <= pl.col("b") + burst),
         )
         .join(callers, on=["tid", "sid"], how="inner")
         .filter(pl.col("excess") >= MIN_EXCESS_NS)
@@ -198,7 +203,6 @@ def _linked_timeouts(
 def _cascades(
     narrowed: pl.DataFrame,
     calls: pl.DataFrame,
-    timeouts: pl.DataFrame,
     linked: pl.DataFrame,
     stalls: tuple[Stall, ...],
 ) -> tuple[Cascade, ...]:
@@ -228,6 +232,7 @@ def _cascades(
         op=pl.col("service") + pl.lit(" ") + pl.col("name"),
     )
     out: list[Cascade] = []
+    p99_all: dict[str, int] = {}
     stats = call_stats.join(timed, on="stall").sort("stall")
     for row in stats.iter_rows(named=True):
         idx = int(row["stall"])
@@ -247,10 +252,9 @@ def _cascades(
                 amplification=round(int(row["attempts"]) / max(int(row["logical"]), 1), 3),
                 root_operations=tuple(ops),
                 trace_ids=tuple(sorted(t.hex() for t in tids.to_list())),
-                p99_impact_ms=_p99_impact_ms(hex_roots, tids, ops),
+                p99_impact_ms=_p99_impact_ms(hex_roots, tids, ops, p99_all),
             )
         )
-    del timeouts
     return tuple(out)
 
 
@@ -267,15 +271,23 @@ def _roots(narrowed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _p99_impact_ms(roots: pl.DataFrame, tids: pl.Series, ops: list[str]) -> float:
-    """Largest, over the affected root operations, of p99 with minus p99 without ``tids``."""
+def _p99_impact_ms(
+    roots: pl.DataFrame, tids: pl.Series, ops: list[str], p99_all: dict[str, int]
+) -> float:
+    """Largest, over the affected root operations, of p99 with minus p99 without ``tids``.
+
+    ``p99_all`` caches each root operation's p99 over all its requests (ns) across cascades.
+    """
     worst = 0.0
     for op in ops:
         of_op = roots.filter(pl.col("op") == op)
-        without = of_op.filter(~pl.col("tid").is_in(tids.implode()))
-        p_all = LatencyHistogram.from_durations_ns(of_op["dur"].to_numpy()).quantile_ns(0.99)
-        p_without = LatencyHistogram.from_durations_ns(without["dur"].to_numpy()).quantile_ns(0.99)
-        worst = max(worst, (p_all - p_without) / NS_PER_MS)
+        if op not in p99_all:
+            p99_all[op] = LatencyHistogram.from_durations_ns(of_op["dur"].to_numpy()).quantile_ns(
+                0.99
+            )
+        without = of_op.filter(~pl.col("tid").is_in(tids.implode()))["dur"].to_numpy()
+        p_without = LatencyHistogram.from_durations_ns(without).quantile_ns(0.99)
+        worst = max(worst, (p99_all[op] - p_without) / NS_PER_MS)
     return round(worst, 3)
 
 

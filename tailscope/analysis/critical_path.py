@@ -197,8 +197,8 @@ def critical_path(spans: pa.Table, tree: SpanTree | None = None) -> pa.Table:
     Returns:
         One row per segment with :data:`SEGMENT_COLUMNS`: ``trace_id``, ``span_id`` (the span
         whose time it is), ``seg_start``/``seg_end`` (Unix ns), ``hop_service``,
-        ``hop_operation`` (that span's service and name), ``component`` (``self``,
-        ``network``, ``dependency``), ``root_service``/``root_operation``/``root_span_id`` of
+        ``hop_operation`` (that span's service and name, categorical), ``component`` (enum of
+        ``self``, ``network``, ``dependency``), ``root_service``/``root_operation``/``root_span_id`` of
         the trace's root (an orphan's sub-tree has the orphan as root). Segments of one root
         sum to the root span's duration.
     """
@@ -226,13 +226,15 @@ def segments_frame(frame: pl.DataFrame, tree: SpanTree) -> pl.DataFrame:
             "span_id": owned[s.SPAN_ID],
             "seg_start": seg_start,
             "seg_end": seg_end,
-            "hop_service": owned[s.SERVICE].cast(pl.String),
-            "hop_operation": owned[s.NAME].cast(pl.String),
+            "hop_service": owned[s.SERVICE],
+            "hop_operation": owned[s.NAME],
             "component": pl.Series(component).replace_strict(
-                old=list(range(len(COMPONENTS))), new=list(COMPONENTS), return_dtype=pl.String
+                old=list(range(len(COMPONENTS))),
+                new=list(COMPONENTS),
+                return_dtype=pl.Enum(list(COMPONENTS)),
             ),
-            "root_service": rooted[s.SERVICE].cast(pl.String),
-            "root_operation": rooted[s.NAME].cast(pl.String),
+            "root_service": rooted[s.SERVICE],
+            "root_operation": rooted[s.NAME],
             "root_span_id": rooted[s.SPAN_ID],
         }
     )

@@ -54,36 +54,48 @@ def _fixed_width_words(column: pa.ChunkedArray | pa.Array, width: int) -> NDArra
     return raw.view(">u8").astype(np.uint64).reshape(len(array), width // 8)
 
 
-def _integer_ids(spans: pa.Table) -> pl.DataFrame:
-    """trace code (dense, int64), span id and parent id (uint64) of a table with the schema's
-    fixed-size id columns: integer keys join an order of magnitude faster than binary ones."""
-    trace = _fixed_width_words(spans[s.TRACE_ID], 16)
-    order = np.lexsort((trace[:, 1], trace[:, 0]))
-    ordered = trace[order]
-    new_trace = np.ones(len(order), dtype=bool)
-    new_trace[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+def _dense_codes(words: NDArray[np.uint64]) -> NDArray[np.int64]:
+    """Dense rank of each row of ``words`` (rows x k 64-bit words), in row order."""
+    order = np.lexsort(words.T[::-1])
+    ordered = words[order]
+    new_value = np.ones(len(order), dtype=bool)
+    new_value[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
     code = np.empty(len(order), dtype=np.int64)
-    code[order] = np.cumsum(new_trace) - 1
-    parent_valid = spans[s.PARENT_SPAN_ID].is_valid()
-    parent = pl.Series(s.PARENT_SPAN_ID, _fixed_width_words(spans[s.PARENT_SPAN_ID], 8)[:, 0])
-    return pl.DataFrame(
-        {
-            s.TRACE_ID: code,
-            s.SPAN_ID: _fixed_width_words(spans[s.SPAN_ID], 8)[:, 0],
-            s.PARENT_SPAN_ID: parent,
-        }
-    ).with_columns(
-        pl.when(pl.Series(parent_valid.to_numpy(zero_copy_only=False)))
-        .then(pl.col(s.PARENT_SPAN_ID))
-        .otherwise(None)
-    )
+    code[order] = np.cumsum(new_value) - 1
+    return code
+
+
+def _parents_from_fixed_ids(spans: pa.Table) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Parent rows of a table with the schema's fixed-size id columns, without a join.
+
+    Trace ids and span/parent ids are dense-ranked (exactly, by sorting their 64-bit words), so
+    (trace, span) becomes one int64 key; parents are then found with one ``searchsorted``.
+    """
+    n = spans.num_rows
+    trace = _dense_codes(_fixed_width_words(spans[s.TRACE_ID], 16))
+    has_parent_id = spans[s.PARENT_SPAN_ID].is_valid().to_numpy(zero_copy_only=False)
+    span_words = _fixed_width_words(spans[s.SPAN_ID], 8)[:, 0]
+    parent_words = _fixed_width_words(spans[s.PARENT_SPAN_ID], 8)[:, 0]
+    _, id_rank = np.unique(np.concatenate([span_words, parent_words]), return_inverse=True)
+    width = np.int64(id_rank.max() + 1 if n else 1)
+    span_key = trace * width + id_rank[:n]
+    parent_key = trace * width + id_rank[n:]
+    order = np.argsort(span_key, kind="stable")  # first occurrence of a duplicate comes first
+    sorted_keys = span_key[order]
+    found = np.searchsorted(sorted_keys, parent_key, side="left")
+    found_clipped = np.minimum(found, max(n - 1, 0))
+    hit = has_parent_id & (found < n)
+    if n:
+        hit &= sorted_keys[found_clipped] == parent_key
+    parent = np.where(hit, order[found_clipped] if n else found, -1).astype(np.int64)
+    return parent, has_parent_id
 
 
 def build_span_tree(spans: pa.Table | pl.DataFrame) -> SpanTree:
     """Link every span of ``spans`` (needs ``trace_id``, ``span_id``, ``parent_span_id``) to
     its parent row. Duplicate span ids within a trace link to the first occurrence.
 
-    An Arrow table with the schema's fixed-size id columns takes a fast path (ids as integers).
+    An Arrow table with the schema's fixed-size id columns takes a join-free fast path.
     """
     fixed = (
         isinstance(spans, pa.Table)
@@ -93,12 +105,10 @@ def build_span_tree(spans: pa.Table | pl.DataFrame) -> SpanTree:
     )
     if fixed:
         assert isinstance(spans, pa.Table)
-        ids = _integer_ids(spans)
-    else:
-        frame = spans if isinstance(spans, pl.DataFrame) else pl.from_arrow(spans)
-        assert isinstance(frame, pl.DataFrame)
-        ids = frame.select(s.TRACE_ID, s.SPAN_ID, s.PARENT_SPAN_ID)
-    keyed = ids.with_row_index("_row")
+        return tree_from_parents(*_parents_from_fixed_ids(spans))
+    frame = spans if isinstance(spans, pl.DataFrame) else pl.from_arrow(spans)
+    assert isinstance(frame, pl.DataFrame)
+    keyed = frame.select(s.TRACE_ID, s.SPAN_ID, s.PARENT_SPAN_ID).with_row_index("_row")
     targets = keyed.select(
         pl.col(s.TRACE_ID),
         pl.col(s.SPAN_ID).alias(s.PARENT_SPAN_ID),

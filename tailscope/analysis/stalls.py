@@ -7,11 +7,14 @@ and responses to its own outgoing calls sit unread until it resumes. :func:`dete
 for exactly that signature, per instance:
 
 1. **Silence** — a gap between consecutive timestamps of one instance that is at least
-   :data:`MIN_GAP_NS` long and :data:`RATE_FACTOR` times the instance's recent mean interval.
+   :data:`MIN_GAP_NS` long and :data:`RATE_FACTOR` times the instance's recent mean interval
+   (back-to-back pauses separated only by the release of the queue are one window).
 2. **Evidence from several traces** (a score of at least :data:`MIN_SCORE`, see there):
 
-   * *working stretched*: a span of the instance in flight across the whole gap that was not
-     merely waiting on a downstream call (its innermost in-flight span is not a CLIENT span);
+   * *working stretched*: a span of the instance in flight across the silence that was not
+     merely waiting on a downstream call (its innermost in-flight span is not a CLIENT span,
+     nor of unspecified kind) nor backing off before a retry (its last finished child did not
+     fail); weak evidence, scored :data:`WORKING_WEIGHT`;
    * *stranded responses*: an in-flight CLIENT span of the instance that succeeded but whose
      SERVER child finished well before the client did (client minus child duration, beyond the
      edge's usual network time, is large) and that ended right after the silence, when the
@@ -46,6 +49,8 @@ from tailscope.analysis._stall_common import (
     client_calls,
     instance_timestamps,
     narrow,
+    spans_across,
+    spans_starting_after,
 )
 from tailscope.report.model import Stall
 from tailscope.schema import SpanKind
@@ -75,6 +80,8 @@ MIN_EXCESS_NS: Final = 3 * NS_PER_MS
 """Least extra network/queue time (beyond the edge's median) that counts as queueing."""
 EXCESS_SHARE: Final = 0.2
 """... and at least this share of the silence."""
+PEER_SILENT_SHARE: Final = 0.8
+"""Share of a window another instance must have been silent for to count as silent too."""
 BURST_NS: Final = 5 * NS_PER_MS
 """Queued requests start within max(5 ms, half the silence) after it ends."""
 
@@ -227,9 +234,7 @@ def _evidence(
     threshold = pl.max_horizontal(pl.lit(MIN_EXCESS_NS), core * EXCESS_SHARE)
     cols = ["tid", "sid", "pid", "instance", "kind", "start", "end"]
 
-    stretched = (
-        narrowed.select(cols).join(windows, on="instance", how="inner").filter(_in_flight_across)
-    )
+    stretched = spans_across(narrowed.select(cols), windows).filter(_in_flight_across)
     # innermost in-flight spans: no in-flight child of their own
     has_child = stretched.select("cid", "tid", pl.col("pid").alias("sid")).drop_nulls().unique()
     innermost = stretched.join(has_child, on=["cid", "tid", "sid"], how="anti")
@@ -257,12 +262,15 @@ def _evidence(
     # a child that itself started right after a silence of its own instance was queued there:
     # the caller's extra wait is the callee's queue, not a response stranded at the caller
     burst = pl.max_horizontal(pl.lit(BURST_NS), core // 2)
+    servers = narrowed.filter(pl.col("kind") == SpanKind.SERVER).select(cols)
     queued_elsewhere = (
-        narrowed.filter(pl.col("kind") == SpanKind.SERVER)
-        .select("tid", pl.col("sid").alias("child_sid"), "instance", "start")
-        .join(windows, on="instance", how="inner")
-        .filter((pl.col("start") > pl.col("a")) & (pl.col("start") <= pl.col("b") + burst))
-        .select("tid", "child_sid")
+        spans_starting_after(
+            servers,
+            windows,
+            "a",
+            (pl.col("start") > pl.col("a")) & (pl.col("start") <= pl.col("b") + burst),
+        )
+        .select("tid", pl.col("sid").alias("child_sid"))
         .unique()
     )
     stranded = (
@@ -285,11 +293,8 @@ def _evidence(
         "tid", pl.col("child_sid").alias("sid"), pl.col("excess").alias("caller_excess")
     ).drop_nulls("sid")
     queued = (
-        narrowed.filter(pl.col("kind") == SpanKind.SERVER)
-        .select(cols)
-        .join(windows, on="instance", how="inner")
-        .filter(
-            (pl.col("start") >= pl.col("first_resume")) & (pl.col("start") <= pl.col("b") + burst)
+        spans_starting_after(
+            servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
         )
         .join(callers, on=["tid", "sid"], how="inner")
         .filter(pl.col("caller_excess") >= threshold)
@@ -397,13 +402,18 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
 
 
 def _silent(times: np.ndarray, codes: np.ndarray, code: int, a: int, b: int, margin: int) -> bool:
-    """Whether instance ``code`` took no timestamp strictly inside ``(a + margin, b - margin)``.
+    """Whether instance ``code`` was silent over most of ``(a + margin, b - margin)``: its
+    longest stretch without a timestamp there covers at least :data:`PEER_SILENT_SHARE` of it.
 
-    A window too short to judge after the margins counts as not silent.
+    Processes frozen together still took their last timestamps at different moments before the
+    freeze, so a peer's silence need not cover the window exactly. A window too short to judge
+    after the margins counts as not silent.
     """
     lo_t, hi_t = a + margin, b - margin
     if hi_t - lo_t <= 0:
         return False
     lo = int(np.searchsorted(times, lo_t, side="right"))
     hi = int(np.searchsorted(times, hi_t, side="left"))
-    return not bool((codes[lo:hi] == code).any())
+    inside = times[lo:hi][codes[lo:hi] == code]
+    edges = np.concatenate(([lo_t], inside, [hi_t]))
+    return bool(np.diff(edges).max() >= PEER_SILENT_SHARE * (hi_t - lo_t))

@@ -88,7 +88,8 @@ def _read_source(source: Source, input_format: str, log: ProblemLog) -> Iterator
         from tailscope.ingest import fast_json, otlp_json
 
         if _looks_like_json_lines(head):
-            yield from fast_json.read_lines(source.line_blocks(log), log)
+            ahead = fast_json.DeferredLog(log)
+            yield from fast_json.read_lines(source.line_blocks(ahead), log, ahead)
         else:
             yield from otlp_json.read_document(source.read_all(log), log)
     elif fmt == "otlp-proto":

@@ -13,6 +13,7 @@ tables on the same input, so the fast path can never silently drop what the slow
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import numpy as np
@@ -23,7 +24,7 @@ import pyarrow.json as pj
 
 from tailscope import schema as s
 from tailscope.ingest import otlp_json
-from tailscope.ingest.columns import INT32_MAX, INT32_MIN, PROMOTED_KEYS
+from tailscope.ingest.columns import INT32_MAX, INT32_MIN, PROMOTED_KEYS, ResourceColumns
 from tailscope.ingest.problems import ProblemLog
 
 _VALUE = pa.struct(
@@ -210,28 +211,45 @@ def _list_offsets(lists: pa.Array) -> np.ndarray:
     return offsets
 
 
+_VALUE_FIELDS: Final = ("stringValue", "boolValue", "intValue", "doubleValue", "bytesValue")
+
+
 def _attribute_values(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """(value text, ValueType tags) of flattened attribute value structs."""
-    parts = [_field(values, name) for name in ("stringValue", "boolValue", "intValue")]
-    parts += [_field(values, "doubleValue"), _field(values, "bytesValue")]
-    valid = [p.is_valid().to_numpy(zero_copy_only=False) for p in parts]
-    if len(values) and not np.all(sum(v.astype(np.int8) for v in valid) == 1):
+    """(value text, ValueType tags) of flattened attribute value structs.
+
+    Each variant is rendered on its own non-null values only; the pieces are concatenated and
+    put back in attribute order with one ``take``.
+    """
+    n = len(values)
+    parts = [_field(values, name) for name in _VALUE_FIELDS]
+    valid = [np.asarray(p.is_valid().to_numpy(zero_copy_only=False), dtype=bool) for p in parts]
+    if n and not np.all(np.sum(valid, axis=0, dtype=np.int8) == 1):
         raise Unsupported("empty or ambiguous attribute value")
     tags = np.select(valid, [1, 2, 3, 4, 5], 0).astype(np.uint8)
-    texts: list[pa.Array] = [parts[0]]
-    if valid[1].any():
-        texts.append(pc.if_else(parts[1], "true", "false"))
-    if valid[2].any():
-        try:
-            texts.append(pc.cast(pc.cast(parts[2], pa.int64()), pa.string()))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise Unsupported("intValue not an int64") from None
-    if valid[3].any():
-        texts.append(_double_texts(parts[3]))
-    if valid[4].any():
-        texts.append(parts[4])
-    text = pc.coalesce(*texts) if len(texts) > 1 else texts[0]
-    return text.cast(pa.string()), tags
+    if n == 0 or valid[0].all():
+        return parts[0].cast(pa.string()), tags
+    pieces: list[pa.Array] = []
+    positions: list[np.ndarray] = []
+    for tag, (part, ok) in enumerate(zip(parts, valid, strict=True), start=1):
+        where = np.flatnonzero(ok)
+        if not len(where):
+            continue
+        sub = pc.drop_null(part)
+        if tag == 2:
+            sub = pc.if_else(sub, "true", "false")
+        elif tag == 3:
+            try:
+                sub = pc.cast(pc.cast(sub, pa.int64()), pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise Unsupported("intValue not an int64") from None
+        elif tag == 4:
+            sub = _double_texts(sub)
+        pieces.append(sub.cast(pa.string()))
+        positions.append(where)
+    order = np.concatenate(positions)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.arange(n, dtype=np.int64)
+    return pa.concat_arrays(pieces).take(pa.array(inverse)), tags
 
 
 def _double_texts(doubles: pa.Array) -> pa.Array:
@@ -248,23 +266,34 @@ def _double_texts(doubles: pa.Array) -> pa.Array:
     plain_np = pc.fill_null(plain, True).to_numpy(zero_copy_only=False)
     if plain_np.all():
         return arrow_text
-    out = arrow_text.to_pylist()
-    values = doubles.to_pylist()
-    for i in np.flatnonzero(~plain_np):
-        out[i] = repr(values[i])
-    return pa.array(out, pa.string())
+    other = pa.array(~plain_np)
+    fixed = pa.array([repr(v) for v in doubles.filter(other).to_pylist()], pa.string())
+    return pc.replace_with_mask(arrow_text, other, fixed)
 
 
-def _first_per_span(
-    keys: pa.Array, parents: np.ndarray, n_spans: int, key: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each span, index of the first attribute with ``key`` (or -1)."""
-    hits = np.flatnonzero(pc.fill_null(pc.equal(keys, key), False).to_numpy(zero_copy_only=False))
-    index = np.full(n_spans, -1, dtype=np.int64)
-    if len(hits):
-        owners, first = np.unique(parents[hits], return_index=True)
-        index[owners] = hits[first]
-    return index, index >= 0
+_PROMOTED_ORDER: Final = pa.array(sorted(PROMOTED_KEYS), pa.string())
+
+
+def _promoted_hits(keys: pa.Array, owners: np.ndarray, n_spans: int) -> dict[str, np.ndarray]:
+    """For each promoted key present, per span the index of its first attribute with that key
+    (or -1). One ``index_in`` pass over all keys, then numpy on the few hits."""
+    codes = pc.index_in(keys, value_set=_PROMOTED_ORDER)
+    if codes.null_count == len(codes):
+        return {}
+    code_np = np.asarray(pc.fill_null(codes, -1).to_numpy(zero_copy_only=False))
+    hits = np.flatnonzero(code_np >= 0)
+    hit_codes = code_np[hits]
+    out: dict[str, np.ndarray] = {}
+    for code in np.unique(hit_codes).tolist():
+        mine = hits[hit_codes == code]
+        span_of = owners[mine]
+        # hits are in attribute order, so each span's first one starts a run of equal owners
+        first = np.ones(len(mine), dtype=bool)
+        first[1:] = span_of[1:] != span_of[:-1]
+        index = np.full(n_spans, -1, dtype=np.int64)
+        index[span_of[first]] = mine[first]
+        out[str(_PROMOTED_ORDER[code].as_py())] = index
+    return out
 
 
 def _promoted_text(texts: pa.Array, indexes: list[tuple[np.ndarray, np.ndarray]]) -> pa.Array:
@@ -305,14 +334,21 @@ def _promoted_int(
     return result
 
 
+_RESOURCE_CACHE_SIZE: Final = 4096
+
+
 def _resource_columns(
-    resources: pa.Array, line_offsets: np.ndarray, block: bytes
+    resources: pa.Array,
+    line_offsets: np.ndarray,
+    block: bytes,
+    cache: dict[bytes, ResourceColumns],
 ) -> tuple[dict[str, pa.Array], int]:
     """Per-resource service/instance/... columns (Python per resource, not per span).
 
     Resources often carry ``arrayValue`` attributes (``process.command_args``) that the parse
     schema cannot hold; those few resources are re-read from their line with orjson so the
-    block can stay on the fast path.
+    block can stay on the fast path. ``cache`` maps a resource's JSON text to its columns:
+    exports repeat the same few resources on every line.
     """
     plain: list[Any] = resources.to_pylist()
     incomplete = [
@@ -335,7 +371,18 @@ def _resource_columns(
                 plain[i] = doc["resourceSpans"][i - int(line_offsets[line])].get("resource")
             except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
                 raise Unsupported("resource re-read failed") from None
-    rows = [otlp_json.resource_from_json(r) for r in plain]
+    rows: list[ResourceColumns] = []
+    for resource in plain:
+        try:
+            key: bytes | None = orjson.dumps(resource)
+        except orjson.JSONEncodeError:
+            key = None
+        row = None if key is None else cache.get(key)
+        if row is None:
+            row = otlp_json.resource_from_json(resource)
+            if key is not None and len(cache) < _RESOURCE_CACHE_SIZE:
+                cache[key] = row
+        rows.append(row)
     unknown = sum(r.unknown_service for r in rows)
 
     def col(values: list[str | None]) -> pa.Array:
@@ -427,12 +474,17 @@ def _parse(block: bytes, block_size: int) -> pa.Table:
         raise Unsupported(str(exc)) from None
 
 
-def block_to_table(block: bytes) -> tuple[pa.Table, int, int]:
+def block_to_table(
+    block: bytes,
+    parsed: pa.Table | None = None,
+    resource_cache: dict[bytes, ResourceColumns] | None = None,
+) -> tuple[pa.Table, int, int]:
     """Parse one block of JSON Lines: (span table, span records, unknown-service resources).
 
     Raises Unsupported when any line needs the tolerant path; nothing is counted then.
     """
-    parsed = _parse(block, PARSE_BLOCK_BYTES)
+    if parsed is None:
+        parsed = _parse(block, PARSE_BLOCK_BYTES)
     lines = parsed.column("resourceSpans").combine_chunks()
     if lines.null_count:
         raise Unsupported("line without resourceSpans")
@@ -479,10 +531,10 @@ def block_to_table(block: bytes) -> tuple[pa.Table, int, int]:
 
     attributes, keys, texts, tags, attr_offsets = _attribute_lists(_field(spans, "attributes"))
     owners = np.repeat(np.arange(n), np.diff(attr_offsets))
-    present = set(pc.unique(keys).to_pylist()) & PROMOTED_KEYS
+    hits = _promoted_hits(keys, owners, n)
 
     def indexes(*names: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [_first_per_span(keys, owners, n, k) for k in names if k in present]
+        return [(hits[k], hits[k] >= 0) for k in names if k in hits]
 
     def text_col(*names: str) -> pa.Array:
         found = indexes(*names)
@@ -497,7 +549,10 @@ def block_to_table(block: bytes) -> tuple[pa.Table, int, int]:
         return _promoted_int(texts, tags, found)
 
     resource_cols, unknown = _resource_columns(
-        _field(resource_spans, "resource"), _list_offsets(lines), block
+        _field(resource_spans, "resource"),
+        _list_offsets(lines),
+        block,
+        {} if resource_cache is None else resource_cache,
     )
     take_resource = pa.array(span_resource)
     scope = _field(scope_spans, "scope")
@@ -541,15 +596,80 @@ def block_to_table(block: bytes) -> tuple[pa.Table, int, int]:
     return pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA), n, unknown
 
 
-def read_lines(blocks: Iterator[tuple[int, bytes]], log: ProblemLog) -> Iterator[pa.Table]:
-    """JSON Lines blocks through the fast path, each falling back to the tolerant reader."""
-    for first_line, block in blocks:
-        try:
-            table, records, unknown = block_to_table(block)
-        except Unsupported:
-            yield from otlp_json.read_lines(iter([(first_line, block)]), log)
-            continue
-        log.stats.records += records
-        log.stats.unknown_service_resources += unknown
-        if table.num_rows:
-            yield table
+class DeferredLog(ProblemLog):
+    """A problem log for reading ahead: problems met while fetching the next block are held
+    back and replayed into the real log once the blocks before it are done, so problems keep
+    file order and ``strict`` fails on the same first one as a sequential read."""
+
+    def __init__(self, target: ProblemLog) -> None:
+        super().__init__(target.stats, target.file, False)
+        self.held: list[tuple[int | None, str, str | None, int | None]] = []
+
+    def bad(
+        self,
+        line: int | None,
+        reason_class: str,
+        detail: str | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.held.append((line, reason_class, detail, offset))
+
+    def replay(self, log: ProblemLog) -> None:
+        """Pass the held problems on to ``log`` (which may raise under ``strict``)."""
+        held, self.held = self.held, []
+        for line, reason_class, detail, offset in held:
+            log.bad(line, reason_class, detail, offset)
+
+
+def _try_parse(block: bytes) -> pa.Table | None:
+    try:
+        return _parse(block, PARSE_BLOCK_BYTES)
+    except Unsupported:
+        return None
+
+
+def read_lines(
+    blocks: Iterator[tuple[int, bytes]], log: ProblemLog, ahead: DeferredLog | None = None
+) -> Iterator[pa.Table]:
+    """JSON Lines blocks through the fast path, each falling back to the tolerant reader.
+
+    ``pyarrow.json`` releases the GIL, so block N+1 is parsed on a worker thread while block N
+    is flattened here. ``blocks`` should report its problems to ``ahead`` (replayed into
+    ``log`` in order); without it, the blocks are read one at a time.
+    """
+    resource_cache: dict[bytes, ResourceColumns] = {}
+    if ahead is None:
+        for first_line, block in blocks:
+            yield from _one_block(first_line, block, _try_parse(block), log, resource_cache)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailscope-json") as pool:
+        current = next(blocks, None)
+        ahead.replay(log)
+        future = pool.submit(_try_parse, current[1]) if current is not None else None
+        while current is not None and future is not None:
+            parsed = future.result()
+            following = next(blocks, None)
+            future = pool.submit(_try_parse, following[1]) if following is not None else None
+            yield from _one_block(current[0], current[1], parsed, log, resource_cache)
+            ahead.replay(log)
+            current = following
+
+
+def _one_block(
+    first_line: int,
+    block: bytes,
+    parsed: pa.Table | None,
+    log: ProblemLog,
+    resource_cache: dict[bytes, ResourceColumns],
+) -> Iterator[pa.Table]:
+    try:
+        if parsed is None:
+            raise Unsupported("parse")
+        table, records, unknown = block_to_table(block, parsed, resource_cache)
+    except Unsupported:
+        yield from otlp_json.read_lines(iter([(first_line, block)]), log)
+        return
+    log.stats.records += records
+    log.stats.unknown_service_resources += unknown
+    if table.num_rows:
+        yield table

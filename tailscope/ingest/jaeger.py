@@ -137,6 +137,32 @@ def _int32(value: object) -> int | None:
     return number if -(2**31) <= number < 2**31 else None
 
 
+_TEXT_COLUMNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("status_message", ("otel.status_description",)),
+    ("rpc_response_status_code", ("rpc.response.status_code",)),
+    ("rpc_method", ("rpc.method",)),
+    ("rpc_system", ("rpc.system", "rpc.system.name")),
+    ("server_address", ("server.address",)),
+    ("error_type", ("error.type",)),
+    ("db_system", ("db.system", "db.system.name", "db.type")),
+    ("scope_name", ("otel.scope.name", "otel.library.name")),
+    ("scope_version", ("otel.scope.version", "otel.library.version")),
+    ("trace_state", ("w3c.tracestate",)),
+)
+"""Text columns and the tags they come from, in order of precedence."""
+_INT_COLUMNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("http_status_code", ("http.response.status_code", "http.status_code")),
+    ("rpc_grpc_status_code", ("rpc.grpc.status_code",)),
+    ("http_resend_count", ("http.request.resend_count",)),
+)
+"""int32 columns and the tags they come from, in order of precedence."""
+_LEGACY_PEER_KEYS: Final = ("net.peer.name", "peer.service")
+_PROMOTION_KEYS: Final = frozenset(
+    {"otel.status_code", "error", *_LEGACY_PEER_KEYS}
+    | {key for _, keys in _TEXT_COLUMNS + _INT_COLUMNS for key in keys}
+)
+
+
 def promote_tags(row: SpanRow, tags: dict[str, Any]) -> None:
     """Copy semantic-convention tags into the typed columns of ``row`` (attributes keep them).
 
@@ -146,40 +172,37 @@ def promote_tags(row: SpanRow, tags: dict[str, Any]) -> None:
     PRODUCER span falls back to the legacy ``net.peer.name``, then ``peer.service``. Also maps
     the OpenTelemetry-to-Jaeger translator's ``otel.status_code``/``otel.status_description``,
     ``otel.scope.*``/``otel.library.*`` and ``w3c.tracestate``; an ``error`` tag of ``true``
-    means ERROR.
+    means ERROR. Only tags that are present are looked at: most spans carry few of them.
     """
+    present = _PROMOTION_KEYS.intersection(tags)
+    if not present:
+        return
 
-    def first(*keys: str) -> str | None:
+    def first(keys: tuple[str, ...]) -> str | None:
         for key in keys:
-            text = tag_text(tags.get(key))
-            if text is not None:
-                return text
+            if key in present:
+                text = tag_text(tags[key])
+                if text is not None:
+                    return text
         return None
 
-    status = first("otel.status_code")
+    status = first(("otel.status_code",))
     if status is not None and status.upper() in _STATUS_BY_TAG:
         row.status_code = _STATUS_BY_TAG[status.upper()]
-    elif first("error") == "true":
+    elif first(("error",)) == "true":
         row.status_code = StatusCode.ERROR
-    row.status_message = first("otel.status_description") or row.status_message
-    for key in ("http.response.status_code", "http.status_code"):
-        code = _int32(tags.get(key))
-        if code is not None:
-            row.http_status_code = code
-            break
-    row.rpc_grpc_status_code = _int32(tags.get("rpc.grpc.status_code"))
-    row.rpc_response_status_code = first("rpc.response.status_code")
-    row.rpc_method = first("rpc.method")
-    row.rpc_system = first("rpc.system", "rpc.system.name")
-    row.server_address = first("server.address")
+    for column, keys in _TEXT_COLUMNS:
+        text = first(keys)
+        if text is not None:
+            setattr(row, column, text)
+    for column, keys in _INT_COLUMNS:
+        for key in keys:
+            number = _int32(tags[key]) if key in present else None
+            if number is not None:
+                setattr(row, column, number)
+                break
     if row.server_address is None and row.kind in (SpanKind.CLIENT, SpanKind.PRODUCER):
-        row.server_address = first("net.peer.name", "peer.service")
-    row.error_type = first("error.type")
-    row.http_resend_count = _int32(tags.get("http.request.resend_count"))
-    row.db_system = first("db.system", "db.system.name", "db.type")
-    row.scope_name = first("otel.scope.name", "otel.library.name")
-    row.scope_version = first("otel.scope.version", "otel.library.version")
-    row.trace_state = first("w3c.tracestate")
+        row.server_address = first(_LEGACY_PEER_KEYS)
 
 
 # --- sniffing -----------------------------------------------------------------------------------
@@ -238,19 +261,18 @@ def _no_trace_reason(document: object) -> str:
 
 
 def _traces(document: object) -> Iterator[dict[str, Any]]:
-    """Every trace object in a document of any accepted shape."""
-    if isinstance(document, list):
-        for item in document:
-            yield from _traces(item)
-        return
-    if not isinstance(document, dict):
-        return
-    if isinstance(document.get("spans"), list):
-        yield document
-        return
-    data = document.get("data")
-    if isinstance(data, list | dict):
-        yield from _traces(data)
+    """Every trace object in a document of any accepted shape, in document order (iterative:
+    a hostile, deeply nested document cannot exhaust the stack)."""
+    pending: list[object] = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(reversed(item))
+        elif isinstance(item, dict):
+            if isinstance(item.get("spans"), list):
+                yield item
+            elif isinstance(item.get("data"), list | dict):
+                pending.append(item["data"])
 
 
 def _process_table(trace: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -159,7 +159,7 @@ class Source:
     def line_blocks(self, log: ProblemLog) -> Iterator[tuple[int, bytes]]:
         """Blocks of whole lines ``(number of the first line, bytes)``, BOM removed; the last
         block may end without a newline."""
-        pending = b""
+        pending: list[bytes] = []  # the start of a line cut by the chunk boundary
         line_no = 1
         first = True
         for chunk in self.chunks(log):
@@ -167,13 +167,19 @@ class Source:
                 if chunk.startswith(b"\xef\xbb\xbf"):
                     chunk = chunk[3:]
                 first = False
-            data = pending + chunk if pending else chunk
-            cut = data.rfind(b"\n")
+            cut = chunk.rfind(b"\n")
             if cut < 0:
-                pending = data
+                pending.append(chunk)
                 continue
-            block, pending = data[: cut + 1], data[cut + 1 :]
+            # Copy each byte at most once: the common block is the chunk itself or one join.
+            if pending:
+                block = b"".join([*pending, memoryview(chunk)[: cut + 1]])
+            elif cut + 1 == len(chunk):
+                block = chunk
+            else:
+                block = chunk[: cut + 1]
+            pending = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
             yield line_no, block
             line_no += block.count(b"\n")
         if pending:
-            yield line_no, pending
+            yield line_no, b"".join(pending)
