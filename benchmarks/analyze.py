@@ -54,7 +54,8 @@ WITH rs AS (
 ), ss AS (
   SELECT r.resource AS res, unnest(r.scopeSpans) AS s FROM rs
 ), sp AS (
-  SELECT list_filter(res.attributes, lambda a: a.key = 'service.name')[1].value.stringValue AS service,
+  SELECT list_filter(res.attributes,
+                     lambda a: a.key = 'service.name')[1].value.stringValue AS service,
          unnest(s.spans) AS span
   FROM ss
 )

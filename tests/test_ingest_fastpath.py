@@ -18,7 +18,7 @@ from test_ingest_roundtrip import resource_spans_json, traces_data
 
 from tailscope import schema as s
 from tailscope.ingest import fast_json, otlp_json, read_spans
-from tailscope.ingest.model import IngestStats
+from tailscope.ingest.model import IngestStats, ProgressSink
 from tailscope.ingest.problems import ProblemLog
 
 
@@ -362,3 +362,34 @@ def test_fast_path_equals_tolerant_path_on_real_captures(name: str) -> None:
     fast, _, _ = fast_json.block_to_table(block)
     slow, _ = tolerant(block)
     assert plain(fast).equals(plain(slow))
+
+
+def test_read_ahead_keeps_problem_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block N+1 is read (and parsed) while block N is processed: problems met while reading
+    ahead (a truncated gzip) must still come after the bad records of earlier blocks, and
+    ``strict`` must fail on the same first problem as a sequential read."""
+    import gzip
+
+    from tailscope.errors import InputError
+    from tailscope.ingest import sources
+
+    monkeypatch.setattr(sources, "READ_BYTES", 4096)  # many blocks
+    good = sample_lines(200, 5).splitlines()
+    lines = [*good[:3], b'{"resourceSpans": [' + b"x" * 50 + b"]}", *good[3:]]
+    packed = gzip.compress(b"\n".join(lines) + b"\n")
+    path = tmp_path / "in.jsonl.gz"
+    path.write_bytes(packed[: len(packed) * 3 // 4])
+    result = read_spans([str(path)])
+    reasons = [p.reason.split(":")[0] for p in result.stats.problems]
+    assert reasons[0].startswith("not JSON") and result.stats.problems[0].line == 4
+    assert reasons.index("truncated gzip") > 0
+    assert result.stats.records > 100 and result.table.num_rows > 100
+    with pytest.raises(InputError, match=":4: not JSON"):
+        read_spans([str(path)], strict=True)
+    # The same content read sequentially (one block at a time) gives the same table and stats.
+    blocks = sources.Source(sources.expand_inputs([str(path)])[0], ProgressSink()).line_blocks
+    stats = IngestStats()
+    log = ProblemLog(stats, str(path))
+    sequential = pa.concat_tables(fast_json.read_lines(blocks(log), log))
+    assert plain(sequential).equals(plain(result.table))
+    assert stats.problems == result.stats.problems

@@ -113,3 +113,20 @@ def test_real_traffic_does_not_light_up(name: str) -> None:
     assert stalls == ()
     cascades, _ = find_cascades(spans, stalls)
     assert cascades == ()
+
+
+def test_gc_cascade_timeouts_and_retries_are_counted_like_the_truth() -> None:
+    sim = simulate(builtin_scenario("gc-cascade"), seed=1, requests=REQUESTS)
+    spans = pl.from_arrow(sim.table)
+    assert isinstance(spans, pl.DataFrame)
+    cascades, unexplained = find_cascades(spans, detect_stalls(spans))
+    truth_timeouts = len(sim.truth["timeouts"])
+    truth_retries = len(sim.truth["retries"])
+    assert truth_timeouts > 20 and truth_retries > 20
+    # every timeout in this scenario is pause-caused; allow 5 % for pauses too short to see
+    assert sum(c.timed_out_spans for c in cascades) == pytest.approx(truth_timeouts, rel=0.05)
+    assert sum(c.retries for c in cascades) == pytest.approx(truth_retries, rel=0.05)
+    assert sum(u.timed_out_spans for u in unexplained) <= 0.05 * truth_timeouts
+    for cascade in cascades:
+        assert cascade.amplification >= 1.0
+        assert cascade.root_operations == ("frontend POST /api/checkout",)

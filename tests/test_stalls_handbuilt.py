@@ -18,9 +18,10 @@ import polars as pl
 import pytest
 
 from tailscope.analysis._stall_common import narrow
-from tailscope.analysis.cascades import find_cascades
+from tailscope.analysis.cascades import find_cascades, p99_ns
 from tailscope.analysis.runtimes import compare_runtimes, server_self_time
 from tailscope.analysis.stalls import detect_stalls
+from tailscope.histogram import LatencyHistogram, relative_resolution
 from tailscope.ingest.rows import SpanRow, table_from_rows
 from tailscope.schema import SpanKind, StatusCode
 
@@ -398,3 +399,14 @@ def test_empty_table_gives_empty_sections() -> None:
     assert detect_stalls(df) == ()
     assert find_cascades(df, ()) == ((), ())
     assert compare_runtimes(df, ()) == ()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_cheap_p99_equals_the_histogram_p99(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    durations = (rng.lognormal(mean=16.0, sigma=1.2, size=5000)).astype(np.int64)
+    full = LatencyHistogram.from_durations_ns(durations).quantile_ns(0.99)
+    assert p99_ns(durations) == full
+    # and within the histogram's resolution of numpy's nearest-rank percentile
+    ref = float(np.percentile(durations, 99, method="nearest"))
+    assert p99_ns(durations) == pytest.approx(ref, rel=relative_resolution() + 1e-3)

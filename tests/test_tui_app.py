@@ -25,7 +25,10 @@ FILTER_WAIT_S = FILTER_DELAY_S + 0.2
 async def wait_until_loaded(app: TriageApp, pilot: Pilot[None]) -> None:
     """Let the loader's worker finish: the triage screen is up, or the app ended with a failure."""
     for _ in range(600):
-        if app.failure is not None or not app.is_running or isinstance(app.screen, TriageScreen):
+        if app.failure is not None or not app.is_running:
+            return
+        if isinstance(app.screen, TriageScreen):
+            await pilot.pause()  # let the new screen mount its panes
             return
         await pilot.pause(0.05)
     raise AssertionError("the loader did not finish within 30 s")

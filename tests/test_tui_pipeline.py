@@ -50,11 +50,10 @@ def gc_cascade() -> TriageData:
     return triage_loader([str(GC_CASCADE)])(LoadProgress())
 
 
-@pytest.fixture(scope="module")
-def reference_spans() -> dict[str, list[dict[str, object]]]:
-    """Spans of the fixture by trace id, parsed with json alone (the independent reference)."""
+def spans_by_trace(path: Path) -> dict[str, list[dict[str, object]]]:
+    """Spans of an OTLP/JSON Lines export by trace id, parsed with json alone (the reference)."""
     by_trace: dict[str, list[dict[str, object]]] = defaultdict(list)
-    with gzip.open(GC_CASCADE, "rt") as lines:
+    with gzip.open(path, "rt") as lines:
         for line in lines:
             for resource in json.loads(line).get("resourceSpans", []):
                 for scope in resource.get("scopeSpans", []):
@@ -63,17 +62,25 @@ def reference_spans() -> dict[str, list[dict[str, object]]]:
     return by_trace
 
 
+@pytest.fixture(scope="module")
+def reference_spans() -> dict[str, list[dict[str, object]]]:
+    return spans_by_trace(GC_CASCADE)
+
+
 def test_loader_reads_analyses_and_reports_progress() -> None:
-    # GIVEN the gc-cascade fixture WHEN the TUI's loader runs
+    # GIVEN the (small) steady fixture WHEN the TUI's loader runs
     progress = _Recorder()
-    data = triage_loader([str(GC_CASCADE)])(progress)
-    # THEN the report covers the fixture (fixtures/README.md: 34 666 spans, 2 000 traces)
-    assert (data.report.input.spans, data.report.input.traces) == (34_666, 2_000)
-    assert data.spans is not None and data.spans.height == 34_666
+    data = triage_loader([str(STEADY)])(progress)
+    # THEN the report covers every span and trace of the fixture (parsed independently)
+    reference = spans_by_trace(STEADY)
+    spans = sum(len(v) for v in reference.values())
+    assert (data.report.input.spans, data.report.input.traces) == (spans, len(reference))
+    assert data.report.input.traces == 1_500  # fixtures/README.md
+    assert data.spans is not None and data.spans.height == spans
     assert data.path is not None and data.path.height > 0
-    # AND the loading screen was told about bytes (all of the file) and the analysis stage
+    # AND the loading screen was told about bytes and the analysis stage
     assert progress.bytes_read > 0
-    assert any(stage.startswith("Analysing 34,666 spans") for stage in progress.stages)
+    assert any(stage.startswith(f"Analysing {spans:,} spans") for stage in progress.stages)
 
 
 def test_waterfall_matches_the_fixture(
@@ -120,15 +127,17 @@ def test_drill_down_from_cascade_to_trace_in_the_app(
             await pilot.pause()
             assert isinstance(app.screen, TraceListScreen)
             expected = gc_cascade.report.cascades[0].trace_ids
-            assert app.screen.query_one(OptionList).option_count == len(expected)
-            # WHEN the first is opened THEN the waterfall shows all of its spans
+            options = app.screen.query_one(OptionList)
+            offered = [str(options.get_option_at_index(i).id) for i in range(options.option_count)]
+            assert sorted(offered) == sorted(expected)
+            # WHEN the first (slowest) is opened THEN the waterfall shows all of its spans
             await pilot.press("enter")
             await pilot.pause()
             assert app.screen.query_one("#tabs", TabbedContent).active == "trace"
-            waterfall = app.screen.query_one("#waterfall", DataTable)
-            assert waterfall.row_count == len(reference_spans[expected[0]])
             pane = app.screen.query_one(TracePane)
-            assert pane.view is not None and pane.view.trace_id == expected[0]
+            assert pane.view is not None and pane.view.trace_id == offered[0]
+            waterfall = app.screen.query_one("#waterfall", DataTable)
+            assert waterfall.row_count == len(reference_spans[offered[0]])
             # AND escape returns to the cascades
             await pilot.press("escape")
             await pilot.pause()

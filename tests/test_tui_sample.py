@@ -34,6 +34,7 @@ from tailscope.tui.data import (
     trace_summaries,
     trace_view,
 )
+from tailscope.tui.panes import clip_middle
 from tailscope.types import Verdict
 
 BASE_NS = 1_700_000_000_000_000_000
@@ -443,3 +444,9 @@ def test_trace_summaries_give_root_duration_and_size() -> None:
     assert abs(slow.duration_ms - 351.0) < 1e-9
     assert abs(found[trace_hex(2)].duration_ms - (3 + 20 + 2 + 1 + 32 + 3)) < 1e-9
     assert trace_summaries(TriageData(report=sample_report()), wanted) == {}
+
+
+def test_clip_middle_keeps_the_end_of_long_names() -> None:
+    assert clip_middle("inventory.v1.InventoryService/Reserve", 24) == "inventory…ervice/Reserve"
+    assert len(clip_middle("inventory.v1.InventoryService/Reserve", 24)) == 24
+    assert clip_middle("GET /stock", 24) == "GET /stock"

@@ -23,7 +23,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Final
 
+import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from tailscope.analysis._stall_common import (
     NS_PER_MS,
@@ -208,15 +210,21 @@ def _cascades(
 ) -> tuple[Cascade, ...]:
     if linked.height == 0:
         return ()
-    # logical calls: attempts from the same parent span to the same target, in start order
+    # logical calls: attempts from the same parent span (same caller instance, so one clock)
+    # with the same operation and target, in start order; the child's service is not part of
+    # the key, since an attempt that never reached the callee has no child
+    key = ["tid", "pid", "instance", "name", "target"]
     attempts = calls.with_columns(
-        callee=pl.coalesce("child_service", "target", "name"),
-    ).with_columns(
-        attempt=pl.col("start").rank("ordinal").over("tid", "pid", "instance", "name", "callee"),
-        call_key=pl.struct("tid", "pid", "instance", "name", "callee"),
+        attempt=pl.col("start").rank("ordinal").over(key),
+        call_key=pl.struct(key),
     )
-    linked_calls = linked.join(attempts.select("tid", "sid", "call_key"), on=["tid", "sid"])
-    per_stall_calls = linked_calls.select("stall", "call_key").unique()
+    linked_calls = linked.join(
+        attempts.select("tid", "sid", "call_key", "attempt"), on=["tid", "sid"]
+    )
+    # a logical call whose attempts met different stalls belongs to the first one it met
+    per_stall_calls = (
+        linked_calls.sort("attempt").unique("call_key", keep="first").select("stall", "call_key")
+    )
     affected_attempts = attempts.join(per_stall_calls, on="call_key", how="inner")
     call_stats = affected_attempts.group_by("stall").agg(
         pl.len().alias("attempts"),
@@ -232,7 +240,6 @@ def _cascades(
         op=pl.col("service") + pl.lit(" ") + pl.col("name"),
     )
     out: list[Cascade] = []
-    p99_all: dict[str, int] = {}
     stats = call_stats.join(timed, on="stall").sort("stall")
     for row in stats.iter_rows(named=True):
         idx = int(row["stall"])
@@ -252,7 +259,7 @@ def _cascades(
                 amplification=round(int(row["attempts"]) / max(int(row["logical"]), 1), 3),
                 root_operations=tuple(ops),
                 trace_ids=tuple(sorted(t.hex() for t in tids.to_list())),
-                p99_impact_ms=_p99_impact_ms(hex_roots, tids, ops, p99_all),
+                p99_impact_ms=_p99_impact_ms(hex_roots, tids, ops),
             )
         )
     return tuple(out)
@@ -271,23 +278,30 @@ def _roots(narrowed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _p99_impact_ms(
-    roots: pl.DataFrame, tids: pl.Series, ops: list[str], p99_all: dict[str, int]
-) -> float:
-    """Largest, over the affected root operations, of p99 with minus p99 without ``tids``.
+def p99_ns(durations_ns: NDArray[np.int64]) -> int:
+    """The p99 of ``durations_ns`` exactly as :class:`LatencyHistogram` reports it, cheaply.
 
-    ``p99_all`` caches each root operation's p99 over all its requests (ns) across cascades.
+    A histogram's quantile is the highest value equivalent to the bucket holding the
+    nearest-rank sample; bucketing is monotone, so that bucket is the one of the nearest-rank
+    value of the sorted raw durations. Recording that one value is enough — recording every
+    duration costs one hdrh call per distinct bucket, per cascade.
     """
+    if durations_ns.size == 0:
+        return 0
+    rank = max(int(0.99 * durations_ns.size + 0.5), 1)
+    value = int(np.partition(durations_ns, rank - 1)[rank - 1])
+    return LatencyHistogram.from_durations_ns([value]).quantile_ns(0.99)
+
+
+def _p99_impact_ms(roots: pl.DataFrame, tids: pl.Series, ops: list[str]) -> float:
+    """Largest, over the affected root operations, of p99 with minus p99 without ``tids``."""
     worst = 0.0
     for op in ops:
         of_op = roots.filter(pl.col("op") == op)
-        if op not in p99_all:
-            p99_all[op] = LatencyHistogram.from_durations_ns(of_op["dur"].to_numpy()).quantile_ns(
-                0.99
-            )
-        without = of_op.filter(~pl.col("tid").is_in(tids.implode()))["dur"].to_numpy()
-        p_without = LatencyHistogram.from_durations_ns(without).quantile_ns(0.99)
-        worst = max(worst, (p99_all[op] - p_without) / NS_PER_MS)
+        without = of_op.filter(~pl.col("tid").is_in(tids.implode()))
+        p_all = p99_ns(of_op["dur"].to_numpy())
+        p_without = p99_ns(without["dur"].to_numpy())
+        worst = max(worst, (p_all - p_without) / NS_PER_MS)
     return round(worst, 3)
 
 

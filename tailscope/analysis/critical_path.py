@@ -57,8 +57,10 @@ SEGMENT_COLUMNS: Final = (
     "root_service",
     "root_operation",
     "root_span_id",
+    "root_row",
 )
-"""Columns of the segment table (times Unix ns, ids raw bytes like the span table)."""
+"""Columns of the segment table (times Unix ns, ids raw bytes like the span table;
+``root_row`` is the root span's row number in the input table)."""
 
 
 def _clamped_intervals(
@@ -198,9 +200,10 @@ def critical_path(spans: pa.Table, tree: SpanTree | None = None) -> pa.Table:
         One row per segment with :data:`SEGMENT_COLUMNS`: ``trace_id``, ``span_id`` (the span
         whose time it is), ``seg_start``/``seg_end`` (Unix ns), ``hop_service``,
         ``hop_operation`` (that span's service and name, categorical), ``component`` (enum of
-        ``self``, ``network``, ``dependency``), ``root_service``/``root_operation``/``root_span_id`` of
-        the trace's root (an orphan's sub-tree has the orphan as root). Segments of one root
-        sum to the root span's duration.
+        ``self``, ``network``, ``dependency``), ``root_service``, ``root_operation``,
+        ``root_span_id`` and ``root_row`` (row number in ``spans``) of the trace's root (an
+        orphan's sub-tree has the orphan as root). Segments of one root sum to the root span's
+        duration.
     """
     frame = pl.from_arrow(spans)
     assert isinstance(frame, pl.DataFrame)
@@ -217,9 +220,8 @@ def segments_frame(frame: pl.DataFrame, tree: SpanTree) -> pl.DataFrame:
         tree,
     )
     root = tree.root[owner]
-    names = frame.select(s.TRACE_ID, s.SPAN_ID, s.SERVICE, s.NAME)
-    owned = names[owner]
-    rooted = names[root]
+    owned = frame.select(s.TRACE_ID, s.SPAN_ID, s.SERVICE, s.NAME)[owner]
+    rooted = frame.select(s.SPAN_ID, s.SERVICE, s.NAME)[root]
     return pl.DataFrame(
         {
             "trace_id": owned[s.TRACE_ID],
@@ -236,5 +238,6 @@ def segments_frame(frame: pl.DataFrame, tree: SpanTree) -> pl.DataFrame:
             "root_service": rooted[s.SERVICE],
             "root_operation": rooted[s.NAME],
             "root_span_id": rooted[s.SPAN_ID],
+            "root_row": root,
         }
     )

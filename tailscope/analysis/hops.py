@@ -152,11 +152,10 @@ def _interval(samples: NDArray[np.float64]) -> list[tuple[float, float]]:
     return out
 
 
-def request_hop_times(path: pl.DataFrame) -> pl.DataFrame:
+def request_hop_times(path: pl.DataFrame, request_keys: list[str]) -> pl.DataFrame:
     """Time (ns) of each hop in each request: one row per (root span, hop) from segments."""
     return path.group_by(
-        "trace_id",
-        "root_span_id",
+        *request_keys,
         "root_service",
         "root_operation",
         "hop_service",
@@ -175,7 +174,8 @@ def hop_attribution(
     Args:
         path: critical-path segments (see :func:`tailscope.analysis.critical_path.critical_path`).
         roots: one row per root span: ``trace_id``, ``root_span_id``, ``root_service``,
-            ``root_operation``, ``duration_ns``.
+            ``root_operation``, ``duration_ns`` (and ``root_row`` when ``path`` has it: then
+            requests are matched by it instead of by ids).
         options: thresholds and bootstrap settings.
 
     Returns:
@@ -187,8 +187,10 @@ def hop_attribution(
         return (), ()
     root_keys = ["root_service", "root_operation"]
     hop_keys = ["hop_service", "hop_operation", "component"]
-    request_keys = ["trace_id", "root_span_id"]
-    times = request_hop_times(path)
+    # a root's row number is the cheapest request key; hand-made frames may only have the ids
+    by_row = "root_row" in path.columns and "root_row" in roots.columns
+    request_keys = ["root_row"] if by_row else ["trace_id", "root_span_id"]
+    times = request_hop_times(path, request_keys)
     summaries: list[RootSummary] = []
     shares: list[HopShare] = []
     root_parts = roots.partition_by(root_keys, as_dict=True, maintain_order=True)

@@ -90,14 +90,20 @@ class Analysis:
 
 
 def root_durations(spans: pl.DataFrame) -> pl.DataFrame:
-    """One row per root span (true roots and orphans): ``trace_id``, ``root_span_id``,
-    ``root_service``, ``root_operation``, ``duration_ns``. Needs the ``is_root`` column."""
-    return spans.filter(pl.col("is_root")).select(
-        pl.col(s.TRACE_ID),
-        pl.col(s.SPAN_ID).alias("root_span_id"),
-        pl.col(s.SERVICE).cast(pl.String).alias("root_service"),
-        pl.col(s.NAME).cast(pl.String).alias("root_operation"),
-        pl.col(s.DURATION),
+    """One row per root span (true roots and orphans): ``root_row`` (row number in ``spans``),
+    ``trace_id``, ``root_span_id``, ``root_service``, ``root_operation``, ``duration_ns``.
+    Needs the ``is_root`` column."""
+    return (
+        spans.with_row_index("root_row")
+        .filter(pl.col("is_root"))
+        .select(
+            pl.col("root_row").cast(pl.Int64),
+            pl.col(s.TRACE_ID),
+            pl.col(s.SPAN_ID).alias("root_span_id"),
+            pl.col(s.SERVICE).cast(pl.String).alias("root_service"),
+            pl.col(s.NAME).cast(pl.String).alias("root_operation"),
+            pl.col(s.DURATION),
+        )
     )
 
 

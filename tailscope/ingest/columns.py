@@ -120,6 +120,9 @@ def parse_time(value: object, what: str) -> int:
     return number
 
 
+_MISS: Final[tuple[None, int]] = (None, 0)
+
+
 def _as_int32(text: str, type_tag: int) -> int | None:
     if type_tag not in (ValueType.INT, ValueType.STRING):
         return None
@@ -252,32 +255,27 @@ class SpanColumns:
         def dict_col(values: list[str | None]) -> pa.Array:
             return pa.array(values, pa.string()).dictionary_encode()
 
+        promoted = self.promoted
+
         def promoted_text(*keys: str) -> list[str | None]:
-            out: list[str | None] = []
-            for found in self.promoted:
-                value = None
-                if found:
-                    for key in keys:
-                        hit = found.get(key)
-                        if hit is not None:
-                            value = hit[0]
-                            break
-                out.append(value)
-            return out
+            # (text, type) hits are non-empty tuples, so ``or`` falls through only on a miss.
+            if len(keys) == 1:
+                (k,) = keys
+                return [(f.get(k) or _MISS)[0] if f else None for f in promoted]
+            k1, k2 = keys
+            return [(f.get(k1) or f.get(k2) or _MISS)[0] if f else None for f in promoted]
+
+        def first_int(found: dict[str, tuple[str, int]], keys: tuple[str, ...]) -> int | None:
+            for key in keys:
+                hit = found.get(key)
+                if hit is not None:
+                    value = _as_int32(*hit)
+                    if value is not None:
+                        return value
+            return None
 
         def promoted_int(*keys: str) -> list[int | None]:
-            out: list[int | None] = []
-            for found in self.promoted:
-                value = None
-                if found:
-                    for key in keys:
-                        hit = found.get(key)
-                        if hit is not None:
-                            value = _as_int32(*hit)
-                            if value is not None:
-                                break
-                out.append(value)
-            return out
+            return [first_int(f, keys) if f else None for f in promoted]
 
         start = pa.array(self.start, pa.int64())
         end = pa.array(self.end, pa.int64())

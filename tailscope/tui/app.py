@@ -9,6 +9,7 @@ the loader ends the app and is kept in :attr:`TriageApp.failure` for the CLI to 
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -145,22 +146,32 @@ class TraceListScreen(ModalScreen[str | None]):
         self.summaries = summaries
 
     def compose(self) -> ComposeResult:
+        # Slowest first when the traces are loaded; the rest keep the report's order.
+        known = sorted(
+            (t for t in self.trace_ids if t in self.summaries),
+            key=lambda t: -self.summaries[t].duration_ms,
+        )
+        ordered = known + [t for t in self.trace_ids if t not in self.summaries]
         with Vertical(id="dialog"):
             yield Label(Text(self.title_text, style="bold"))
-            yield Label(f"{len(self.trace_ids)} trace(s); Enter opens one, escape goes back")
-            yield OptionList(*[self._option(t) for t in self.trace_ids], id="trace-list")
+            yield Label(
+                f"{len(self.trace_ids)} trace(s), slowest first; Enter opens one, escape goes back"
+            )
+            yield OptionList(*[self._option(t) for t in ordered], id="trace-list")
 
     def _option(self, trace_id: str) -> Option:
         summary = self.summaries.get(trace_id)
         if summary is None:
             return Option(Text.assemble(trace_id, ("  not in the input", "dim")), id=trace_id)
-        errors = f"  {summary.errors} error(s)" if summary.errors else ""
         label = Text.assemble(
             trace_id,
-            (f"  {format_ms(summary.duration_ms):>8} ms", "bold"),
-            f"  {summary.spans:>4} spans  {summary.root}",
-            (errors, "red"),
+            (f" {format_ms(summary.duration_ms):>8} ms", "bold"),
+            f" {summary.spans:>4} spans",
+            (f" {summary.errors:>3} err" if summary.errors else "        ", "red"),
+            f"  {summary.root}",
         )
+        # One line per trace: the dialog is 95 % of the screen (at most 120) minus its frame.
+        label.truncate(max(min(self.app.size.width * 95 // 100, 120) - 14, 40), overflow="ellipsis")
         return Option(label, id=trace_id)
 
     @on(OptionList.OptionSelected, "#trace-list")
@@ -195,15 +206,24 @@ class TraceIdScreen(ModalScreen[str | None]):
 
 
 class LoadingScreen(Screen[None]):
-    """Shown while the worker reads and analyses the input."""
+    """Shown while the worker reads and analyses the input: stage, bytes read, time spent."""
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="loading"):
             yield Label("Reading traces…", id="loading-stage")
             yield ProgressBar(id="loading-bar", show_eta=False)
+            yield Label("", id="loading-elapsed")
             yield LoadingIndicator()
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.started = time.monotonic()
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        elapsed = time.monotonic() - self.started
+        self.query_one("#loading-elapsed", Label).update(f"{elapsed:.0f} s  (q quits)")
 
 
 class TriageScreen(Screen[None]):
@@ -268,10 +288,6 @@ class TriageScreen(Screen[None]):
         palette = palette_for(self.app.current_theme)
         for pane in self.query(Pane):
             pane.set_palette(palette)
-
-    @property
-    def active_tab(self) -> str:
-        return self.query_one("#tabs", TabbedContent).active
 
     def action_show(self, tab: str) -> None:
         if tab == "compare" and self.data.verdict is None:

@@ -18,6 +18,7 @@ from tailscope.types import InputFormat
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from tailscope.gate.baseline import Baseline
     from tailscope.gate.evaluate import GatePolicy, GateVerdict
 
 
@@ -40,13 +41,14 @@ def triage_loader(
     baseline: Path | None = None,
 ) -> Loader:
     """A loader that reads ``inputs``, runs the analysis pipeline and, given a ``baseline``
-    file, gates the input against it (:data:`COMPARE_POLICY`) for the Compare screen."""
+    file, gates the input against it (:func:`compare_policy`) for the Compare screen."""
 
     def load(progress: LoadProgress) -> TriageData:
         from tailscope.analysis.pipeline import AnalysisOptions, analyze
-
         from tailscope.ingest import read_spans
 
+        # A bad baseline file fails before minutes of reading, not after.
+        known_good = read_baseline(baseline) if baseline is not None else None
         result = read_spans(inputs, input_format=input_format, strict=strict, progress=progress)
         progress.stage(
             f"Analysing {result.table.num_rows:,} spans "
@@ -54,9 +56,9 @@ def triage_loader(
         )
         analysis = analyze(result, AnalysisOptions())
         verdict = None
-        if baseline is not None:
-            progress.stage(f"Comparing with {baseline.name}…")
-            verdict = compare_with_baseline(result.table, baseline, result.stats.files)
+        if known_good is not None:
+            progress.stage("Comparing with the baseline…")
+            verdict = compare_with_baseline(result.table, known_good, result.stats.files)
         return TriageData(
             report=analysis.report, spans=analysis.spans, path=analysis.path, verdict=verdict
         )
@@ -71,22 +73,35 @@ def compare_policy() -> GatePolicy:
     return GatePolicy(quantiles=(0.5, 0.99, 0.999))
 
 
-def compare_with_baseline(table: pa.Table, baseline: Path, files: Sequence[str]) -> GateVerdict:
-    """Gate ``table`` against the baseline file, as ``tailscope gate`` would per quantile.
+def read_baseline(path: Path) -> Baseline:
+    """Read and validate a baseline file.
 
     Raises:
-        BaselineError: the file cannot be read, is not a baseline, or matches nothing.
+        BaselineError: the file cannot be read or is not a valid baseline.
+    """
+    from tailscope.gate import decode_baseline
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BaselineError(f"cannot read baseline {path}: {exc.strerror or exc}") from exc
+    return decode_baseline(raw, source=str(path))
+
+
+def compare_with_baseline(
+    table: pa.Table, known_good: Baseline, files: Sequence[str]
+) -> GateVerdict:
+    """Gate ``table`` against a baseline, as ``tailscope gate`` would, per quantile of
+    :func:`compare_policy`.
+
+    Raises:
+        BaselineError: no operation is in both the baseline and the input.
     """
     from datetime import UTC, datetime
 
     import tailscope
-    from tailscope.gate import build_baseline, decode_baseline, evaluate
+    from tailscope.gate import build_baseline, evaluate
 
-    try:
-        raw = baseline.read_bytes()
-    except OSError as exc:
-        raise BaselineError(f"cannot read baseline {baseline}: {exc.strerror or exc}") from exc
-    known_good = decode_baseline(raw, source=str(baseline))
     current = build_baseline(
         table,
         label=None,

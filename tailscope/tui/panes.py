@@ -62,6 +62,16 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
+def clip_middle(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells in the middle, keeping its end: the method of a long
+    RPC name (``inventory.v1.Inv…ice/Reserve``) tells operations apart better than its prefix."""
+    if len(text) <= width:
+        return text
+    tail = max(width * 3 // 5, 1)
+    head = max(width - tail - 1, 0)
+    return text[:head] + "…" + text[len(text) - tail :]
+
+
 def right(text: str, style: str = "") -> Text:
     """A right-aligned table cell."""
     return Text(text, style=style, justify="right")
@@ -151,7 +161,7 @@ class OverviewPane(Pane):
         for i, op in enumerate(self.shown):
             table.add_row(
                 clip(op.service, service_width),
-                clip(op.operation, operation_width),
+                clip_middle(op.operation, operation_width),
                 KIND_SHORT.get(op.kind, op.kind),
                 right(f"{op.count:,}"),
                 right(format_percent(op.error_rate), error_style if op.error_rate > 0 else ""),
@@ -339,7 +349,15 @@ class HopsPane(Pane):
             (len(f"{h.hop_service} {h.hop_operation}") for h in self.shown_hops), default=3
         )
         name_width = min(name_width, max(longest, 3))
-        share_width = (bar + 1 if bar else 0) + 12
+        texts = [
+            interval_text(share, interval)
+            for h in self.shown_hops
+            for share, interval in (
+                (h.tail_share, h.tail_share_ci),
+                (h.variance_share, h.variance_share_ci),
+            )
+        ]
+        share_width = (bar + 1 if bar else 0) + max((len(t) for t in texts), default=12)
         table.add_column("hop", key="hop", width=name_width)
         table.add_column("kind", key="component", width=4)
         table.add_column("on path", key="on_path", width=7)
@@ -350,7 +368,7 @@ class HopsPane(Pane):
             tail = self._share_cell(hop.tail_share, hop.tail_share_ci, bar, hop.inconclusive)
             var = self._share_cell(hop.variance_share, hop.variance_share_ci, bar, hop.inconclusive)
             table.add_row(
-                clip(f"{hop.hop_service} {hop.hop_operation}", name_width),
+                clip_middle(f"{hop.hop_service} {hop.hop_operation}", name_width),
                 COMPONENT_SHORT.get(hop.component, hop.component),
                 right(format_percent(hop.on_critical_path)),
                 right(format_ms(hop.mean_ms)),
@@ -460,7 +478,7 @@ class StallsPane(Pane):
             right(f"{cascade.retries:,}"),
             right(f"×{cascade.amplification:.2f}"),
             right(f"+{format_ms(cascade.p99_impact_ms)} ms", "bold"),
-            clip(", ".join(cascade.root_operations), 40),
+            clip(", ".join(cascade.root_operations), 30),
             right(f"{len(cascade.trace_ids):,}"),
         ]
 
@@ -651,7 +669,8 @@ class TracePane(Pane):
             stall = self.data.report.stalls[index]
             out.append(
                 f"stalled {format_ms(stall.duration_ms)} ms ({stall.kind} stall, "
-                f"confidence {stall.confidence:.2f}) at +{(start - t0) / 1e6:.1f} ms\n",
+                f"confidence {stall.confidence:.2f}) from {(start - t0) / 1e6:+.1f} ms "
+                "of the trace\n",
                 style=self.palette.stall,
             )
         if span.skew_adjustment_ns:
@@ -772,7 +791,7 @@ class ComparePane(Pane):
         )
 
     def compose(self) -> ComposeResult:
-        yield Static(id="compare-title", classes="title")
+        yield Static(id="compare-title")
         yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="compare-detail", classes="title")
 
