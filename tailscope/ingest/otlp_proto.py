@@ -109,8 +109,11 @@ def _attributes(
     for kv in items:
         key = kv.key
         value = kv.value
-        if value.WhichOneof("value") == "string_value":  # the common case, inlined
+        which = value.WhichOneof("value")
+        if which == "string_value":  # the common cases, inlined
             text, tag = value.string_value, _STRING
+        elif which == "int_value":
+            text, tag = str(value.int_value), _INT
         else:
             text, tag = any_value_text(value)
         add_key(key)
