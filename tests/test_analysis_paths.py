@@ -219,6 +219,15 @@ def test_async_messaging_is_pruned() -> None:
     ]
 
 
+def test_follows_from_child_is_pruned_like_async_work() -> None:
+    """A child [10,90] inside its parent [0,100]: on the path as CHILD_OF, but not when the
+    Jaeger reader marked it FOLLOWS_FROM (the parent did not wait for it)."""
+    rows = [span(1, None, SERVER, 0, 100), span(2, 1, INTERNAL, 10, 90)]
+    assert path_of(rows) == [("s1", 0, 10, "self"), ("s2", 10, 90, "self"), ("s1", 90, 100, "self")]
+    rows[1].attributes.append(("jaeger.reference_type", "FOLLOWS_FROM", 1))
+    assert path_of(rows) == [("s1", 0, 100, "self")]
+
+
 def test_equal_end_siblings_take_the_longer() -> None:
     rows = [
         span(1, None, SERVER, 0, 100),

@@ -7,8 +7,9 @@ the way Jaeger's UI does, with two corrections:
    only inside the parent on the path. The overrun itself stays in the span table (a CLIENT span
    whose server child outlived it is the signature of a timeout).
 2. **Prune asynchronous work** that the parent did not wait for: a CONSUMER span under a
-   PRODUCER span, and any child that started at or after its parent ended. (OTLP has no
-   FOLLOWS_FROM reference; Jaeger/Zipkin readers map such spans to separate parents.)
+   PRODUCER span, any child that started at or after its parent ended, and any span the Jaeger
+   reader marked as a ``FOLLOWS_FROM`` child (attribute ``jaeger.reference_type``): by
+   definition its parent did not wait for it.
 3. **Walk backwards** from the parent's end: take the last-finishing child that ends *at or
    before* the current bound, move the bound to that child's start, repeat; recurse into every
    child taken. Jaeger compares strictly (``end < bound``), which drops the earlier of two
@@ -125,6 +126,7 @@ def critical_path_rows(
     end_ns: NDArray[np.int64],
     kind: NDArray[np.int8],
     tree: SpanTree,
+    follows_from: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int8]]:
     """Segments of every trace's critical path as numpy arrays.
 
@@ -132,6 +134,8 @@ def critical_path_rows(
         start_ns, end_ns: span times (Unix ns; skew-adjusted if wanted).
         kind: OTLP span kind numbers.
         tree: the table's span tree.
+        follows_from: per span, True when its parent did not wait for it (Jaeger
+            ``FOLLOWS_FROM``); such children are pruned like CONSUMER-under-PRODUCER.
 
     Returns:
         ``(owner_row, seg_start, seg_end, component_code)`` — the span whose time each segment
@@ -146,6 +150,8 @@ def critical_path_rows(
     asynchronous = ((kind[rows] == SpanKind.CONSUMER) & (kind[parents] == SpanKind.PRODUCER)) | (
         start_ns[rows] >= end_ns[parents]
     )
+    if follows_from is not None:
+        asynchronous |= follows_from[rows]
     candidates = rows[~asynchronous & (clamped_end[rows] > clamped_start[rows])]
     taken = _taken_children(candidates, parent, clamped_start, clamped_end, n)
 
@@ -211,6 +217,26 @@ def critical_path(spans: pa.Table, tree: SpanTree | None = None) -> pa.Table:
     return segments_frame(frame, tree).to_arrow()
 
 
+FOLLOWS_FROM_KEY = "jaeger.reference_type"
+"""Attribute the Jaeger reader sets on a span whose parent reference is ``FOLLOWS_FROM``."""
+
+
+def follows_from_children(frame: pl.DataFrame) -> NDArray[np.bool_]:
+    """Per span: True when it is marked as a ``FOLLOWS_FROM`` child (not awaited by its parent)."""
+    if s.ATTRIBUTES not in frame.columns or frame.height == 0:
+        return np.zeros(frame.height, dtype=bool)
+    element = pl.element().struct
+    marked = frame.select(
+        pl.col(s.ATTRIBUTES)
+        .list.eval(
+            (element.field("key") == FOLLOWS_FROM_KEY) & (element.field("value") == "FOLLOWS_FROM")
+        )
+        .list.any()
+        .fill_null(False)
+    ).to_series()
+    return marked.to_numpy().astype(bool, copy=False)
+
+
 def segments_frame(frame: pl.DataFrame, tree: SpanTree) -> pl.DataFrame:
     """:func:`critical_path` on a polars frame (the form the pipeline uses)."""
     owner, seg_start, seg_end, component = critical_path_rows(
@@ -218,6 +244,7 @@ def segments_frame(frame: pl.DataFrame, tree: SpanTree) -> pl.DataFrame:
         frame[s.END].to_numpy(),
         frame[s.KIND].to_numpy(),
         tree,
+        follows_from_children(frame),
     )
     root = tree.root[owner]
     owned = frame.select(s.TRACE_ID, s.SPAN_ID, s.SERVICE, s.NAME)[owner]

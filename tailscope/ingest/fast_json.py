@@ -127,6 +127,22 @@ for _i, _c in enumerate(b"ABCDEF"):
     _HEX[_c] = 10 + _i
 
 
+# Arrow scalars built once: converting a Python value in every compute call costs a failed
+# ``import dateutil`` attempt each time (~0.1 ms, a dozen times a block).
+_ZERO_I32: Final = pa.scalar(0, pa.int32())
+_ZERO_I64: Final = pa.scalar(0, pa.int64())
+_INT32_MIN: Final = pa.scalar(INT32_MIN, pa.int64())
+_INT32_MAX: Final = pa.scalar(INT32_MAX, pa.int64())
+_NULL_INT64: Final = pa.scalar(None, pa.int64())
+_NULL_STRING: Final = pa.scalar(None, pa.string())
+_EMPTY_STRING: Final = pa.scalar("", pa.string())
+_ZERO_HEX_ID: Final = pa.scalar("0" * 16, pa.string())
+_TRUE: Final = pa.scalar("true", pa.string())
+_FALSE: Final = pa.scalar("false", pa.string())
+_PLAIN_MIN: Final = pa.scalar(1e-4, pa.float64())
+_PLAIN_MAX: Final = pa.scalar(1e16, pa.float64())
+
+
 class Unsupported(Exception):
     """This block needs the tolerant path (the reason is for debugging only)."""
 
@@ -164,8 +180,8 @@ def _parent_ids(strings: pa.Array) -> pa.Array:
     """Parent ids: null, empty or all-zero mean "root" (null)."""
     if len(strings) == 0:
         return pa.array([], pa.binary(8))
-    present = pc.fill_null(pc.greater(pc.utf8_length(strings), 0), False)
-    filled = pc.if_else(present, strings, "0" * 16)
+    present = pc.fill_null(pc.greater(pc.utf8_length(strings), _ZERO_I32), False)
+    filled = pc.if_else(present, strings, _ZERO_HEX_ID)
     decoded_raw = filled.cast(pa.string())
     n = len(decoded_raw)
     offsets = np.frombuffer(decoded_raw.buffers()[1], dtype=np.int32)[
@@ -201,7 +217,7 @@ def _times(strings: pa.Array) -> np.ndarray:
 
 
 def _empty_to_null(strings: pa.Array) -> pa.Array:
-    return pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)
+    return pc.if_else(pc.equal(strings, _EMPTY_STRING), _NULL_STRING, strings)
 
 
 def _list_offsets(lists: pa.Array) -> np.ndarray:
@@ -236,7 +252,7 @@ def _attribute_values(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
             continue
         sub = pc.drop_null(part)
         if tag == 2:
-            sub = pc.if_else(sub, "true", "false")
+            sub = pc.if_else(sub, _TRUE, _FALSE)
         elif tag == 3:
             try:
                 sub = pc.cast(pc.cast(sub, pa.int64()), pa.string())
@@ -258,7 +274,7 @@ def _double_texts(doubles: pa.Array) -> pa.Array:
     arrow_text = pc.cast(doubles, pa.string())
     magnitude = pc.abs(doubles)
     plain = pc.and_(
-        pc.and_(pc.greater_equal(magnitude, 1e-4), pc.less(magnitude, 1e16)),
+        pc.and_(pc.greater_equal(magnitude, _PLAIN_MIN), pc.less(magnitude, _PLAIN_MAX)),
         pc.and_(
             pc.match_substring(arrow_text, "."), pc.invert(pc.match_substring(arrow_text, "e"))
         ),
@@ -324,11 +340,11 @@ def _promoted_int(
             raise Unsupported("integer text Python reads differently")
         # Up to 18 digits casts to int64 safely; longer ones are outside int32 anyway (null).
         ok = found & np.isin(picked_tags, (1, 3)) & digits & matches(r"^-?[0-9]{1,18}$")
-        numbers = pc.cast(
-            pc.if_else(pa.array(ok), picked, pa.scalar(None, pa.string())), pa.int64()
+        numbers = pc.cast(pc.if_else(pa.array(ok), picked, _NULL_STRING), pa.int64())
+        in_range = pc.and_(
+            pc.greater_equal(numbers, _INT32_MIN), pc.less_equal(numbers, _INT32_MAX)
         )
-        in_range = pc.and_(pc.greater_equal(numbers, INT32_MIN), pc.less_equal(numbers, INT32_MAX))
-        column = pc.if_else(in_range, numbers, pa.scalar(None, pa.int64())).cast(pa.int32())
+        column = pc.if_else(in_range, numbers, _NULL_INT64).cast(pa.int32())
         result = column if result is None else pc.coalesce(result, column)
     assert result is not None
     return result
@@ -527,7 +543,7 @@ def block_to_table(
     if n and flags.null_count < n:
         if pc.min(flags).as_py() < 0 or pc.max(flags).as_py() >= 2**32:
             raise Unsupported("flags out of range")
-        flags = pc.if_else(pc.equal(flags, 0), pa.scalar(None, pa.int64()), flags)
+        flags = pc.if_else(pc.equal(flags, _ZERO_I64), _NULL_INT64, flags)
 
     attributes, keys, texts, tags, attr_offsets = _attribute_lists(_field(spans, "attributes"))
     owners = np.repeat(np.arange(n), np.diff(attr_offsets))
