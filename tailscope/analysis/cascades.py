@@ -46,13 +46,14 @@ DEPENDENCY_SHARE: Final = 0.5
 
 
 def find_cascades(
-    spans: pl.DataFrame, stalls: tuple[Stall, ...]
+    spans: pl.DataFrame, stalls: tuple[Stall, ...], *, narrowed: pl.DataFrame | None = None
 ) -> tuple[tuple[Cascade, ...], tuple[UnexplainedTimeout, ...]]:
     """Cascades linked to ``stalls`` (indices into that tuple) and timeouts no stall explains.
 
     Args:
         spans: the span table as a polars DataFrame.
         stalls: what :func:`~tailscope.analysis.stalls.detect_stalls` found in the same table.
+        narrowed: ``narrow(spans)`` when the caller already has it (not recomputed).
 
     Returns:
         Cascades ordered by the stall they belong to, and unexplained timeouts per call edge,
@@ -60,7 +61,8 @@ def find_cascades(
     """
     if spans.height == 0:
         return (), ()
-    narrowed = narrow(spans)
+    if narrowed is None:
+        narrowed = narrow(spans)
     calls = client_calls(narrowed)
     timeouts = calls.filter(pl.col("timeout"))
     if timeouts.height == 0:
@@ -233,20 +235,26 @@ def _cascades(
         pl.col("start").min().alias("first"),
         pl.col("end").max().alias("last"),
     )
-    roots = _roots(narrowed)
+    roots = _roots(narrowed).with_columns(op=pl.col("service") + pl.lit(" ") + pl.col("name"))
     traces = linked.select("stall", "tid").unique()
     timed = linked.group_by("stall").agg(pl.len().alias("timed_out"))
-    hex_roots = roots.with_columns(
-        op=pl.col("service") + pl.lit(" ") + pl.col("name"),
+    affected_roots = traces.join(roots.select("tid", "op"), on="tid", how="inner")
+    per_stall = (
+        call_stats.join(timed, on="stall")
+        .join(traces.group_by("stall").agg(pl.col("tid")), on="stall", how="left")
+        .join(
+            affected_roots.group_by("stall").agg(pl.col("op").unique().alias("ops")),
+            on="stall",
+            how="left",
+        )
+        .sort("stall")
     )
+    impacts = _p99_impacts_ms(roots, affected_roots)
     out: list[Cascade] = []
-    stats = call_stats.join(timed, on="stall").sort("stall")
-    for row in stats.iter_rows(named=True):
+    for row in per_stall.iter_rows(named=True):
         idx = int(row["stall"])
         stall = stalls[idx]
-        tids = traces.filter(pl.col("stall") == idx)["tid"]
-        affected_roots = hex_roots.filter(pl.col("tid").is_in(tids.implode()))
-        ops = sorted(set(affected_roots["op"].to_list()))
+        ops = sorted(set(row["ops"] or []))
         out.append(
             Cascade(
                 stall=idx,
@@ -258,8 +266,8 @@ def _cascades(
                 retries=int(row["retries"]),
                 amplification=round(int(row["attempts"]) / max(int(row["logical"]), 1), 3),
                 root_operations=tuple(ops),
-                trace_ids=tuple(sorted(t.hex() for t in tids.to_list())),
-                p99_impact_ms=_p99_impact_ms(hex_roots, tids, ops),
+                trace_ids=tuple(sorted(t.hex() for t in row["tid"] or [])),
+                p99_impact_ms=impacts.get(idx, 0.0),
             )
         )
     return tuple(out)
@@ -293,16 +301,62 @@ def p99_ns(durations_ns: NDArray[np.int64]) -> int:
     return LatencyHistogram.from_durations_ns([value]).quantile_ns(0.99)
 
 
-def _p99_impact_ms(roots: pl.DataFrame, tids: pl.Series, ops: list[str]) -> float:
-    """Largest, over the affected root operations, of p99 with minus p99 without ``tids``."""
-    worst = 0.0
-    for op in ops:
-        of_op = roots.filter(pl.col("op") == op)
-        without = of_op.filter(~pl.col("tid").is_in(tids.implode()))
-        p_all = p99_ns(of_op["dur"].to_numpy())
-        p_without = p99_ns(without["dur"].to_numpy())
-        worst = max(worst, (p_all - p_without) / NS_PER_MS)
-    return round(worst, 3)
+def _p99_impacts_ms(roots: pl.DataFrame, affected: pl.DataFrame) -> dict[int, float]:
+    """Per stall: the largest, over its affected root operations, of the root p99 with minus
+    the p99 without the stall's traces (ms, rounded to µs).
+
+    ``roots`` has one row per trace (``tid``, ``op``, ``dur``); ``affected`` the ``stall``,
+    ``tid`` and ``op`` of every root a stall's cascade reached. Each operation's durations are
+    sorted once; removing a cascade's traces only shifts ranks, so the nearest-rank sample of
+    what remains is found by index arithmetic on the removed positions (the same value
+    :func:`p99_ns` would pick from the filtered durations).
+    """
+    if affected.height == 0:
+        return {}
+    ranked = (
+        roots.filter(pl.col("op").is_not_null())
+        .select("tid", "op", "dur")
+        .sort("op", "dur", "tid")
+        .with_columns(pos=pl.int_range(pl.len(), dtype=pl.Int64).over("op"))
+    )
+    sorted_durs = {
+        str(op): np.asarray(durs, dtype=np.int64)
+        for op, durs in ranked.group_by("op").agg(pl.col("dur")).iter_rows()
+    }
+    removed = (
+        affected.join(ranked.select("tid", "op", "pos"), on=["tid", "op"], how="inner")
+        .group_by("stall", "op")
+        .agg(pl.col("pos").sort())
+    )
+    p99_of_value: dict[int, int] = {}
+
+    def p99_at(durs: NDArray[np.int64], gone: NDArray[np.int64]) -> int:
+        n = durs.size - gone.size
+        if n <= 0:
+            return 0
+        rank = max(int(0.99 * n + 0.5), 1)
+        # the rank-th remaining value sits at the first position p with
+        # p + 1 - (removed positions <= p) == rank: a fixed point reached in <= len(gone) steps
+        pos = rank - 1
+        while True:
+            moved = rank - 1 + int(np.searchsorted(gone, pos, side="right"))
+            if moved == pos:
+                break
+            pos = moved
+        value = int(durs[pos])
+        if value not in p99_of_value:
+            p99_of_value[value] = LatencyHistogram.from_durations_ns([value]).quantile_ns(0.99)
+        return p99_of_value[value]
+
+    no_removal = np.empty(0, dtype=np.int64)
+    worst: dict[int, float] = {}
+    for stall, op, positions in removed.iter_rows():
+        durs = sorted_durs[str(op)]
+        impact = (
+            p99_at(durs, no_removal) - p99_at(durs, np.asarray(positions, np.int64))
+        ) / NS_PER_MS
+        worst[int(stall)] = max(worst.get(int(stall), 0.0), impact)
+    return {stall: round(value, 3) for stall, value in worst.items()}
 
 
 def _unexplained(calls: pl.DataFrame, leftover: pl.DataFrame) -> tuple[UnexplainedTimeout, ...]:

@@ -33,44 +33,59 @@ def server_self_time(narrowed: pl.DataFrame) -> pl.DataFrame:
     servers = narrowed.filter(pl.col("kind") == SpanKind.SERVER).select(
         "tid", "sid", "instance", "start", "end", "dur"
     )
+    # children are keyed by their parent's row in ``servers`` (trace and span ids are unique in
+    # an ingested table): integer keys keep the sort and the window functions cheap
     children = (
         narrowed.select("tid", pl.col("pid").alias("sid"), "instance", "start", "end")
         .drop_nulls("sid")
         .join(
-            servers.select(
-                "tid", "sid", "instance", pl.col("start").alias("ps"), pl.col("end").alias("pe")
+            servers.with_row_index("_p").select(
+                "_p",
+                "tid",
+                "sid",
+                "instance",
+                pl.col("start").alias("ps"),
+                pl.col("end").alias("pe"),
             ),
             on=["tid", "sid", "instance"],
             how="inner",
         )
-        .with_columns(
+        .select(
+            "_p",
             cs=pl.col("start").clip(pl.col("ps"), pl.col("pe")),
             ce=pl.col("end").clip(pl.col("ps"), pl.col("pe")),
         )
         .filter(pl.col("ce") > pl.col("cs"))
-        .sort("tid", "sid", "cs")
+        .sort("_p", "cs")
     )
     covered = (
         children.with_columns(
-            reach=pl.col("ce").cum_max().shift(1).over("tid", "sid"),
+            reach=pl.col("ce").cum_max().shift(1).over("_p"),
         )
         .with_columns(
             segment=(pl.col("reach").is_null() | (pl.col("cs") > pl.col("reach")))
             .cum_sum()
-            .over("tid", "sid")
+            .over("_p")
         )
-        .group_by("tid", "sid", "segment")
+        .group_by("_p", "segment")
         .agg(pl.col("cs").min(), pl.col("ce").max())
-        .group_by("tid", "sid")
+        .group_by("_p")
         .agg((pl.col("ce") - pl.col("cs")).sum().alias("covered"))
     )
-    return servers.join(covered, on=["tid", "sid"], how="left").with_columns(
-        self_ns=(pl.col("dur") - pl.col("covered").fill_null(0)).clip(lower_bound=0)
+    return (
+        servers.with_row_index("_p")
+        .join(covered, on="_p", how="left", maintain_order="left")
+        .drop("_p")
+        .with_columns(self_ns=(pl.col("dur") - pl.col("covered").fill_null(0)).clip(lower_bound=0))
     )
 
 
-def compare_runtimes(spans: pl.DataFrame, stalls: tuple[Stall, ...]) -> tuple[RuntimeSummary, ...]:
+def compare_runtimes(
+    spans: pl.DataFrame, stalls: tuple[Stall, ...], *, narrowed: pl.DataFrame | None = None
+) -> tuple[RuntimeSummary, ...]:
     """Per-runtime latency of SERVER spans' self time, with stall rates.
+
+    ``narrowed`` is ``narrow(spans)`` when the caller already has it (it is not recomputed).
 
     ``stall_ms_per_minute_per_instance`` is the stalled milliseconds of the runtime's instances
     divided by the observed minutes (first span start to last span end of that runtime) and by
@@ -78,7 +93,9 @@ def compare_runtimes(spans: pl.DataFrame, stalls: tuple[Stall, ...]) -> tuple[Ru
     """
     if spans.height == 0:
         return ()
-    narrowed = narrow(spans).with_columns(pl.col("language").fill_null(UNKNOWN_LANGUAGE))
+    if narrowed is None:
+        narrowed = narrow(spans)
+    narrowed = narrowed.with_columns(pl.col("language").fill_null(UNKNOWN_LANGUAGE))
     selfs = server_self_time(narrowed).join(
         narrowed.select("tid", "sid", "language", "runtime", "service"), on=["tid", "sid"]
     )

@@ -86,8 +86,12 @@ BURST_NS: Final = 5 * NS_PER_MS
 """Queued requests start within max(5 ms, half the silence) after it ends."""
 
 
-def detect_stalls(spans: pl.DataFrame) -> tuple[Stall, ...]:
+def detect_stalls(
+    spans: pl.DataFrame, *, narrowed: pl.DataFrame | None = None
+) -> tuple[Stall, ...]:
     """Stop-the-world stalls in ``spans`` (the span table as a polars DataFrame).
+
+    ``narrowed`` is ``narrow(spans)`` when the caller already has it (it is not recomputed).
 
     Returns stalls ordered longest first. Times (``start_unix_nano``/``end_unix_nano``) are the
     stalled instance's last timestamp before and first after the silence, in its own clock;
@@ -95,7 +99,8 @@ def detect_stalls(spans: pl.DataFrame) -> tuple[Stall, ...]:
     """
     if spans.height == 0:
         return ()
-    narrowed = narrow(spans)
+    if narrowed is None:
+        narrowed = narrow(spans)
     stamps = instance_timestamps(narrowed, spans[s.EVENTS])
     candidates = _silences(stamps)
     if candidates.height == 0:
