@@ -67,9 +67,7 @@ def narrow(spans: pl.DataFrame) -> pl.DataFrame:
     hits = unsure.filter(says)
     if hits.len() == 0:
         return narrowed
-    return narrowed.with_columns(
-        timeout=pl.col("timeout") | pl.int_range(pl.len(), dtype=hits.dtype).is_in(hits.implode())
-    )
+    return narrowed.with_columns(narrowed["timeout"].clone().scatter(hits, True))
 
 
 def _attribute_timeout_signal() -> pl.Expr:
@@ -174,11 +172,19 @@ def instance_timestamps(narrowed: pl.DataFrame, events: pl.Series | None) -> pl.
         )
         parts.append(ev)
     names = pl.DataFrame({"code": code, "instance": narrowed["instance"]}).unique("code")
+    # distinct (code, t) are runs of the sorted frame: sum ``starts`` per run from a running
+    # total instead of a hash group-by (which costs hundreds of MB on millions of keys)
+    run_ends = pl.col("code").ne_missing(pl.col("code").shift(-1)) | pl.col("t").ne_missing(
+        pl.col("t").shift(-1)
+    )
     return (
         pl.concat(parts)
         .sort("code", "t")
-        .group_by("code", "t", maintain_order=True)
-        .agg(pl.col("starts").sum())
+        .with_columns(total=pl.col("starts").cum_sum())
+        .filter(run_ends)
+        .with_columns(
+            starts=(pl.col("total") - pl.col("total").shift(1).fill_null(0)).cast(pl.Int32)
+        )
         .join(names, on="code", how="left", maintain_order="left")
         .select("instance", "t", "starts")
     )

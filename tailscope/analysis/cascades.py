@@ -46,7 +46,11 @@ DEPENDENCY_SHARE: Final = 0.5
 
 
 def find_cascades(
-    spans: pl.DataFrame, stalls: tuple[Stall, ...], *, narrowed: pl.DataFrame | None = None
+    spans: pl.DataFrame,
+    stalls: tuple[Stall, ...],
+    *,
+    narrowed: pl.DataFrame | None = None,
+    calls: pl.DataFrame | None = None,
 ) -> tuple[tuple[Cascade, ...], tuple[UnexplainedTimeout, ...]]:
     """Cascades linked to ``stalls`` (indices into that tuple) and timeouts no stall explains.
 
@@ -54,6 +58,7 @@ def find_cascades(
         spans: the span table as a polars DataFrame.
         stalls: what :func:`~tailscope.analysis.stalls.detect_stalls` found in the same table.
         narrowed: ``narrow(spans)`` when the caller already has it (not recomputed).
+        calls: ``client_calls(narrowed)`` when the caller already has it (not recomputed).
 
     Returns:
         Cascades ordered by the stall they belong to, and unexplained timeouts per call edge,
@@ -63,7 +68,8 @@ def find_cascades(
         return (), ()
     if narrowed is None:
         narrowed = narrow(spans)
-    calls = client_calls(narrowed)
+    if calls is None:
+        calls = client_calls(narrowed)
     timeouts = calls.filter(pl.col("timeout"))
     if timeouts.height == 0:
         return (), ()
@@ -216,7 +222,16 @@ def _cascades(
     # with the same operation and target, in start order; the child's service is not part of
     # the key, since an attempt that never reached the callee has no child
     key = ["tid", "pid", "instance", "name", "target"]
-    attempts = calls.with_columns(
+    # only calls made by the parents of linked calls can be attempts of an affected call; their
+    # groups are kept whole, so the attempt numbers are those over all calls
+    linked_parents = (
+        linked.join(calls.select("tid", "sid", "pid"), on=["tid", "sid"])
+        .select("tid", "pid")
+        .unique()
+    )
+    attempts = calls.join(
+        linked_parents, on=["tid", "pid"], how="semi", nulls_equal=True
+    ).with_columns(
         attempt=pl.col("start").rank("ordinal").over(key),
         call_key=pl.struct(key),
     )
@@ -275,14 +290,13 @@ def _cascades(
 
 def _roots(narrowed: pl.DataFrame) -> pl.DataFrame:
     """One root span per trace (no parent, or a parent not in the input): the earliest."""
-    present = narrowed.select("tid", pl.col("sid").alias("pid"), pl.lit(True).alias("_found"))
+    present = narrowed.select("tid", pl.col("sid").alias("pid"))
     return (
         narrowed.select("tid", "pid", "service", "name", "start", "dur")
-        .join(present.unique(["tid", "pid"]), on=["tid", "pid"], how="left")
-        .filter(pl.col("_found").is_null())
+        .join(present, on=["tid", "pid"], how="anti")
         .sort("start")
         .unique("tid", keep="first")
-        .drop("_found", "pid")
+        .drop("pid")
     )
 
 

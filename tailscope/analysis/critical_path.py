@@ -93,11 +93,12 @@ def _taken_children(
     cand_parent = parent[candidates]
     cand_start = clamped_start[candidates]
     cand_end = clamped_end[candidates]
-    # dense ranks of all start/end instants, so (parent, time) fits one sortable int64 key
-    instants, inverse = np.unique(np.concatenate([cand_end, cand_start]), return_inverse=True)
-    end_rank = inverse[: candidates.size].astype(np.int64)
-    start_rank = inverse[candidates.size :].astype(np.int64)
-    width = np.int64(instants.size + 1)
+    # dense ranks of the end instants, so (parent, time) fits one sortable int64 key; a start
+    # is ranked as the last end at or before it (-1 when none: then no sibling qualifies)
+    ends, end_rank = np.unique(cand_end, return_inverse=True)
+    end_rank = end_rank.reshape(-1).astype(np.int64)
+    start_rank = np.searchsorted(ends, cand_start, side="right").astype(np.int64) - 1
+    width = np.int64(ends.size + 1)
     # order: by parent, then end ascending, then start descending (longest last among ties)
     order = np.lexsort((-cand_start, end_rank, cand_parent))
     sorted_parent = cand_parent[order]

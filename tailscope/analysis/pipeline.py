@@ -116,14 +116,15 @@ def _stall_sections(
     tuple[RuntimeSummary, ...],
 ]:
     """Stalls, cascades, unexplained timeouts and runtimes from the stalls engineer's modules."""
-    from tailscope.analysis._stall_common import narrow
+    from tailscope.analysis._stall_common import client_calls, narrow
     from tailscope.analysis.cascades import find_cascades
     from tailscope.analysis.runtimes import compare_runtimes
     from tailscope.analysis.stalls import detect_stalls
 
     narrowed = narrow(raw)  # once for all three analyses
-    stalls = tuple(detect_stalls(raw, narrowed=narrowed))
-    cascades, unexplained = find_cascades(raw, stalls, narrowed=narrowed)
+    calls = client_calls(narrowed)
+    stalls = tuple(detect_stalls(raw, narrowed=narrowed, calls=calls))
+    cascades, unexplained = find_cascades(raw, stalls, narrowed=narrowed, calls=calls)
     runtimes = tuple(compare_runtimes(raw, stalls, narrowed=narrowed))
     return stalls, tuple(cascades), tuple(unexplained), runtimes
 

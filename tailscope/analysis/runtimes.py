@@ -27,8 +27,9 @@ UNKNOWN_LANGUAGE = "unknown"
 def server_self_time(narrowed: pl.DataFrame) -> pl.DataFrame:
     """SERVER spans with their self time in ns (column ``self_ns``), vectorised.
 
-    The union of children's intervals is measured by sorting each parent's children by start and
-    opening a new segment wherever a child starts after every earlier child has ended.
+    The union of children's intervals is measured by sorting each parent's children by start:
+    each child adds what it reaches beyond both its own start and the latest end of the earlier
+    children, ``max(0, end - max(start, latest earlier end))``.
     """
     servers = narrowed.filter(pl.col("kind") == SpanKind.SERVER).select(
         "tid", "sid", "instance", "start", "end", "dur"
@@ -58,19 +59,17 @@ def server_self_time(narrowed: pl.DataFrame) -> pl.DataFrame:
         .filter(pl.col("ce") > pl.col("cs"))
         .sort("_p", "cs")
     )
+    same_parent = pl.col("_p") == pl.col("_p").shift(1)
     covered = (
-        children.with_columns(
-            reach=pl.col("ce").cum_max().shift(1).over("_p"),
-        )
-        .with_columns(
-            segment=(pl.col("reach").is_null() | (pl.col("cs") > pl.col("reach")))
-            .cum_sum()
-            .over("_p")
-        )
-        .group_by("_p", "segment")
-        .agg(pl.col("cs").min(), pl.col("ce").max())
+        children.with_columns(reach=pl.col("ce").cum_max().over("_p"))
+        .with_columns(earlier=pl.when(same_parent).then(pl.col("reach").shift(1)))
         .group_by("_p")
-        .agg((pl.col("ce") - pl.col("cs")).sum().alias("covered"))
+        .agg(
+            (pl.col("ce") - pl.max_horizontal("cs", "earlier"))
+            .clip(lower_bound=0)
+            .sum()
+            .alias("covered")
+        )
     )
     return (
         servers.with_row_index("_p")

@@ -68,23 +68,29 @@ def _dense_codes(words: NDArray[np.uint64]) -> NDArray[np.int64]:
 def _parents_from_fixed_ids(spans: pa.Table) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     """Parent rows of a table with the schema's fixed-size id columns, without a join.
 
-    Trace ids and span/parent ids are dense-ranked (exactly, by sorting their 64-bit words), so
-    (trace, span) becomes one int64 key; parents are then found with one ``searchsorted``.
+    Trace ids and span ids are dense-ranked (exactly, by sorting their 64-bit words; a parent id
+    is ranked by a binary search among the span ids), so (trace, span) becomes one int64 key;
+    parents are then found with one ``searchsorted``.
     """
     n = spans.num_rows
     trace = _dense_codes(_fixed_width_words(spans[s.TRACE_ID], 16))
     has_parent_id = spans[s.PARENT_SPAN_ID].is_valid().to_numpy(zero_copy_only=False)
     span_words = _fixed_width_words(spans[s.SPAN_ID], 8)[:, 0]
     parent_words = _fixed_width_words(spans[s.PARENT_SPAN_ID], 8)[:, 0]
-    _, id_rank = np.unique(np.concatenate([span_words, parent_words]), return_inverse=True)
-    width = np.int64(id_rank.max() + 1 if n else 1)
-    span_key = trace * width + id_rank[:n]
-    parent_key = trace * width + id_rank[n:]
+    # rank span ids only; a parent id that is no span's id anywhere cannot have a parent row
+    distinct, span_rank = np.unique(span_words, return_inverse=True)
+    parent_rank = np.searchsorted(distinct, parent_words)
+    named = parent_rank < distinct.size
+    named[named] = distinct[parent_rank[named]] == parent_words[named]
+    has_parent_id_and_span = has_parent_id & named
+    width = np.int64(distinct.size if n else 1)
+    span_key = trace * width + span_rank.reshape(-1)
+    parent_key = trace * width + np.where(named, parent_rank, 0)
     order = np.argsort(span_key, kind="stable")  # first occurrence of a duplicate comes first
     sorted_keys = span_key[order]
     found = np.searchsorted(sorted_keys, parent_key, side="left")
     found_clipped = np.minimum(found, max(n - 1, 0))
-    hit = has_parent_id & (found < n)
+    hit = has_parent_id_and_span & (found < n)
     if n:
         hit &= sorted_keys[found_clipped] == parent_key
     parent = np.where(hit, order[found_clipped] if n else found, -1).astype(np.int64)
