@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from tailscope.analysis._stall_common import narrow
-from tailscope.analysis.cascades import find_cascades, p99_ns
+from tailscope.analysis.cascades import _p99_impacts_ms, find_cascades, p99_ns
 from tailscope.analysis.runtimes import compare_runtimes, server_self_time
 from tailscope.analysis.stalls import detect_stalls
 from tailscope.histogram import LatencyHistogram, relative_resolution
@@ -410,3 +410,39 @@ def test_cheap_p99_equals_the_histogram_p99(seed: int) -> None:
     # and within the histogram's resolution of numpy's nearest-rank percentile
     ref = float(np.percentile(durations, 99, method="nearest"))
     assert p99_ns(durations) == pytest.approx(ref, rel=relative_resolution() + 1e-3)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_p99_impact_by_rank_arithmetic_equals_the_histogram_without_the_traces(
+    seed: int,
+) -> None:
+    # GIVEN root durations of three operations (ties included) and cascades of random traces
+    rng = np.random.default_rng(seed)
+    n = 3000
+    roots = pl.DataFrame(
+        {
+            "tid": [i.to_bytes(16, "big") for i in range(n)],
+            "op": rng.choice(["edge GET", "edge POST", "cart GET"], size=n).tolist(),
+            "dur": (rng.lognormal(mean=16.0, sigma=1.0, size=n) // 1000 * 1000).astype(np.int64),
+        }
+    )
+    picks = [rng.choice(n, size=int(rng.integers(1, 400)), replace=False) for _ in range(6)]
+    affected = pl.DataFrame(
+        {
+            "stall": np.repeat(np.arange(len(picks)), [p.size for p in picks]),
+            "tid": [i.to_bytes(16, "big") for p in picks for i in p.tolist()],
+        }
+    ).join(roots.select("tid", "op"), on="tid")
+    # WHEN impacts are computed for all cascades at once
+    impacts = _p99_impacts_ms(roots, affected)
+    # THEN each equals the largest difference of full-histogram p99s with and without the traces
+    for stall, chosen in enumerate(picks):
+        gone = {i.to_bytes(16, "big") for i in chosen.tolist()}
+        worst = 0.0
+        for op in sorted(set(affected.filter(pl.col("stall") == stall)["op"].to_list())):
+            of_op = roots.filter(pl.col("op") == op)
+            rest = of_op.filter(~pl.col("tid").is_in(list(gone)))["dur"].to_numpy()
+            with_all = LatencyHistogram.from_durations_ns(of_op["dur"].to_numpy()).quantile_ns(0.99)
+            without = LatencyHistogram.from_durations_ns(rest).quantile_ns(0.99) if rest.size else 0
+            worst = max(worst, (with_all - without) / MS)
+        assert impacts[stall] == round(worst, 3)
