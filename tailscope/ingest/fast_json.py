@@ -12,9 +12,10 @@ tables on the same input, so the fast path can never silently drop what the slow
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import numpy as np
 import orjson
@@ -24,8 +25,25 @@ import pyarrow.json as pj
 
 from tailscope import schema as s
 from tailscope.ingest import otlp_json
-from tailscope.ingest.columns import INT32_MAX, INT32_MIN, PROMOTED_KEYS, ResourceColumns
+from tailscope.ingest.columns import INT32_MAX, INT32_MIN, ResourceColumns
+from tailscope.ingest.flat import (
+    Flat,
+    Unsupported,
+    double_texts,
+    promoted_hits,
+    promoted_int,
+    promoted_text,
+    table_from_flat,
+)
 from tailscope.ingest.problems import ProblemLog
+
+try:
+    from tailscope.ingest import _native
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _native = None  # type: ignore[assignment]
+
+USE_NATIVE = True
+"""Use the native scanner when it is built (tests switch it off to check the other path)."""
 
 _VALUE = pa.struct(
     [
@@ -139,12 +157,6 @@ _EMPTY_STRING: Final = pa.scalar("", pa.string())
 _ZERO_HEX_ID: Final = pa.scalar("0" * 16, pa.string())
 _TRUE: Final = pa.scalar("true", pa.string())
 _FALSE: Final = pa.scalar("false", pa.string())
-_PLAIN_MIN: Final = pa.scalar(1e-4, pa.float64())
-_PLAIN_MAX: Final = pa.scalar(1e16, pa.float64())
-
-
-class Unsupported(Exception):
-    """This block needs the tolerant path (the reason is for debugging only)."""
 
 
 def _field(array: pa.Array, name: str) -> pa.Array:
@@ -259,95 +271,13 @@ def _attribute_values(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 raise Unsupported("intValue not an int64") from None
         elif tag == 4:
-            sub = _double_texts(sub)
+            sub = double_texts(sub.to_numpy(zero_copy_only=False))
         pieces.append(sub.cast(pa.string()))
         positions.append(where)
     order = np.concatenate(positions)
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n, dtype=np.int64)
     return pa.concat_arrays(pieces).take(pa.array(inverse)), tags
-
-
-def _double_texts(doubles: pa.Array) -> pa.Array:
-    """Python ``repr`` of each double. Arrow's shortest round-trip text equals it for plain
-    decimals in [1e-4, 1e16); the rest (integers, exponents) are formatted in Python."""
-    arrow_text = pc.cast(doubles, pa.string())
-    magnitude = pc.abs(doubles)
-    plain = pc.and_(
-        pc.and_(pc.greater_equal(magnitude, _PLAIN_MIN), pc.less(magnitude, _PLAIN_MAX)),
-        pc.and_(
-            pc.match_substring(arrow_text, "."), pc.invert(pc.match_substring(arrow_text, "e"))
-        ),
-    )
-    plain_np = pc.fill_null(plain, True).to_numpy(zero_copy_only=False)
-    if plain_np.all():
-        return arrow_text
-    other = pa.array(~plain_np)
-    fixed = pa.array([repr(v) for v in doubles.filter(other).to_pylist()], pa.string())
-    return pc.replace_with_mask(arrow_text, other, fixed)
-
-
-_PROMOTED_ORDER: Final = pa.array(sorted(PROMOTED_KEYS), pa.string())
-
-
-def _promoted_hits(keys: pa.Array, owners: np.ndarray, n_spans: int) -> dict[str, np.ndarray]:
-    """For each promoted key present, per span the index of its first attribute with that key
-    (or -1). One ``index_in`` pass over all keys, then numpy on the few hits."""
-    codes = pc.index_in(keys, value_set=_PROMOTED_ORDER)
-    if codes.null_count == len(codes):
-        return {}
-    code_np = np.asarray(pc.fill_null(codes, -1).to_numpy(zero_copy_only=False))
-    hits = np.flatnonzero(code_np >= 0)
-    hit_codes = code_np[hits]
-    out: dict[str, np.ndarray] = {}
-    for code in np.unique(hit_codes).tolist():
-        mine = hits[hit_codes == code]
-        span_of = owners[mine]
-        # hits are in attribute order, so each span's first one starts a run of equal owners
-        first = np.ones(len(mine), dtype=bool)
-        first[1:] = span_of[1:] != span_of[:-1]
-        index = np.full(n_spans, -1, dtype=np.int64)
-        index[span_of[first]] = mine[first]
-        out[str(_PROMOTED_ORDER[code].as_py())] = index
-    return out
-
-
-def _promoted_text(texts: pa.Array, indexes: list[tuple[np.ndarray, np.ndarray]]) -> pa.Array:
-    result: pa.Array | None = None
-    for index, found in indexes:
-        column = pc.take(texts, pa.array(index, mask=~found))
-        result = column if result is None else pc.coalesce(result, column)
-    assert result is not None
-    return result
-
-
-def _promoted_int(
-    texts: pa.Array, tags: np.ndarray, indexes: list[tuple[np.ndarray, np.ndarray]]
-) -> pa.Array:
-    """int32 of the first key whose value reads as an integer (INT or STRING) in range."""
-    result: pa.Array | None = None
-    for index, found in indexes:
-        picked = pc.take(texts, pa.array(index, mask=~found))
-        picked_tags = tags[np.where(found, index, 0)]
-
-        def matches(pattern: str, values: pa.Array = picked) -> np.ndarray:
-            hit = pc.fill_null(pc.match_substring_regex(values, pattern), False)
-            return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
-
-        digits = matches(r"^-?[0-9]+$")
-        # Python's int() also takes "+5", " 5" or "1_0": such texts go to the tolerant path.
-        if np.any(found & (picked_tags == 1) & ~digits & matches(r"^\s*[+-]?[0-9_]+\s*$")):
-            raise Unsupported("integer text Python reads differently")
-        # Up to 18 digits casts to int64 safely; longer ones are outside int32 anyway (null).
-        ok = found & np.isin(picked_tags, (1, 3)) & digits & matches(r"^-?[0-9]{1,18}$")
-        numbers = pc.cast(pc.if_else(pa.array(ok), picked, _NULL_STRING), pa.int64())
-        in_range = pc.and_(
-            pc.greater_equal(numbers, _INT32_MIN), pc.less_equal(numbers, _INT32_MAX)
-        )
-        column = pc.if_else(in_range, numbers, _NULL_INT64).cast(pa.int32())
-        result = column if result is None else pc.coalesce(result, column)
-    assert result is not None
-    return result
 
 
 _RESOURCE_CACHE_SIZE: Final = 4096
@@ -547,7 +477,7 @@ def block_to_table(
 
     attributes, keys, texts, tags, attr_offsets = _attribute_lists(_field(spans, "attributes"))
     owners = np.repeat(np.arange(n), np.diff(attr_offsets))
-    hits = _promoted_hits(keys, owners, n)
+    hits = promoted_hits(keys, owners, n)
 
     def indexes(*names: str) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(hits[k], hits[k] >= 0) for k in names if k in hits]
@@ -556,13 +486,13 @@ def block_to_table(
         found = indexes(*names)
         if not found:
             return pa.nulls(n, pa.string()).dictionary_encode()
-        return _promoted_text(texts, found).dictionary_encode()
+        return promoted_text(texts, found).dictionary_encode()
 
     def int_col(*names: str) -> pa.Array:
         found = indexes(*names)
         if not found:
             return pa.nulls(n, pa.int32())
-        return _promoted_int(texts, tags, found)
+        return promoted_int(texts, tags, found)
 
     resource_cols, unknown = _resource_columns(
         _field(resource_spans, "resource"),
@@ -612,14 +542,17 @@ def block_to_table(
     return pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA), n, unknown
 
 
+Held: TypeAlias = tuple[int | None, str, str | None, int | None]
+
+
 class DeferredLog(ProblemLog):
-    """A problem log for reading ahead: problems met while fetching the next block are held
-    back and replayed into the real log once the blocks before it are done, so problems keep
-    file order and ``strict`` fails on the same first one as a sequential read."""
+    """A problem log for reading ahead: problems met while fetching a block are held back and
+    replayed into the real log just before that block is processed, so problems keep file
+    order and ``strict`` fails on the same first one as a sequential read."""
 
     def __init__(self, target: ProblemLog) -> None:
         super().__init__(target.stats, target.file, False)
-        self.held: list[tuple[int | None, str, str | None, int | None]] = []
+        self.held: list[Held] = []
 
     def bad(
         self,
@@ -630,58 +563,148 @@ class DeferredLog(ProblemLog):
     ) -> None:
         self.held.append((line, reason_class, detail, offset))
 
-    def replay(self, log: ProblemLog) -> None:
-        """Pass the held problems on to ``log`` (which may raise under ``strict``)."""
+    def take(self) -> list[Held]:
+        """The problems held since the last call."""
         held, self.held = self.held, []
-        for line, reason_class, detail, offset in held:
-            log.bad(line, reason_class, detail, offset)
+        return held
 
 
-def _try_parse(block: bytes) -> pa.Table | None:
+def _replay(held: list[Held], log: ProblemLog) -> None:
+    for line, reason_class, detail, offset in held:
+        log.bad(line, reason_class, detail, offset)
+
+
+def _resource_of(encoded: bytes | None) -> ResourceColumns:
+    try:
+        resource = None if encoded is None else orjson.loads(encoded)
+    except orjson.JSONDecodeError:  # cannot happen: the scanner validated it
+        raise Unsupported("resource") from None
+    return otlp_json.resource_from_json(resource)
+
+
+def _scope_of(encoded: bytes | None) -> tuple[str | None, str | None]:
+    if encoded is None:
+        return None, None
+    try:
+        scope = orjson.loads(encoded)
+    except orjson.JSONDecodeError:  # cannot happen: the scanner validated it
+        raise Unsupported("scope") from None
+    name = scope.get("name") or None
+    version = scope.get("version") or None
+    if not isinstance(name, str | None) or not isinstance(version, str | None):
+        raise Unsupported("scope name or version not a string")
+    return name, version
+
+
+NativeCache: TypeAlias = dict[bytes | None, ResourceColumns]
+
+
+def native_block_to_table(
+    block: bytes, scanned: Flat | str | None = None, resource_cache: NativeCache | None = None
+) -> tuple[pa.Table, int, int]:
+    """:func:`block_to_table` through the native scanner (``tailscope.ingest._native``).
+
+    Raises Unsupported when any line needs the tolerant path; nothing is counted then.
+    """
+    if _native is None:
+        raise Unsupported("native scanner not built")
+    if scanned is None:
+        scanned = _native.scan_json(block)
+    if isinstance(scanned, str):
+        raise Unsupported(scanned)
+    cache: NativeCache = {} if resource_cache is None else resource_cache
+    table, unknown = table_from_flat(scanned, block, _resource_of, _scope_of, cache)
+    return table, int(scanned["n_spans"]), unknown
+
+
+Parsed: TypeAlias = "pa.Table | Flat | str | None"
+
+
+def _try_parse(block: bytes) -> Parsed:
+    """Parse one block off the main thread: the native scan, else pyarrow.json (both release
+    the GIL). None or a reason (str) when the block needs the tolerant path."""
+    if _native is not None and USE_NATIVE:
+        return _native.scan_json(block)
     try:
         return _parse(block, PARSE_BLOCK_BYTES)
     except Unsupported:
         return None
 
 
+READ_AHEAD: Final = 2
+"""Blocks parsed ahead on worker threads while the main thread assembles tables (the parse
+releases the GIL, so two blocks scan on two cores)."""
+
+
 def read_lines(
-    blocks: Iterator[tuple[int, bytes]], log: ProblemLog, ahead: DeferredLog | None = None
+    blocks: Iterator[bytes], log: ProblemLog, ahead: DeferredLog | None = None
 ) -> Iterator[pa.Table]:
     """JSON Lines blocks through the fast path, each falling back to the tolerant reader.
 
-    ``pyarrow.json`` releases the GIL, so block N+1 is parsed on a worker thread while block N
-    is flattened here. ``blocks`` should report its problems to ``ahead`` (replayed into
-    ``log`` in order); without it, the blocks are read one at a time.
+    Up to :data:`READ_AHEAD` blocks are parsed on worker threads while the previous one is
+    assembled here. ``blocks`` should report its problems to ``ahead`` (replayed into ``log``
+    in file order); without it, the blocks are read one at a time.
     """
-    resource_cache: dict[bytes, ResourceColumns] = {}
+    caches = _Caches({}, {})
+    line = 1
     if ahead is None:
-        for first_line, block in blocks:
-            yield from _one_block(first_line, block, _try_parse(block), log, resource_cache)
+        for block in blocks:
+            parsed = _try_parse(block)
+            yield from _one_block(line, block, parsed, log, caches)
+            line += _newlines(block, parsed)
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailscope-json") as pool:
-        current = next(blocks, None)
-        ahead.replay(log)
-        future = pool.submit(_try_parse, current[1]) if current is not None else None
-        while current is not None and future is not None:
+    with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="tailscope-json") as pool:
+        queue: deque[tuple[bytes, Future[Parsed], list[Held]]] = deque()
+        tail: list[Held] = []  # problems met after the last block
+        exhausted = False
+
+        def refill() -> None:
+            nonlocal exhausted
+            while len(queue) < READ_AHEAD and not exhausted:
+                block = next(blocks, None)
+                held = ahead.take()
+                if block is None:
+                    exhausted = True
+                    tail.extend(held)
+                    return
+                queue.append((block, pool.submit(_try_parse, block), held))
+
+        refill()
+        while queue:
+            block, future, held = queue.popleft()
+            refill()
             parsed = future.result()
-            following = next(blocks, None)
-            future = pool.submit(_try_parse, following[1]) if following is not None else None
-            yield from _one_block(current[0], current[1], parsed, log, resource_cache)
-            ahead.replay(log)
-            current = following
+            _replay(held, log)
+            yield from _one_block(line, block, parsed, log, caches)
+            line += _newlines(block, parsed)
+        _replay(tail, log)
+
+
+def _newlines(block: bytes, parsed: Parsed) -> int:
+    if isinstance(parsed, dict):
+        return int(parsed["n_lines"])
+    return block.count(b"\n")
+
+
+class _Caches(NamedTuple):
+    arrow: dict[bytes, ResourceColumns]
+    native: NativeCache
 
 
 def _one_block(
     first_line: int,
     block: bytes,
-    parsed: pa.Table | None,
+    parsed: Parsed,
     log: ProblemLog,
-    resource_cache: dict[bytes, ResourceColumns],
+    caches: _Caches,
 ) -> Iterator[pa.Table]:
     try:
-        if parsed is None:
+        if parsed is None or isinstance(parsed, str):
             raise Unsupported("parse")
-        table, records, unknown = block_to_table(block, parsed, resource_cache)
+        if isinstance(parsed, dict):
+            table, records, unknown = native_block_to_table(block, parsed, caches.native)
+        else:
+            table, records, unknown = block_to_table(block, parsed, caches.arrow)
     except Unsupported:
         yield from otlp_json.read_lines(iter([(first_line, block)]), log)
         return

@@ -159,8 +159,15 @@ class Source:
     def line_blocks(self, log: ProblemLog) -> Iterator[tuple[int, bytes]]:
         """Blocks of whole lines ``(number of the first line, bytes)``, BOM removed; the last
         block may end without a newline."""
-        pending: list[bytes] = []  # the start of a line cut by the chunk boundary
         line_no = 1
+        for block in self.raw_line_blocks(log):
+            yield line_no, block
+            line_no += block.count(b"\n")
+
+    def raw_line_blocks(self, log: ProblemLog) -> Iterator[bytes]:
+        """:meth:`line_blocks` without the line numbers (a reader that counts lines on its
+        own, off the main thread, saves a pass over the data)."""
+        pending: list[bytes] = []  # the start of a line cut by the chunk boundary
         first = True
         for chunk in self.chunks(log):
             if first:
@@ -179,7 +186,6 @@ class Source:
             else:
                 block = chunk[: cut + 1]
             pending = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
-            yield line_no, block
-            line_no += block.count(b"\n")
+            yield block
         if pending:
-            yield line_no, b"".join(pending)
+            yield b"".join(pending)

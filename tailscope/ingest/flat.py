@@ -1,0 +1,385 @@
+"""Assemble the span table from the column buffers of the native scanners.
+
+The C scanners in ``tailscope/ingest/native/`` (``scan_json`` for OTLP/JSON Lines blocks,
+``scan_proto`` for protobuf messages) walk the encoded input without the GIL and write plain
+column buffers; this module turns those buffers into an exact ``SPAN_SCHEMA`` table, zero-copy
+where Arrow allows. The scanners only accept what they can read exactly as the tolerant
+per-record readers would; for anything else they return a reason (a ``str``) and the caller
+reads that block the tolerant way. Tests check both paths give identical tables.
+
+The buffers (all native-endian; see ``native/flat.h``):
+
+* per span: ``trace_id`` (16 B), ``span_id``/``parent_id`` (8 B), ``parent_valid`` (u8),
+  ``name_*``, ``status_msg_*``, ``trace_state_*`` (int32 offsets + UTF-8 data, ``*_valid`` u8),
+  ``kind``/``status_code`` (i8), ``start``/``end`` (i64), ``flags`` (u32) + ``flags_valid``,
+  ``span_scope`` (i32 index of the scope), ``attr_off``/``ev_off``/``ln_off`` (i32 offsets
+  into the span attribute pool ``a_*``, the events and the links);
+* attribute pools ``a_``/``e_``/``l_`` (span, event, link attributes): ``key_*``/``val_*``
+  strings, ``tag`` (u8 :class:`~tailscope.schema.ValueType`), and doubles as ``dbl_idx`` (i64
+  position) + ``dbl_val`` (f64) with an empty text, rendered here as ``repr(float)`` does;
+* events: ``ev_time`` (i64), ``ev_name_*``, ``ev_attr_off``; links: ``ln_trace`` (16 B),
+  ``ln_span`` (8 B), ``ln_attr_off``;
+* scopes: ``scope_res`` (i32 resource index), ``scope_start``/``scope_end`` (i64 byte range of
+  the encoded scope in the input, -1 when absent); resources: ``res_start``/``res_end``.
+  Scopes and resources are few, so they are decoded in Python by the caller's functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tailscope import schema as s
+from tailscope.ingest.columns import INT32_MAX, INT32_MIN, PROMOTED_KEYS, ResourceColumns
+
+Flat = dict[str, bytes | int]
+ResourceOf = Callable[[bytes | None], ResourceColumns]
+ScopeOf = Callable[[bytes | None], tuple[str | None, str | None]]
+
+RESOURCE_CACHE_SIZE: Final = 4096
+"""Distinct encoded resources remembered per input (exports repeat the same few)."""
+
+_INT32_MIN: Final = pa.scalar(INT32_MIN, pa.int64())
+_INT32_MAX: Final = pa.scalar(INT32_MAX, pa.int64())
+_NULL_INT64: Final = pa.scalar(None, pa.int64())
+_NULL_STRING: Final = pa.scalar(None, pa.string())
+PROMOTED_ORDER: Final = tuple(sorted(PROMOTED_KEYS))
+"""Promoted keys in the order of the scanners' ``a_promo`` columns (native/flat.h)."""
+_PROMOTED_ORDER: Final = pa.array(PROMOTED_ORDER, pa.string())
+
+
+class Unsupported(Exception):
+    """This block needs the tolerant path (the reason is for debugging only)."""
+
+
+def _np(flat: Flat, name: str, dtype: type[np.generic]) -> np.ndarray:
+    raw = flat[name]
+    assert isinstance(raw, bytes)
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def _buf(flat: Flat, name: str) -> pa.Buffer:
+    raw = flat[name]
+    assert isinstance(raw, bytes)
+    return pa.py_buffer(raw)
+
+
+def _validity(flat: Flat, name: str) -> tuple[pa.Buffer | None, int]:
+    valid = _np(flat, name, np.uint8).astype(bool)
+    nulls = int(len(valid) - np.count_nonzero(valid))
+    if not nulls:
+        return None, 0
+    return pa.py_buffer(np.packbits(valid, bitorder="little").tobytes()), nulls
+
+
+def _strings(flat: Flat, prefix: str, n: int, valid: str | None = None) -> pa.Array:
+    bitmap, nulls = _validity(flat, valid) if valid else (None, 0)
+    return pa.StringArray.from_buffers(
+        n, _buf(flat, prefix + "_off"), _buf(flat, prefix + "_data"), bitmap, nulls
+    )
+
+
+def _fixed(flat: Flat, name: str, size: int, n: int) -> pa.Array:
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), n, [None, _buf(flat, name)])
+
+
+def _primitive(flat: Flat, name: str, type_: pa.DataType, n: int) -> pa.Array:
+    return pa.Array.from_buffers(type_, n, [None, _buf(flat, name)])
+
+
+def _pool(flat: Flat, prefix: str) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """(keys, value texts, tags) of one attribute pool, doubles rendered."""
+    tags = _np(flat, prefix + "tag", np.uint8)
+    n = len(tags)
+    keys = pa.StringArray.from_buffers(
+        n, _buf(flat, prefix + "key_off"), _buf(flat, prefix + "key_data")
+    )
+    texts = pa.StringArray.from_buffers(
+        n, _buf(flat, prefix + "val_off"), _buf(flat, prefix + "val_data")
+    )
+    where = _np(flat, prefix + "dbl_idx", np.int64)
+    if len(where):
+        doubles = _np(flat, prefix + "dbl_val", np.float64)
+        mask = np.zeros(n, dtype=bool)
+        mask[where] = True
+        # replace_with_mask fills the masked slots in order, so give the texts in that order
+        order = np.argsort(where, kind="stable")
+        rendered = double_texts(doubles[order])
+        texts = pc.replace_with_mask(texts, pa.array(mask), rendered)
+    return keys, texts, tags
+
+
+def double_texts(values: np.ndarray) -> pa.Array:
+    """Python ``repr`` of each double (float64 array, no nulls).
+
+    Arrow's shortest round-trip text equals ``repr`` for non-integer values with magnitude in
+    [1e-4, 1e16) that Arrow prints without an exponent: both print the shortest digits that
+    read back as the same double. The rest (integers, exponents, NaN, infinities) are formatted in
+    Python; in real traces they are few.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    magnitude = np.abs(values)
+    with np.errstate(invalid="ignore"):
+        plain = (magnitude >= 1e-4) & (magnitude < 1e16) & (values != np.floor(values))
+    arrow_text = pc.cast(pa.array(values, pa.float64()), pa.string())
+    # Arrow switches to exponent notation earlier than repr for long values (e.g. 5.3e+14)
+    plain &= ~np.asarray(pc.match_substring(arrow_text, "e").to_numpy(zero_copy_only=False))
+    if plain.all():
+        return arrow_text
+    other = ~plain
+    fixed = pa.array([repr(v) for v in values[other].tolist()], pa.string())
+    return pc.replace_with_mask(arrow_text, pa.array(other), fixed)
+
+
+def _attribute_column(flat: Flat, offsets: str, prefix: str) -> pa.Array:
+    keys, texts, tags = _pool(flat, prefix)
+    return _attribute_list(_buf(flat, offsets), keys, texts, tags)
+
+
+def _attribute_list(
+    offsets: pa.Buffer, keys: pa.Array, texts: pa.Array, tags: np.ndarray
+) -> pa.Array:
+    items = pa.StructArray.from_arrays(
+        [keys, texts, pa.array(tags, pa.uint8())], fields=list(s.ATTRIBUTE_TYPE)
+    )
+    n = len(offsets) // 4 - 1
+    offset_array = pa.Array.from_buffers(pa.int32(), n + 1, [None, offsets])
+    return pa.ListArray.from_arrays(offset_array, items, type=s.ATTRIBUTES_TYPE)
+
+
+def promoted_hits(keys: pa.Array, owners: np.ndarray, n_spans: int) -> dict[str, np.ndarray]:
+    """For each promoted key present, per span the index of its first attribute with that key
+    (or -1). One ``index_in`` pass over all keys, then numpy on the few hits."""
+    codes = pc.index_in(keys, value_set=_PROMOTED_ORDER)
+    if codes.null_count == len(codes):
+        return {}
+    code_np = np.asarray(pc.fill_null(codes, -1).to_numpy(zero_copy_only=False))
+    hits = np.flatnonzero(code_np >= 0)
+    hit_codes = code_np[hits]
+    out: dict[str, np.ndarray] = {}
+    for code in np.unique(hit_codes).tolist():
+        mine = hits[hit_codes == code]
+        span_of = owners[mine]
+        # hits are in attribute order, so each span's first one starts a run of equal owners
+        first = np.ones(len(mine), dtype=bool)
+        first[1:] = span_of[1:] != span_of[:-1]
+        index = np.full(n_spans, -1, dtype=np.int64)
+        index[span_of[first]] = mine[first]
+        out[str(_PROMOTED_ORDER[code].as_py())] = index
+    return out
+
+
+def promoted_text(texts: pa.Array, indexes: list[tuple[np.ndarray, np.ndarray]]) -> pa.Array:
+    """The text of the first of several keys present (``indexes`` from :func:`promoted_hits`)."""
+    result: pa.Array | None = None
+    for index, found in indexes:
+        column = pc.take(texts, pa.array(index, mask=~found))
+        result = column if result is None else pc.coalesce(result, column)
+    assert result is not None
+    return result
+
+
+def promoted_int(
+    texts: pa.Array, tags: np.ndarray, indexes: list[tuple[np.ndarray, np.ndarray]]
+) -> pa.Array:
+    """int32 of the first key whose value reads as an integer (INT or STRING) in range.
+
+    INT texts are canonical already (``-?[0-9]+``); only STRING texts need checking.
+    """
+    result: pa.Array | None = None
+    for index, found in indexes:
+        picked = pc.take(texts, pa.array(index, mask=~found))
+        picked_tags = tags[np.where(found, index, 0)]
+        lengths = np.asarray(pc.fill_null(pc.utf8_length(picked), 0).to_numpy(zero_copy_only=False))
+        # Up to 18 digits casts to int64 safely; longer ones are outside int32 anyway (null).
+        ok = found & (picked_tags == 3) & (lengths <= 18)
+        strings = found & (picked_tags == 1)
+        if strings.any():
+            where = np.flatnonzero(strings)
+            candidates = picked.take(pa.array(where))
+
+            def matches(pattern: str, values: pa.Array = candidates) -> np.ndarray:
+                hit = pc.fill_null(pc.match_substring_regex(values, pattern), False)
+                return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+
+            digits = matches(r"^-?[0-9]+$")
+            # Python's int() also takes "+5", " 5" or "1_0": such texts go the tolerant way.
+            if np.any(~digits & matches(r"^\s*[+-]?[0-9_]+\s*$")):
+                raise Unsupported("integer text Python reads differently")
+            ok[where] = matches(r"^-?[0-9]{1,18}$")
+        numbers = pc.cast(pc.if_else(pa.array(ok), picked, _NULL_STRING), pa.int64())
+        in_range = pc.and_(
+            pc.greater_equal(numbers, _INT32_MIN), pc.less_equal(numbers, _INT32_MAX)
+        )
+        column = pc.if_else(in_range, numbers, _NULL_INT64).cast(pa.int32())
+        result = column if result is None else pc.coalesce(result, column)
+    assert result is not None
+    return result
+
+
+def _slices(flat: Flat, prefix: str, raw: bytes) -> list[bytes | None]:
+    starts = _np(flat, prefix + "_start", np.int64).tolist()
+    ends = _np(flat, prefix + "_end", np.int64).tolist()
+    return [None if b < 0 else raw[b:e] for b, e in zip(starts, ends, strict=True)]
+
+
+def _resource_rows(
+    flat: Flat, raw: bytes, resource_of: ResourceOf, cache: dict[bytes | None, ResourceColumns]
+) -> list[ResourceColumns]:
+    rows: list[ResourceColumns] = []
+    for encoded in _slices(flat, "res", raw):
+        row = cache.get(encoded)
+        if row is None:
+            row = resource_of(encoded)
+            if len(cache) < RESOURCE_CACHE_SIZE:
+                cache[encoded] = row
+        rows.append(row)
+    return rows
+
+
+def _spread(values: list[str | None], owner: np.ndarray) -> pa.Array:
+    """``values[owner[i]]`` for every span, as a dictionary array (no string is copied)."""
+    codes: dict[str, int] = {}
+    mapping = np.array(
+        [-1 if v is None else codes.setdefault(v, len(codes)) for v in values], dtype=np.int32
+    )
+    indices = mapping[owner] if len(mapping) else np.zeros(len(owner), dtype=np.int32)
+    missing = indices < 0
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices, pa.int32(), mask=missing if missing.any() else None),
+        pa.array(list(codes), pa.string()),
+    )
+
+
+def table_from_flat(
+    flat: Flat,
+    raw: bytes,
+    resource_of: ResourceOf,
+    scope_of: ScopeOf,
+    resource_cache: dict[bytes | None, ResourceColumns],
+) -> tuple[pa.Table, int]:
+    """(span table, resources without service.name) of one scanned block.
+
+    ``raw`` is the scanned input (scope and resource byte ranges point into it);
+    ``resource_of``/``scope_of`` decode one encoded resource / scope (None when absent).
+    Raises :class:`Unsupported` when a promoted value needs the tolerant path.
+    """
+    n = int(flat["n_spans"])
+    resources = _resource_rows(flat, raw, resource_of, resource_cache)
+    unknown = sum(r.unknown_service for r in resources)
+    scopes = [scope_of(encoded) for encoded in _slices(flat, "scope", raw)]
+    span_scope = _np(flat, "span_scope", np.int32)
+    scope_res = _np(flat, "scope_res", np.int32)
+    span_resource = scope_res[span_scope] if len(scope_res) else span_scope
+
+    start = _np(flat, "start", np.int64)
+    end = _np(flat, "end", np.int64)
+    parent_bitmap, parent_nulls = _validity(flat, "parent_valid")
+    flags_bitmap, flags_nulls = _validity(flat, "flags_valid")
+
+    keys, texts, tags = _pool(flat, "a_")
+    promo = _np(flat, "a_promo", np.int32)
+    if len(promo) or not n:  # the scanner found the promoted keys
+        found_any = promo.reshape(n, len(PROMOTED_ORDER)).T if n else promo.reshape(0, 0)
+        hits = {
+            key: column.astype(np.int64)
+            for key, column in zip(PROMOTED_ORDER, found_any, strict=False)
+            if column.max() >= 0
+        }
+    else:
+        attr_offsets = _np(flat, "attr_off", np.int32)
+        owners = np.repeat(np.arange(n), np.diff(attr_offsets))
+        hits = promoted_hits(keys, owners, n)
+
+    def indexes(*names: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(hits[k], hits[k] >= 0) for k in names if k in hits]
+
+    def text_col(*names: str) -> pa.Array:
+        found = indexes(*names)
+        if not found:
+            return pa.nulls(n, pa.string()).dictionary_encode()
+        return promoted_text(texts, found).dictionary_encode()
+
+    def int_col(*names: str) -> pa.Array:
+        found = indexes(*names)
+        if not found:
+            return pa.nulls(n, pa.int32())
+        return promoted_int(texts, tags, found)
+
+    def per_resource(values: list[str | None]) -> pa.Array:
+        return _spread(values, span_resource)
+
+    def per_scope(values: list[str | None]) -> pa.Array:
+        return _spread(values, span_scope)
+
+    n_events = int(flat["n_events"])
+    n_links = int(flat["n_links"])
+    events = pa.StructArray.from_arrays(
+        [
+            _primitive(flat, "ev_time", pa.int64(), n_events),
+            _strings(flat, "ev_name", n_events),
+            _attribute_column(flat, "ev_attr_off", "e_"),
+        ],
+        fields=list(s.EVENT_TYPE),
+    )
+    links = pa.StructArray.from_arrays(
+        [
+            _fixed(flat, "ln_trace", 16, n_links),
+            _fixed(flat, "ln_span", 8, n_links),
+            _attribute_column(flat, "ln_attr_off", "l_"),
+        ],
+        fields=list(s.LINK_TYPE),
+    )
+
+    columns: dict[str, pa.Array] = {
+        s.TRACE_ID: _fixed(flat, "trace_id", 16, n),
+        s.SPAN_ID: _fixed(flat, "span_id", 8, n),
+        s.PARENT_SPAN_ID: pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(8), n, [parent_bitmap, _buf(flat, "parent_id")], null_count=parent_nulls
+        ),
+        s.NAME: _strings(flat, "name", n).dictionary_encode(),
+        s.KIND: _primitive(flat, "kind", pa.int8(), n),
+        s.START: pa.array(start, pa.int64()),
+        s.END: pa.array(end, pa.int64()),
+        s.DURATION: pa.array(end - start, pa.int64()),
+        s.STATUS_CODE: _primitive(flat, "status_code", pa.int8(), n),
+        s.STATUS_MESSAGE: _strings(flat, "status_msg", n, "status_msg_valid"),
+        s.SERVICE: per_resource([r.service for r in resources]),
+        s.INSTANCE: per_resource([r.instance for r in resources]),
+        s.HOST: per_resource([r.host for r in resources]),
+        s.LANGUAGE: per_resource([r.language for r in resources]),
+        s.RUNTIME_NAME: per_resource([r.runtime_name for r in resources]),
+        s.RUNTIME_VERSION: per_resource([r.runtime_version for r in resources]),
+        s.SCOPE_NAME: per_scope([name for name, _ in scopes]),
+        s.SCOPE_VERSION: per_scope([version for _, version in scopes]),
+        s.HTTP_STATUS_CODE: int_col("http.response.status_code", "http.status_code"),
+        s.RPC_GRPC_STATUS_CODE: int_col("rpc.grpc.status_code"),
+        s.RPC_RESPONSE_STATUS_CODE: text_col("rpc.response.status_code"),
+        s.RPC_METHOD: text_col("rpc.method"),
+        s.RPC_SYSTEM: text_col("rpc.system", "rpc.system.name"),
+        s.SERVER_ADDRESS: text_col("server.address"),
+        s.ERROR_TYPE: text_col("error.type"),
+        s.HTTP_RESEND_COUNT: int_col("http.request.resend_count"),
+        s.DB_SYSTEM: text_col("db.system", "db.system.name"),
+        s.TRACE_STATE: _strings(flat, "trace_state", n, "trace_state_valid"),
+        s.FLAGS: pa.Array.from_buffers(
+            pa.uint32(), n, [flags_bitmap, _buf(flat, "flags")], null_count=flags_nulls
+        ),
+        s.ATTRIBUTES: _attribute_list(_buf(flat, "attr_off"), keys, texts, tags),
+        s.RESOURCE_ATTRIBUTES: per_resource([r.attributes_json for r in resources]),
+        s.EVENTS: pa.ListArray.from_arrays(
+            _primitive(flat, "ev_off", pa.int32(), n + 1), events, type=s.EVENTS_TYPE
+        ),
+        s.LINKS: pa.ListArray.from_arrays(
+            _primitive(flat, "ln_off", pa.int32(), n + 1), links, type=s.LINKS_TYPE
+        ),
+    }
+    arrays = [
+        columns[f.name] if columns[f.name].type == f.type else columns[f.name].cast(f.type)
+        for f in s.SPAN_SCHEMA
+    ]
+    return pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA), unknown

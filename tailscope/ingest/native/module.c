@@ -1,0 +1,30 @@
+/* tailscope.ingest._native: native scanners from encoded OTLP blocks to column buffers.
+ *
+ * scan_json(block: bytes) -> dict | str
+ *     One block of whole OTLP/JSON Lines (see json_scan.c).
+ * scan_proto(message: bytes) -> dict | str
+ *     One TracesData / ExportTraceServiceRequest protobuf message (see proto_scan.c).
+ *
+ * Both return the column buffers of flat.h as a dict, or a short reason (str) when the input
+ * needs the tolerant Python reader. They never raise on bad input and release the GIL while
+ * scanning.
+ */
+#include "flat.h"
+
+PyObject *tailscope_scan_json(PyObject *self, PyObject *arg);
+PyObject *tailscope_scan_proto(PyObject *self, PyObject *arg);
+
+static PyMethodDef methods[] = {
+    {"scan_json", tailscope_scan_json, METH_O,
+     "Scan a block of OTLP/JSON Lines into column buffers (dict), or return why not (str)."},
+    {"scan_proto", tailscope_scan_proto, METH_O,
+     "Scan one OTLP TracesData protobuf message into column buffers (dict), or return why not (str)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_native", "Native OTLP scanners (see module.c).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
