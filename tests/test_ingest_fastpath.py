@@ -1,10 +1,12 @@
-"""The vectorised JSON Lines path gives exactly the tolerant path's table, and every quirk it
-cannot represent is routed to the tolerant path instead of being dropped."""
+"""The fast JSON Lines paths (the native scanner and the pyarrow.json one) give exactly the
+tolerant path's table, and every quirk they cannot represent is routed to the tolerant path
+instead of being dropped."""
 
 from __future__ import annotations
 
 import base64
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,13 @@ from tailscope import schema as s
 from tailscope.ingest import fast_json, otlp_json, read_spans
 from tailscope.ingest.model import IngestStats, ProgressSink
 from tailscope.ingest.problems import ProblemLog
+
+BlockReader = Callable[[bytes], tuple[pa.Table, int, int]]
+BLOCK_READERS: dict[str, BlockReader] = {
+    "native": lambda block: fast_json.native_block_to_table(block),
+    "pyarrow": lambda block: fast_json.block_to_table(block),
+}
+both_paths = pytest.mark.parametrize("fast_path", sorted(BLOCK_READERS))
 
 
 def tolerant(block: bytes) -> tuple[pa.Table, IngestStats]:
@@ -101,10 +110,11 @@ def sample_lines(n_lines: int, seed: int) -> bytes:
     return b"\n".join(out) + b"\n"
 
 
+@both_paths
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fast_path_equals_tolerant_path(seed: int) -> None:
+def test_fast_path_equals_tolerant_path(fast_path: str, seed: int) -> None:
     block = sample_lines(60, seed)
-    fast, records, unknown = fast_json.block_to_table(block)  # must not need the fallback
+    fast, records, unknown = BLOCK_READERS[fast_path](block)  # must not need the fallback
     slow, stats = tolerant(block)
     assert records == stats.records == slow.num_rows > 0
     assert unknown == stats.unknown_service_resources > 0
@@ -118,12 +128,14 @@ def test_fast_path_equals_tolerant_path_on_random_messages(msg: TracesData) -> N
         orjson.dumps({"resourceSpans": [resource_spans_json(rs)]}) + b"\n"
         for rs in msg.resource_spans
     )
-    slow, _ = tolerant(block)
-    try:
-        fast, _, _ = fast_json.block_to_table(block)
-    except fast_json.Unsupported:
-        return  # arrays, events, links ...: the tolerant path reads the block
-    assert plain(fast).equals(plain(slow))
+    slow, stats = tolerant(block)
+    for fast_path, read in BLOCK_READERS.items():
+        try:
+            fast, records, _ = read(block)
+        except fast_json.Unsupported:
+            continue  # arrays, events, links ...: the tolerant path reads the block
+        assert plain(fast).equals(plain(slow)), fast_path
+        assert records == stats.records
 
 
 SPEC_LINE = sample_lines(1, 11).splitlines()[0]
@@ -324,21 +336,23 @@ def test_stdin(tmp_path: Path) -> None:
     assert plain(read_spans([str(out)]).table).equals(plain(read_spans([str(spec)]).table))
 
 
-def test_fast_path_reads_real_events_and_links_like_the_tolerant_path() -> None:
+@both_paths
+def test_fast_path_reads_real_events_and_links_like_the_tolerant_path(fast_path: str) -> None:
     from test_ingest_corpus import OTLP
 
+    read = BLOCK_READERS[fast_path]
     lines = (OTLP / "otel-demo-otel-tui.jsonl").read_bytes().split(b"\n")
     fast_lines = []
     for raw in lines:
         if b'"resourceSpans"' not in raw:
             continue
         try:
-            fast_json.block_to_table(raw + b"\n")
+            read(raw + b"\n")
         except fast_json.Unsupported:
             continue  # e.g. arrayValue attributes: tolerant path
         fast_lines.append(raw)
     block = b"\n".join(fast_lines) + b"\n"
-    fast, records, _ = fast_json.block_to_table(block)
+    fast, records, _ = read(block)
     slow, stats = tolerant(block)
     assert records == stats.records == slow.num_rows > 150
     assert pa.compute.sum(pa.compute.list_value_length(fast[s.EVENTS])).as_py() > 0
@@ -353,13 +367,14 @@ def test_fast_path_reads_real_events_and_links_like_the_tolerant_path() -> None:
         "nezha-trainticket-2023-01-29-08_50.jsonl.gz",
     ],
 )
-def test_fast_path_equals_tolerant_path_on_real_captures(name: str) -> None:
+@both_paths
+def test_fast_path_equals_tolerant_path_on_real_captures(fast_path: str, name: str) -> None:
     import gzip
 
     from test_ingest_corpus import OTLP
 
     block = gzip.decompress((OTLP / name).read_bytes())
-    fast, _, _ = fast_json.block_to_table(block)
+    fast, _, _ = BLOCK_READERS[fast_path](block)
     slow, _ = tolerant(block)
     assert plain(fast).equals(plain(slow))
 
@@ -393,3 +408,147 @@ def test_read_ahead_keeps_problem_order(tmp_path: Path, monkeypatch: pytest.Monk
     sequential = pa.concat_tables(fast_json.read_lines(blocks(log), log))
     assert plain(sequential).equals(plain(result.table))
     assert stats.problems == result.stats.problems
+
+
+def test_native_scanner_knows_the_promoted_keys() -> None:
+    from tailscope.ingest import _native
+    from tailscope.ingest.columns import PROMOTED_KEYS
+    from tailscope.ingest.flat import PROMOTED_ORDER
+
+    assert _native.PROMOTED_KEYS == PROMOTED_ORDER == tuple(sorted(PROMOTED_KEYS))
+
+
+def _one_span_line(**span_fields: Any) -> bytes:
+    span: dict[str, Any] = {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": "eee19b7ec3c1b174",
+        "name": "op",
+        "startTimeUnixNano": "1000",
+        "endTimeUnixNano": "2000",
+        **span_fields,
+    }
+    doc = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [span]}]}]}
+    return orjson.dumps(doc)
+
+
+# Lines the native scanner must hand to the tolerant reader (which reads or rejects them).
+NATIVE_FALLBACK_LINES: dict[str, bytes] = {
+    "base64 id": _one_span_line(spanId="7uGbfsPBsXQ="),
+    "short hex id": _one_span_line(spanId="e19b7ec3c1b174"),
+    "all-zero trace id": _one_span_line(traceId="0" * 32),
+    "enum name": _one_span_line(kind="SPAN_KIND_SERVER"),
+    "kind out of range": _one_span_line(kind=9),
+    "status code name": _one_span_line(status={"code": "STATUS_CODE_ERROR"}),
+    "end before start": _one_span_line(endTimeUnixNano="999"),
+    "negative time": _one_span_line(startTimeUnixNano=-5),
+    "time with sign": _one_span_line(startTimeUnixNano="+1000"),
+    "time as float": _one_span_line(startTimeUnixNano=1000.0),
+    "time overflows int64": _one_span_line(endTimeUnixNano=str(2**63)),
+    "missing end": b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"'
+    + b"5b8efff798038103d269b633813fc60c"
+    + b'","spanId":"eee19b7ec3c1b174","startTimeUnixNano":"1"}]}]}]}',
+    "snake_case field": _one_span_line(parent_span_id="eee19b7ec3c1b175"),
+    "array value": _one_span_line(attributes=[{"key": "a", "value": {"arrayValue": {}}}]),
+    "NaN double": _one_span_line(attributes=[{"key": "a", "value": {"doubleValue": "NaN"}}]),
+    "int as text with space": _one_span_line(
+        attributes=[{"key": "a", "value": {"intValue": " 5"}}]
+    ),
+    "two values": _one_span_line(
+        attributes=[{"key": "a", "value": {"stringValue": "x", "intValue": "1"}}]
+    ),
+    "null name": _one_span_line(name=None),
+    "repeated field": _one_span_line().replace(b'"name":"op"', b'"name":"op","name":"op2"'),
+    "metric line": b'{"resourceMetrics":[]}',
+    "not an object": b"[1,2]",
+    "trailing comma": _one_span_line().replace(b'"name":"op"', b'"name":"op",'),
+    "invalid UTF-8": _one_span_line().replace(b'"op"', b'"o\xffp"'),
+    "lone surrogate": _one_span_line().replace(b'"op"', b'"o\\ud800p"'),
+    "control character": _one_span_line().replace(b'"op"', b'"o\x01p"'),
+    "leading zero number": _one_span_line().replace(b'"name":"op"', b'"name":"op","x":01'),
+    "trailing garbage": _one_span_line() + b" x",
+    "truncated": _one_span_line()[:-3],
+    "too deep": _one_span_line().replace(b'"name":"op"', b'"name":"op","x":' + b"[" * 100)
+    + b"]" * 100,
+}
+
+
+@pytest.mark.parametrize("case", sorted(NATIVE_FALLBACK_LINES))
+def test_native_scanner_hands_quirks_to_the_tolerant_reader(case: str) -> None:
+    from tailscope.ingest import _native
+
+    block = _one_span_line() + b"\n" + NATIVE_FALLBACK_LINES[case] + b"\n"
+    assert isinstance(_native.scan_json(block), str)
+    with pytest.raises(fast_json.Unsupported):
+        fast_json.native_block_to_table(block)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # escapes in keys and values, unknown fields of every JSON type, nulls for lists
+        _one_span_line().replace(b'"name":"op"', b'"n\\u0061me":"o\\"p\\u00e9\\ud83d\\ude00"'),
+        _one_span_line(extra={"a": [1, -2.5e3, True, False, None, "x"]}, droppedEventsCount=3),
+        _one_span_line(attributes=None, events=None, links=None),
+        _one_span_line(kind=0, flags=0, traceState="", parentSpanId="", status={}),
+        _one_span_line(startTimeUnixNano=1000, endTimeUnixNano="0002000"),
+        _one_span_line(
+            attributes=[
+                {"key": "i", "value": {"intValue": "-007"}},
+                {"key": "j", "value": {"intValue": -0}},
+                {"key": "d", "value": {"doubleValue": -0}},
+                {"key": "e", "value": {"doubleValue": 1e-320}},
+                {"key": "f", "value": {"doubleValue": 12}},
+                {"value": {"stringValue": "no key"}},
+                {"key": "no value"},
+            ],
+            events=[{"name": "e"}, {"timeUnixNano": 5, "attributes": []}],
+            links=[{"traceId": "0" * 32, "spanId": "0" * 16}],
+        ),
+        b' \t{"resourceSpans":[]}\r',
+    ],
+)
+def test_native_scanner_reads_legal_variations_exactly(line: bytes) -> None:
+    block = line + b"\n"
+    fast, records, _ = fast_json.native_block_to_table(block)
+    slow, stats = tolerant(block)
+    assert stats.skipped_records == 0
+    assert records == stats.records
+    assert plain(fast).equals(plain(slow))
+
+
+def test_native_scanner_survives_random_corruption() -> None:
+    """Mutated lines: the scanner must never crash, and whatever it accepts must be exactly
+    what the tolerant reader reads, with nothing skipped."""
+    from tailscope.ingest import _native
+
+    rng = random.Random(42)
+    base = sample_lines(3, 9)
+    noise = [b'"', b"\\", b"{", b"}", b"[", b"]", b",", b":", b"0", b"-", b"e", b"\xc3", b" "]
+    accepted = 0
+    for _ in range(600):
+        data = bytearray(base)
+        for _ in range(rng.randrange(1, 4)):
+            pos = rng.randrange(len(data))
+            action = rng.random()
+            if action < 0.4:
+                data[pos] = rng.randrange(256)
+            elif action < 0.7:
+                data[pos:pos] = rng.choice(noise)
+            else:
+                del data[pos : pos + rng.randrange(1, 8)]
+        block = bytes(data)
+        if rng.random() < 0.2:
+            block = block[: rng.randrange(len(block))]
+        scanned = _native.scan_json(block)
+        if isinstance(scanned, str):
+            continue
+        try:
+            fast, records, _ = fast_json.native_block_to_table(block, scanned)
+        except fast_json.Unsupported:
+            continue
+        slow, stats = tolerant(block)
+        assert stats.skipped_records == 0 and stats.non_trace_lines == 0
+        assert records == stats.records
+        assert plain(fast).equals(plain(slow))
+        accepted += 1
+    assert accepted > 20  # mutations inside string values keep lines valid

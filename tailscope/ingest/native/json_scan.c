@@ -27,7 +27,7 @@ typedef struct {
     const char *why;           /* reason when a function returns -1 */
     Flat *f;
     Buf esc;                   /* unescaped text of the last string with escapes */
-    Buf key_tmp, val_tmp, name_tmp, msg_tmp, ts_tmp;
+    Buf key_tmp, val_tmp, name_tmp, msg_tmp, ts_tmp, ev_name_tmp;
     int32_t promo[N_PROMOTED]; /* the current span's first promoted attributes */
 } Sc;
 
@@ -594,7 +594,7 @@ static int span_event(Sc *sc) {
     unsigned mask = 0;
     int64_t when = 0;
     Str key, t;
-    sc->name_tmp.len = 0;
+    sc->ev_name_tmp.len = 0;
     TRY(obj_open(sc, &first));
     while ((r = obj_next(sc, &first, &key)) == 1) {
         if (KEY(&key, "timeUnixNano")) {
@@ -603,8 +603,8 @@ static int span_event(Sc *sc) {
         } else if (KEY(&key, "name")) {
             TRY(seen(sc, &mask, 2));
             TRY(parse_string(sc, &t));
-            sc->name_tmp.len = 0;
-            OOM(sc, buf_put(&sc->name_tmp, t.s, t.n));
+            sc->ev_name_tmp.len = 0;
+            OOM(sc, buf_put(&sc->ev_name_tmp, t.s, t.n));
         } else if (KEY(&key, "attributes")) {
             TRY(seen(sc, &mask, 4));
             TRY(attributes(sc, &f->e));
@@ -614,7 +614,7 @@ static int span_event(Sc *sc) {
     }
     TRY(r);
     BUF_PUT(&f->ev_time, int64_t, when);
-    OOM(sc, str_put(&f->ev_name_off, &f->ev_name_data, sc->name_tmp.p, sc->name_tmp.len));
+    OOM(sc, str_put(&f->ev_name_off, &f->ev_name_data, sc->ev_name_tmp.p, sc->ev_name_tmp.len));
     BUF_PUT(&f->ev_attr_off, int32_t, (int32_t)f->e.count);
     f->n_events++;
     return 0;
@@ -950,6 +950,7 @@ static void sc_free(Sc *sc) {
     buf_free(&sc->name_tmp);
     buf_free(&sc->msg_tmp);
     buf_free(&sc->ts_tmp);
+    buf_free(&sc->ev_name_tmp);
 }
 
 PyObject *tailscope_scan_json(PyObject *self, PyObject *arg) {

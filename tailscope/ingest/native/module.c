@@ -27,4 +27,26 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    /* the promoted keys the scanners look for, so a test can check they match Python's */
+    PyObject *keys = PyTuple_New(N_PROMOTED);
+    if (!keys) goto fail;
+    for (int i = 0; i < N_PROMOTED; i++) {
+        PyObject *k = PyUnicode_FromString(PROMOTED_KEYS[i]);
+        if (!k) {
+            Py_DECREF(keys);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(keys, i, k);
+    }
+    if (PyModule_AddObject(m, "PROMOTED_KEYS", keys) < 0) {
+        Py_DECREF(keys);
+        goto fail;
+    }
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}
