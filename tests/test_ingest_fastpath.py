@@ -552,3 +552,22 @@ def test_native_scanner_survives_random_corruption() -> None:
         assert plain(fast).equals(plain(slow))
         accepted += 1
     assert accepted > 20  # mutations inside string values keep lines valid
+
+
+def test_double_texts_are_python_reprs() -> None:
+    import numpy as np
+
+    from tailscope.ingest.flat import double_texts
+
+    rng = np.random.default_rng(7)
+    values = np.concatenate(
+        [
+            rng.random(200_000),
+            rng.random(200_000) * 10.0 ** rng.integers(-6, 20, 200_000),
+            np.round(rng.random(50_000) * 1000, 2),
+            rng.integers(-(10**6), 10**6, 50_000).astype(float),
+            [0.0, -0.0, 1e-4, 1e16, 1e16 - 2, 2**52 + 0.5, 0.1 + 0.2, 5e-324, 1e300],
+            [float("nan"), float("inf"), -float("inf")],
+        ]
+    )
+    assert double_texts(values).to_pylist() == [repr(v) for v in values.tolist()]

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Final
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -103,36 +104,43 @@ def _pool(flat: Flat, prefix: str) -> tuple[pa.Array, pa.Array, np.ndarray]:
     )
     where = _np(flat, prefix + "dbl_idx", np.int64)
     if len(where):
-        doubles = _np(flat, prefix + "dbl_val", np.float64)
-        mask = np.zeros(n, dtype=bool)
-        mask[where] = True
-        # replace_with_mask fills the masked slots in order, so give the texts in that order
-        order = np.argsort(where, kind="stable")
-        rendered = double_texts(doubles[order])
-        texts = pc.replace_with_mask(texts, pa.array(mask), rendered)
+        # the doubles' texts are empty: put the rendered ones in their places with one take
+        # (pc.replace_with_mask is far slower on long string arrays)
+        rendered = double_texts(_np(flat, prefix + "dbl_val", np.float64))
+        picks = np.arange(n, dtype=np.int64)
+        picks[where] = n + np.arange(len(where), dtype=np.int64)
+        texts = pa.concat_arrays([texts, rendered]).take(pa.array(picks))
     return keys, texts, tags
 
 
 def double_texts(values: np.ndarray) -> pa.Array:
-    """Python ``repr`` of each double (float64 array, no nulls).
+    """Python ``repr`` of each double (float64 array, no nulls), vectorised.
 
-    Arrow's shortest round-trip text equals ``repr`` for non-integer values with magnitude in
-    [1e-4, 1e16) that Arrow prints without an exponent: both print the shortest digits that
-    read back as the same double. The rest (integers, exponents, NaN, infinities) are formatted in
-    Python; in real traces they are few.
+    orjson prints a double as the shortest text that reads back as the same value (Ryu),
+    which is what ``repr`` prints too, in the same plain notation for magnitudes in
+    [1e-4, 1e16); ``tests/test_ingest_fastpath.py`` checks this on half a million values.
+    Zero, other magnitudes, NaN and infinities are formatted by ``repr`` itself.
     """
-    values = np.asarray(values, dtype=np.float64)
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    n = len(values)
+    if n == 0:
+        return pa.array([], pa.string())
+    text = np.frombuffer(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY), np.uint8)
+    inner = text[1:-1]  # without the brackets
+    commas = np.flatnonzero(inner == ord(","))
+    offsets = np.empty(n + 1, dtype=np.int32)
+    offsets[0] = 0
+    offsets[1:n] = commas - np.arange(n - 1)
+    offsets[n] = len(inner) - (n - 1)
+    data = np.delete(inner, commas)
+    texts = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
     magnitude = np.abs(values)
     with np.errstate(invalid="ignore"):
-        plain = (magnitude >= 1e-4) & (magnitude < 1e16) & (values != np.floor(values))
-    arrow_text = pc.cast(pa.array(values, pa.float64()), pa.string())
-    # Arrow switches to exponent notation earlier than repr for long values (e.g. 5.3e+14)
-    plain &= ~np.asarray(pc.match_substring(arrow_text, "e").to_numpy(zero_copy_only=False))
-    if plain.all():
-        return arrow_text
-    other = ~plain
+        other = ~((magnitude >= 1e-4) & (magnitude < 1e16))
+    if not other.any():
+        return texts
     fixed = pa.array([repr(v) for v in values[other].tolist()], pa.string())
-    return pc.replace_with_mask(arrow_text, pa.array(other), fixed)
+    return pc.replace_with_mask(texts, pa.array(other), fixed)
 
 
 def _attribute_column(flat: Flat, offsets: str, prefix: str) -> pa.Array:

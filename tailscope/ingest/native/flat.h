@@ -22,6 +22,7 @@ typedef struct {
 /* 0 on success, -1 when memory runs out (the scan is then abandoned). */
 static inline int buf_reserve(Buf *b, size_t extra) {
     if (b->len + extra <= b->cap) return 0;
+    if (extra > ((size_t)1 << 40)) return -1;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) cap *= 2;
     char *p = (char *)realloc(b->p, cap);
@@ -69,55 +70,15 @@ static const char *const PROMOTED_KEYS[N_PROMOTED] = {
     "rpc.response.status_code", "rpc.system", "rpc.system.name", "server.address",
 };
 
+static const unsigned char PROMOTED_LENGTHS[N_PROMOTED] = {9, 14, 10, 25, 25, 16, 20, 10, 24, 10, 15, 14};
+
 /* Index of `key` in PROMOTED_KEYS, or -1. */
 static inline int promoted_index(const char *key, size_t n) {
-    if (n < 9 || n > 25) return -1;
-    for (int i = 0; i < N_PROMOTED; i++) {
-        const char *k = PROMOTED_KEYS[i];
-        if (strlen(k) == n && memcmp(k, key, n) == 0) return i;
-    }
-    return -1;
-}
-
-/* Renders the doubles of a pool as repr(float) does, into their (empty) text slots, and
- * empties dbl_idx/dbl_val. Needs the GIL (Python's float formatting is not thread-safe). */
-static inline int pool_render_doubles(AttrPool *p) {
-    size_t n_dbl = p->dbl_idx.len / sizeof(int64_t);
-    if (!n_dbl) return 0;
-    const int64_t *idx = (const int64_t *)p->dbl_idx.p;
-    const double *val = (const double *)p->dbl_val.p;
-    const int32_t *off = (const int32_t *)p->val_off.p;
-    Buf data = {0}, offs = {0};
-    size_t next = 0, copied = 0;
-    int32_t zero = 0;
-    if (buf_put(&offs, &zero, sizeof zero)) goto fail;
-    for (int64_t i = 0; i < p->count; i++) {
-        if (next < n_dbl && idx[next] == i) {
-            char *text = PyOS_double_to_string(val[next], 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-            if (!text) goto fail;
-            int rc = buf_put(&data, text, strlen(text));
-            PyMem_Free(text);
-            if (rc) goto fail;
-            next++;
-        } else {
-            size_t len = (size_t)(off[i + 1] - off[i]);
-            if (buf_put(&data, p->val_data.p + off[i], len)) goto fail;
-        }
-        copied = data.len;
-        if (copied > (size_t)INT32_MAX) goto fail;
-        int32_t end = (int32_t)copied;
-        if (buf_put(&offs, &end, sizeof end)) goto fail;
-    }
-    buf_free(&p->val_data);
-    buf_free(&p->val_off);
-    p->val_data = data;
-    p->val_off = offs;
-    p->dbl_idx.len = 0;
-    p->dbl_val.len = 0;
-    return 0;
-fail:
-    buf_free(&data);
-    buf_free(&offs);
+    if (n < 9 || n > 25 || (key[0] != 'd' && key[0] != 'e' && key[0] != 'h' && key[0] != 'r' &&
+                            key[0] != 's'))
+        return -1;
+    for (int i = 0; i < N_PROMOTED; i++)
+        if (PROMOTED_LENGTHS[i] == n && memcmp(PROMOTED_KEYS[i], key, n) == 0) return i;
     return -1;
 }
 
