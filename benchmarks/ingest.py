@@ -219,7 +219,9 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="use this OTLP/JSON Lines file")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline-lines", type=int, default=200)
-    parser.add_argument("--proto-spans", type=int, default=200_000)
+    parser.add_argument(
+        "--proto-spans", type=int, help="spans in the protobuf file (default: all of --spans)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args()
 
@@ -239,7 +241,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> None:
         generate(path, args.spans)
         print(f"generated {path} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     proto_path = workdir / "spans.pb"
-    to_proto(path, proto_path, args.proto_spans)
+    to_proto(path, proto_path, args.proto_spans or sys.maxsize)
     mb = path.stat().st_size / 1e6
 
     def median_of(code: str, *extra: str) -> tuple[float, int, int, float]:
@@ -252,7 +254,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> None:
         )
 
     ours_s, rows, table_bytes, ours_rss = median_of(OURS, str(path))
-    proto_s, proto_rows, _, proto_rss = median_of(OURS, str(proto_path))
+    proto_s, proto_rows, proto_bytes, proto_rss = median_of(OURS, str(proto_path))
     naive_s, naive_rows, _, naive_rss = run(NAIVE, str(path), str(args.baseline_lines))
     pj_s, _, _, pj_rss = median_of(PYARROW_JSON, str(path))
 
@@ -267,9 +269,11 @@ def measure(args: argparse.Namespace, workdir: Path) -> None:
         f"peak RSS {ours_rss:7.0f} MiB = {ours_rss / table_mib:.2f}x final table "
         f"({table_mib:.0f} MiB)"
     )
+    proto_mib = proto_bytes / 2**20
     print(
         f"ours protobuf   : {proto_rows / proto_s:>12,.0f} spans/s "
-        f"{proto_path.stat().st_size / 1e6 / proto_s:7.1f} MB/s  peak RSS {proto_rss:7.0f} MiB"
+        f"{proto_path.stat().st_size / 1e6 / proto_s:7.1f} MB/s  peak RSS {proto_rss:7.0f} MiB = "
+        f"{proto_rss / proto_mib:.2f}x final table ({proto_mib:.0f} MiB, {proto_rows:,} spans)"
     )
     print(
         f"(a) json_format : {naive_rate:>12,.0f} spans/s (first {args.baseline_lines} lines, "

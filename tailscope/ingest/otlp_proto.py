@@ -12,13 +12,18 @@ from __future__ import annotations
 import base64
 import gc
 import math
-from collections.abc import Iterator
-from typing import Any, Final
+import sys
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from typing import Any, Final, NamedTuple
 
 import orjson
 import pyarrow as pa
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tailscope.ingest.columns import (
@@ -29,6 +34,7 @@ from tailscope.ingest.columns import (
     SpanColumns,
     resource_columns,
 )
+from tailscope.ingest.flat import Unsupported, table_from_flat
 from tailscope.ingest.otlp_json import BATCH_SPANS
 from tailscope.ingest.problems import ProblemLog
 from tailscope.ingest.sniff import proto_framing
@@ -164,6 +170,8 @@ def _append_span(
         raise BadRecord("bad start time", "time out of range")
     if end < start:
         raise BadRecord("end before start", f"end before start by {start - end} ns")
+    if any(event.time_unix_nano > INT64_MAX for event in span.events):
+        raise BadRecord("bad event time", "event time out of range")
     if not 0 <= span.kind <= 5:
         raise BadRecord("unknown span kind", f"unknown span kind: {span.kind}")
     if not 0 <= span.status.code <= 2:
@@ -272,33 +280,143 @@ def _append_resources(
                     log.bad(None, bad.reason_class, bad.detail, offset)
 
 
-def _messages(data: bytes, log: ProblemLog) -> Iterator[tuple[int, bytes]]:
-    if proto_framing(data[:16], len(data)) != "framed":
-        yield 0, data
-        return
+# ---------------------------------------------------------------- native scan and streaming
+
+BATCH_BYTES: Final = 8 * 1024 * 1024
+"""Encoded span data scanned natively in one go: frames are joined, and a single message is
+split at resource boundaries, into pieces of about this size."""
+
+
+class _Batch(NamedTuple):
+    """Whole messages ``(byte offset, payload)`` and what the scanner reads: their payloads
+    joined (concatenated protobuf messages are one message holding all their fields)."""
+
+    messages: list[tuple[int, bytes]]
+    joined: bytes
+
+
+def _whole_fields(payload: bytes) -> bool:
+    """True when ``payload`` is nothing but complete ``resource_spans`` fields, so joining it
+    to other payloads changes no field boundary (a truncated last field would otherwise read
+    on into the next message)."""
+    end = len(payload)
     pos = 0
-    while pos < len(data):
-        if pos + 4 > len(data):
-            log.bad(None, "truncated message", "truncated message: partial length prefix", pos)
-            return
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        if pos + 4 + length > len(data):
-            log.bad(
-                None,
-                "truncated message",
-                f"truncated message: frame of {length} bytes, {len(data) - pos - 4} left",
-                pos,
-            )
-            return
-        yield pos, data[pos + 4 : pos + 4 + length]
-        pos += 4 + length
+    while pos < end:
+        if payload[pos] != 0x0A:
+            return False
+        pos += 1
+        length = 0
+        shift = 0
+        while True:
+            if pos >= end or shift > 63:
+                return False
+            byte = payload[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        pos += length
+    return pos == end
 
 
-def read(data: bytes, log: ProblemLog) -> Iterator[pa.Table]:
-    """Read OTLP protobuf content (single message or length-framed messages)."""
+def _field_ends(message: bytes, step: int) -> list[int] | None:
+    """Cut points (byte offsets, the last one ``len(message)``) that split a single message
+    into pieces of about ``step`` bytes at ``resource_spans`` boundaries; None when its top
+    level is not just complete ``resource_spans`` fields."""
+    end = len(message)
+    cuts: list[int] = []
+    pos = 0
+    piece_start = 0
+    while pos < end:
+        if message[pos] != 0x0A:
+            return None
+        pos += 1
+        length = 0
+        shift = 0
+        while True:
+            if pos >= end or shift > 63:
+                return None
+            byte = message[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        pos += length
+        if pos - piece_start >= step:
+            cuts.append(pos)
+            piece_start = pos
+    if pos != end:
+        return None
+    if not cuts or cuts[-1] != end:
+        cuts.append(end)
+    return cuts
+
+
+def _resource_of(encoded: bytes | None) -> ResourceColumns:
+    if encoded is None:
+        return _resource(Resource())
+    try:
+        return _resource(Resource.FromString(encoded))
+    except DecodeError:  # the scanner validated it: cannot happen
+        raise Unsupported("resource") from None
+
+
+def _scope_of(encoded: bytes | None) -> tuple[str | None, str | None]:
+    if encoded is None:
+        return None, None
+    try:
+        scope = InstrumentationScope.FromString(encoded)
+    except DecodeError:  # the scanner validated it: cannot happen
+        raise Unsupported("scope") from None
+    return scope.name or None, scope.version or None
+
+
+WORKERS: Final = 2
+"""Batches converted at once: the scan releases the GIL and so do most Arrow kernels of the
+assembly, so two batches in flight keep both cores of a small machine busy."""
+
+
+def _convert(
+    batch: _Batch, cache: dict[bytes | None, ResourceColumns]
+) -> tuple[pa.Table, int, int] | None:
+    """(table, spans, resources without service.name) of one batch read natively, or None
+    when it needs upb."""
+    from tailscope.ingest import _native
+
+    scanned = _native.scan_proto(batch.joined)
+    if isinstance(scanned, str):
+        return None
+    try:
+        table, unknown = table_from_flat(scanned, batch.joined, _resource_of, _scope_of, cache)
+    except Unsupported:
+        return None
+    return table, int(scanned["n_spans"]), unknown
+
+
+def _converted(
+    batches: Iterator[_Batch], cache: dict[bytes | None, ResourceColumns]
+) -> Generator[tuple[_Batch, tuple[pa.Table, int, int] | None], None, None]:
+    """Each batch with its :func:`_convert` result, in order; :data:`WORKERS` threads convert
+    the next batches while the caller consumes this one."""
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="tailscope-proto") as pool:
+        pending: deque[tuple[_Batch, Future[tuple[pa.Table, int, int] | None]]] = deque()
+        for batch in batches:
+            pending.append((batch, pool.submit(_convert, batch, cache)))
+            if len(pending) > WORKERS:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def _read_upb(messages: Iterable[tuple[int, bytes]], log: ProblemLog) -> Iterator[pa.Table]:
+    """The tolerant path: upb parses each message, a Python loop appends its spans."""
     cols = SpanColumns()
     resource_cache: dict[bytes, ResourceColumns] = {}
-    for offset, payload in _messages(data, log):
+    for offset, payload in messages:
         message = TracesData()
         try:
             message.ParseFromString(payload)
@@ -311,3 +429,172 @@ def read(data: bytes, log: ProblemLog) -> Iterator[pa.Table]:
             cols = SpanColumns()
     if len(cols):
         yield cols.to_table()
+
+
+def _read_batches(batches: Iterator[_Batch], log: ProblemLog) -> Iterator[pa.Table]:
+    cache: dict[bytes | None, ResourceColumns] = {}
+    for batch, done in _converted(batches, cache):
+        if done is None:
+            yield from _bisect(batch, log, cache)
+        else:
+            yield from _account(done, log)
+
+
+def _account(done: tuple[pa.Table, int, int], log: ProblemLog) -> Iterator[pa.Table]:
+    table, spans, unknown = done
+    log.stats.records += spans
+    log.stats.unknown_service_resources += unknown
+    if table.num_rows:
+        yield table
+
+
+def _bisect(
+    batch: _Batch, log: ProblemLog, cache: dict[bytes | None, ResourceColumns]
+) -> Iterator[pa.Table]:
+    """A batch the scanner declined: halves are tried natively in turn, down to the messages
+    that need upb, so one bad span costs a few scans instead of the whole batch in upb."""
+    if len(batch.messages) == 1:
+        yield from _read_upb(batch.messages, log)
+        return
+    middle = len(batch.messages) // 2
+    for part in (batch.messages[:middle], batch.messages[middle:]):
+        half = _Batch(part, b"".join(payload for _, payload in part))
+        done = _convert(half, cache)
+        if done is None:
+            yield from _bisect(half, log, cache)
+        else:
+            yield from _account(done, log)
+
+
+def _read_single(message: bytes, log: ProblemLog, batch_bytes: int) -> Iterator[pa.Table]:
+    """One (possibly huge) message, scanned in pieces cut at resource boundaries. Its tables
+    are held until every piece has scanned: when one needs upb, upb reads the whole message,
+    exactly as it always did (a malformed message yields nothing)."""
+    cuts = _field_ends(message, batch_bytes) or [len(message)]
+    view = memoryview(message)
+    pieces = (
+        _Batch([(0, message)], message if len(cuts) == 1 else bytes(view[start:stop]))
+        for start, stop in zip([0, *cuts[:-1]], cuts, strict=True)
+    )
+    tables: list[pa.Table] = []
+    spans = unknown = 0
+    with closing(_converted(pieces, {})) as converted:
+        for _, done in converted:
+            if done is None:
+                break
+            tables.append(done[0])
+            spans += done[1]
+            unknown += done[2]
+        else:
+            log.stats.records += spans
+            log.stats.unknown_service_resources += unknown
+            yield from (table for table in tables if table.num_rows)
+            return
+    del tables
+    yield from _read_upb([(0, message)], log)
+
+
+def _frames(buffer: bytes, chunks: Iterator[bytes], log: ProblemLog) -> Iterator[tuple[int, bytes]]:
+    """``(offset of the length prefix, payload)`` of each collector frame, reading further
+    chunks only when the current frame needs them. ``buffer`` is the content read so far."""
+    pos = 0
+    base = 0  # offset of buffer[0] in the input
+    while True:
+        if len(buffer) - pos < 4:
+            buffer, base, pos = _refill(buffer, pos, chunks, 4), base + pos, 0
+            if not buffer:
+                return
+            if len(buffer) < 4:
+                detail = "truncated message: partial length prefix"
+                log.bad(None, "truncated message", detail, base)
+                return
+        length = int.from_bytes(buffer[pos : pos + 4], "big")
+        if len(buffer) - pos < 4 + length:
+            buffer, base, pos = _refill(buffer, pos, chunks, 4 + length), base + pos, 0
+            if len(buffer) < 4 + length:
+                detail = f"truncated message: frame of {length} bytes, {len(buffer) - 4} left"
+                log.bad(None, "truncated message", detail, base)
+                return
+        yield base + pos, buffer[pos + 4 : pos + 4 + length]
+        pos += 4 + length
+
+
+def _refill(buffer: bytes, pos: int, chunks: Iterator[bytes], need: int) -> bytes:
+    """``buffer[pos:]`` followed by enough further chunks to hold ``need`` bytes (or all)."""
+    parts = [buffer[pos:]]
+    have = len(parts[0])
+    while have < need:
+        chunk = next(chunks, None)
+        if chunk is None:
+            break
+        parts.append(chunk)
+        have += len(chunk)
+    return b"".join(parts)
+
+
+def _framed_batches(frames: Iterator[tuple[int, bytes]], batch_bytes: int) -> Iterator[_Batch]:
+    """Frames grouped into batches of about ``batch_bytes``; a frame whose top level is not
+    just complete ``resource_spans`` fields (truncated, or odd) is a batch of its own."""
+    pending: list[tuple[int, bytes]] = []
+    size = 0
+    for offset, payload in frames:
+        if not _whole_fields(payload):
+            if pending:
+                yield _Batch(pending, b"".join(p for _, p in pending))
+                pending, size = [], 0
+            yield _Batch([(offset, payload)], payload)
+            continue
+        pending.append((offset, payload))
+        size += len(payload)
+        if size >= batch_bytes:
+            yield _Batch(pending, b"".join(p for _, p in pending))
+            pending, size = [], 0
+    if pending:
+        yield _Batch(pending, b"".join(p for _, p in pending))
+
+
+def _framed(chunks: Iterator[bytes]) -> tuple[bool, bytes]:
+    """Whether the content is collector-framed, decided exactly as :func:`proto_framing`
+    decides on the whole content, and the content read for that: it reads on only while the
+    first frame could still be longer than the content."""
+    buffer = _refill(b"", 0, chunks, 5)
+    if len(buffer) >= 5 and buffer[4] == 0x0A:
+        buffer = _refill(buffer, 0, chunks, 4 + int.from_bytes(buffer[:4], "big"))
+    return proto_framing(buffer[:16], len(buffer)) == "framed", buffer
+
+
+def read(
+    data: bytes, log: ProblemLog, *, native: bool = True, batch_bytes: int = BATCH_BYTES
+) -> Iterator[pa.Table]:
+    """Read OTLP protobuf content held in memory (single message or length-framed messages).
+    ``native=False`` reads every message with upb only (the reference the tests compare
+    against)."""
+    yield from read_chunks(iter((data,)), log, native=native, batch_bytes=batch_bytes)
+
+
+def read_chunks(
+    chunks: Iterable[bytes],
+    log: ProblemLog,
+    *,
+    native: bool = True,
+    batch_bytes: int = BATCH_BYTES,
+) -> Iterator[pa.Table]:
+    """Read OTLP protobuf content given as chunks of any size. Framed content streams: frames
+    are cut from the chunks as they arrive, so memory does not grow with the input. A single
+    message is read whole first (when the native scan declines any part of it, upb needs all
+    of it). ``batch_bytes`` is how much encoded data one native scan takes."""
+    stream = iter(chunks)
+    framed, buffer = _framed(stream)
+    if not framed:
+        message = _refill(buffer, 0, stream, sys.maxsize)
+        del buffer  # may be a large part of the message: keep one copy only
+        if native:
+            yield from _read_single(message, log, batch_bytes)
+        else:
+            yield from _read_upb([(0, message)], log)
+        return
+    frames = _frames(buffer, stream, log)
+    if native:
+        yield from _read_batches(_framed_batches(frames, batch_bytes), log)
+    else:
+        yield from _read_upb(frames, log)

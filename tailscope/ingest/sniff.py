@@ -94,17 +94,19 @@ def proto_framing(head: bytes, size: int | None) -> str | None:
     Both start with field 1 (``resource_spans``, wire type 2: byte 0x0A); a framed file has it
     after the 4-byte length.
     """
-    if len(head) >= 5 and head[4] == 0x0A:
-        frame = int.from_bytes(head[:4], "big")
-        if frame > 0 and (size is None or frame + 4 <= size):
-            return "framed"
+    single = False
     if head[:1] == b"\x0a":
         parsed = _read_varint(head, 1)
         if parsed is not None:
             length, after = parsed
-            if size is None or after + length <= size:
-                return "single"
-    return None
+            single = size is None or after + length <= size
+    if len(head) >= 5 and head[4] == 0x0A:
+        frame = int.from_bytes(head[:4], "big")
+        # A first frame whose length starts with byte 0x0A is >= 160 MiB; far likelier, this
+        # is one big message whose first resource_spans has a 2- or 3-byte length.
+        if frame > 0 and (size is None or frame + 4 <= size) and not (head[0] == 0x0A and single):
+            return "framed"
+    return "single" if single else None
 
 
 def _describe_text(text: str) -> str:
