@@ -329,7 +329,9 @@ def test_runtimes_report_self_time_percentiles_and_stall_rates() -> None:
     assert java.stall_ms_per_minute_per_instance > 0
     assert runtimes["rust"].stalls == 0
     # reference: numpy percentile of java self times (HdrHistogram within 0.1 %, plus rank slack)
-    selfs = server_self_time(narrow(spans)).filter(pl.col("instance").str.starts_with("cart"))
+    selfs = server_self_time(narrow(spans)).filter(
+        pl.col("instance").cast(pl.String).str.starts_with("cart")
+    )
     ref = np.percentile(selfs["self_ns"].to_numpy() / MS, 50)
     assert java.p50_ms == pytest.approx(ref, rel=0.02)
     ref99 = np.percentile(selfs["self_ns"].to_numpy() / MS, 99)

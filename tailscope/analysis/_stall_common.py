@@ -12,7 +12,13 @@ Two rules hold throughout, because hosts' clocks disagree by tens of millisecond
 
 from __future__ import annotations
 
+from typing import Final
+
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from tailscope import schema as s
 from tailscope.schema import SpanKind, StatusCode
@@ -27,47 +33,106 @@ def _text(column: str) -> pl.Expr:
     return pl.col(column).cast(pl.String)
 
 
+def _names(column: str) -> pl.Expr:
+    """A name column as a polars categorical (global categories: joins across frames work;
+    frames built from Python strings must cast their name columns with :func:`as_names`)."""
+    return pl.col(column).cast(pl.Categorical)
+
+
+def as_names(*columns: str) -> list[pl.Expr]:
+    """Cast string ``columns`` of a small frame built in Python to the categorical dtype of the
+    narrowed span table's name columns, so the two can be joined."""
+    return [pl.col(c).cast(pl.Categorical) for c in columns]
+
+
+EVENT_TIMES: Final = "event_times"
+"""Span-table column derived from ``events``: each span's event times (list of int64 ns)."""
+EXCEPTION_TIMEOUT: Final = "exception_timeout"
+"""Span-table column derived from ``events``: an ERROR span whose ``exception`` event says
+timeout or deadline (False for every other span)."""
+
+
+def event_columns(
+    events: pa.ChunkedArray | pa.Array | None, error: NDArray[np.bool_]
+) -> list[pl.Series]:
+    """:data:`EVENT_TIMES` and :data:`EXCEPTION_TIMEOUT` from an Arrow ``events`` column.
+
+    Read in place: only the event times are taken from every span, and only the events of
+    ERROR spans (a small share) are converted to polars to look for a timeout. ``error`` is
+    the per-span ERROR status; ``events`` None means no span has events.
+    """
+    n = error.shape[0]
+    if events is None:
+        return [
+            pl.Series(EVENT_TIMES, [[]] * n, dtype=pl.List(pl.Int64)),
+            pl.Series(EXCEPTION_TIMEOUT, np.zeros(n, dtype=bool)),
+        ]
+    chunks = events.chunks if isinstance(events, pa.ChunkedArray) else [events]
+    lists: list[pa.Array] = []
+    for chunk in chunks:
+        lengths = pc.fill_null(pc.list_value_length(chunk), 0).to_numpy(zero_copy_only=False)
+        offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        times = pc.struct_field(pc.list_flatten(chunk), "time_unix_nano")
+        lists.append(pa.LargeListArray.from_arrays(pa.array(offsets), times))
+    as_lists = pl.from_arrow(pa.chunked_array(lists, type=pa.large_list(pa.int64())))
+    assert isinstance(as_lists, pl.Series)
+    times_series = as_lists.alias(EVENT_TIMES).rechunk()
+    timeout = np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(error & (times_series.list.len().to_numpy() > 0))
+    if rows.size:
+        subset = pl.from_arrow(pa.table({s.EVENTS: events.take(pa.array(rows))}))
+        assert isinstance(subset, pl.DataFrame)
+        timeout[rows] = subset.select(_exception_timeout_signal()).to_series().to_numpy()
+    return [times_series, pl.Series(EXCEPTION_TIMEOUT, timeout)]
+
+
+def with_event_columns(spans: pl.DataFrame) -> pl.DataFrame:
+    """``spans`` with :data:`EVENT_TIMES` and :data:`EXCEPTION_TIMEOUT` derived from its
+    ``events`` column (unchanged when it already has them)."""
+    if EVENT_TIMES in spans.columns and EXCEPTION_TIMEOUT in spans.columns:
+        return spans
+    error = (spans[s.STATUS_CODE] == StatusCode.ERROR).to_numpy()
+    events = spans[s.EVENTS].to_arrow() if s.EVENTS in spans.columns else None
+    return spans.with_columns(event_columns(events, error))
+
+
 def narrow(spans: pl.DataFrame) -> pl.DataFrame:
-    """The columns the stall analyses need, dictionary columns as plain strings.
+    """The columns the stall analyses need; names stay categorical (a million names cast to
+    strings cost a quarter of a gigabyte and make every join and group-by slower).
 
     Columns: ``tid``, ``sid``, ``pid`` (binary ids), ``service``, ``instance``, ``host``,
-    ``name``, ``kind``, ``start``, ``end``, ``dur`` (ns), ``error`` (status ERROR),
+    ``name`` (categorical), ``kind``, ``start``, ``end``, ``dur`` (ns), ``error`` (status ERROR),
     ``timeout`` (ERROR with a timeout signal), ``target`` (``server.address``, else
-    ``db.system``), ``resend`` (``http.request.resend_count``), ``language``, ``runtime``.
+    ``db.system``; categorical), ``resend`` (``http.request.resend_count``), ``language``,
+    ``runtime`` (categorical), ``event_times`` (list of ns).
 
-    Only the needed columns are converted; exception events are read only for ERROR spans
-    that no attribute or status message already marks as timed out (a small share of spans).
+    ``spans`` is the span table, either with its ``events`` column or with the columns
+    :func:`event_columns` derives from it (the pipeline reads them from the Arrow table and
+    never converts the events).
     """
+    spans = with_event_columns(spans)
     error = pl.col(s.STATUS_CODE) == StatusCode.ERROR
-    narrowed = spans.select(
+    return spans.select(
         pl.col(s.TRACE_ID).alias("tid"),
         pl.col(s.SPAN_ID).alias("sid"),
         pl.col(s.PARENT_SPAN_ID).alias("pid"),
-        _text(s.SERVICE).alias("service"),
-        _text(s.INSTANCE).alias("instance"),
-        _text(s.HOST).alias("host"),
-        _text(s.NAME).alias("name"),
+        _names(s.SERVICE).alias("service"),
+        _names(s.INSTANCE).alias("instance"),
+        _names(s.HOST).alias("host"),
+        _names(s.NAME).alias("name"),
         pl.col(s.KIND).cast(pl.Int8).alias("kind"),
         pl.col(s.START).alias("start"),
         pl.col(s.END).alias("end"),
         pl.max_horizontal(pl.col(s.END) - pl.col(s.START), pl.lit(0)).alias("dur"),
         error.alias("error"),
-        (error & _attribute_timeout_signal()).alias("timeout"),
-        pl.coalesce(_text(s.SERVER_ADDRESS), _text(s.DB_SYSTEM)).alias("target"),
+        (error & (_attribute_timeout_signal() | pl.col(EXCEPTION_TIMEOUT))).alias("timeout"),
+        pl.coalesce(_names(s.SERVER_ADDRESS), _names(s.DB_SYSTEM)).alias("target"),
         pl.col(s.HTTP_RESEND_COUNT).fill_null(0).alias("resend"),
-        _text(s.LANGUAGE).alias("language"),
-        _text(s.RUNTIME_NAME).alias("runtime"),
+        _names(s.LANGUAGE).alias("language"),
+        _names(s.RUNTIME_NAME).alias("runtime"),
+        pl.col(EVENT_TIMES).alias("event_times"),
     )
-    # exception events, only where they could still change the answer
-    with_events = spans.select(error & (pl.col(s.EVENTS).list.len() > 0)).to_series()
-    unsure = (with_events & ~narrowed["timeout"]).arg_true()
-    if unsure.len() == 0:
-        return narrowed
-    says = spans.select(s.EVENTS)[unsure].select(_exception_timeout_signal()).to_series()
-    hits = unsure.filter(says)
-    if hits.len() == 0:
-        return narrowed
-    return narrowed.with_columns(narrowed["timeout"].clone().scatter(hits, True))
 
 
 def _attribute_timeout_signal() -> pl.Expr:
@@ -144,7 +209,7 @@ def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def instance_timestamps(narrowed: pl.DataFrame, events: pl.Series | None) -> pl.DataFrame:
+def instance_timestamps(narrowed: pl.DataFrame) -> pl.DataFrame:
     """Every distinct timestamp each instance took (span starts, ends and event times), sorted.
 
     Columns: ``instance``, ``t`` (ns, in that instance's own clock) and ``starts`` (how many
@@ -157,20 +222,12 @@ def instance_timestamps(narrowed: pl.DataFrame, events: pl.Series | None) -> pl.
     parts = [
         keyed.select("code", pl.col("start").alias("t"), pl.lit(1).alias("starts")),
         keyed.select("code", pl.col("end").alias("t"), pl.lit(0).alias("starts")),
+        pl.DataFrame({"code": code, "t": narrowed["event_times"]})
+        .filter(pl.col("t").list.len() > 0)
+        .explode("t")
+        .select("code", "t", pl.lit(0).alias("starts"))
+        .filter(pl.col("t") > 0),
     ]
-    if events is not None:
-        ev = (
-            pl.DataFrame({"code": code, "ev": events})
-            .filter(pl.col("ev").list.len() > 0)
-            .explode("ev")
-            .select(
-                "code",
-                pl.col("ev").struct.field("time_unix_nano").alias("t"),
-                pl.lit(0).alias("starts"),
-            )
-            .filter(pl.col("t") > 0)
-        )
-        parts.append(ev)
     names = pl.DataFrame({"code": code, "instance": narrowed["instance"]}).unique("code")
     # distinct (code, t) are runs of the sorted frame: sum ``starts`` per run from a running
     # total instead of a hash group-by (which costs hundreds of MB on millions of keys)

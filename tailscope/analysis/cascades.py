@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from tailscope.analysis._stall_common import (
     NS_PER_MS,
+    as_names,
     client_calls,
     narrow,
     spans_across,
@@ -96,7 +97,7 @@ def _touched(
             "b": [st.end_unix_nano for st in stalls],
         },
         schema={"stall": pl.Int64, "instance": pl.String, "a": pl.Int64, "b": pl.Int64},
-    ).with_columns(gap=pl.col("b") - pl.col("a"))
+    ).with_columns(*as_names("instance"), gap=pl.col("b") - pl.col("a"))
     mine = narrowed.select("tid", "sid", "instance", "kind", "start", "end")
     # no timestamps inside a silence: a span overlapping it was in flight across (part of) it
     stretched = spans_across(mine, windows).with_columns(

@@ -39,6 +39,7 @@ from typing import Final
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from tailscope import schema as s
@@ -62,6 +63,8 @@ SEGMENT_COLUMNS: Final = (
 )
 """Columns of the segment table (times Unix ns, ids raw bytes like the span table;
 ``root_row`` is the root span's row number in the input table)."""
+PATH_INPUT_COLUMNS: Final = (s.TRACE_ID, s.SPAN_ID, s.SERVICE, s.NAME, s.KIND, s.START, s.END)
+"""Span columns :func:`segments_frame` reads (besides the tree and the ``FOLLOWS_FROM`` marks)."""
 
 
 def _clamped_intervals(
@@ -212,60 +215,95 @@ def critical_path(spans: pa.Table, tree: SpanTree | None = None) -> pa.Table:
         orphan's sub-tree has the orphan as root). Segments of one root sum to the root span's
         duration.
     """
-    frame = pl.from_arrow(spans)
+    frame = pl.from_arrow(spans.select(list(PATH_INPUT_COLUMNS)))
     assert isinstance(frame, pl.DataFrame)
-    tree = tree or build_span_tree(frame)
-    return segments_frame(frame, tree).to_arrow()
+    tree = tree or build_span_tree(spans)
+    follows_from = (
+        follows_from_rows(spans[s.ATTRIBUTES])
+        if s.ATTRIBUTES in spans.column_names
+        else np.zeros(spans.num_rows, dtype=bool)
+    )
+    return segments_frame(frame, tree, follows_from).to_arrow()
 
 
 FOLLOWS_FROM_KEY = "jaeger.reference_type"
 """Attribute the Jaeger reader sets on a span whose parent reference is ``FOLLOWS_FROM``."""
 
 
+def follows_from_rows(attributes: pa.ChunkedArray | pa.Array) -> NDArray[np.bool_]:
+    """Per span: True when it is marked as a ``FOLLOWS_FROM`` child (not awaited by its parent).
+
+    Reads the Arrow ``attributes`` column (list of key/value structs) in place: values are
+    compared first (almost never ``FOLLOWS_FROM``), so the attributes are never copied or
+    converted to polars.
+    """
+    chunks = attributes.chunks if isinstance(attributes, pa.ChunkedArray) else [attributes]
+    marked = np.zeros(len(attributes), dtype=bool)
+    offset = 0
+    for chunk in chunks:
+        items = pc.list_flatten(chunk)
+        hit = pc.equal(pc.struct_field(items, "value"), "FOLLOWS_FROM")
+        if pc.any(hit).as_py():
+            hit = pc.and_(hit, pc.equal(pc.struct_field(items, "key"), FOLLOWS_FROM_KEY))
+            rows = pc.filter(pc.list_parent_indices(chunk), hit).to_numpy()
+            marked[offset + rows] = True
+        offset += len(chunk)
+    return marked
+
+
 def follows_from_children(frame: pl.DataFrame) -> NDArray[np.bool_]:
-    """Per span: True when it is marked as a ``FOLLOWS_FROM`` child (not awaited by its parent)."""
+    """:func:`follows_from_rows` of a polars span table (all False without ``attributes``)."""
     if s.ATTRIBUTES not in frame.columns or frame.height == 0:
         return np.zeros(frame.height, dtype=bool)
-    element = pl.element().struct
-    marked = frame.select(
-        pl.col(s.ATTRIBUTES)
-        .list.eval(
-            (element.field("key") == FOLLOWS_FROM_KEY) & (element.field("value") == "FOLLOWS_FROM")
-        )
-        .list.any()
-        .fill_null(False)
-    ).to_series()
-    return marked.to_numpy().astype(bool, copy=False)
+    return follows_from_rows(frame[s.ATTRIBUTES].to_arrow())
 
 
-def segments_frame(frame: pl.DataFrame, tree: SpanTree) -> pl.DataFrame:
-    """:func:`critical_path` on a polars frame (the form the pipeline uses)."""
+def segments_frame(
+    frame: pl.DataFrame,
+    tree: SpanTree,
+    follows_from: NDArray[np.bool_] | None = None,
+    *,
+    ids: bool = True,
+) -> pl.DataFrame:
+    """:func:`critical_path` on a polars frame (the form the pipeline uses).
+
+    ``follows_from`` is :func:`follows_from_rows` of the table when the caller has it (the
+    frame then needs no ``attributes`` column). With ``ids=False`` only the columns hop
+    attribution reads are built (``seg_start``, ``seg_end``, ``hop_service``,
+    ``hop_operation``, ``component``, ``root_row``): no per-segment copies of ids and root names.
+    """
+    if follows_from is None:
+        follows_from = follows_from_children(frame)
     owner, seg_start, seg_end, component = critical_path_rows(
         frame[s.START].to_numpy(),
         frame[s.END].to_numpy(),
         frame[s.KIND].to_numpy(),
         tree,
-        follows_from_children(frame),
+        follows_from,
     )
     root = tree.root[owner]
-    owned = frame.select(s.TRACE_ID, s.SPAN_ID, s.SERVICE, s.NAME)[owner]
+    owned = frame.select(s.SERVICE, s.NAME)[owner]
+    columns: dict[str, pl.Series | NDArray[np.int64]] = {
+        "seg_start": seg_start,
+        "seg_end": seg_end,
+        "hop_service": owned[s.SERVICE],
+        "hop_operation": owned[s.NAME],
+        "component": pl.Series(component).replace_strict(
+            old=list(range(len(COMPONENTS))),
+            new=list(COMPONENTS),
+            return_dtype=pl.Enum(list(COMPONENTS)),
+        ),
+        "root_row": root,
+    }
+    if not ids:
+        return pl.DataFrame(columns)
+    owned_ids = frame.select(s.TRACE_ID, s.SPAN_ID)[owner]
     rooted = frame.select(s.SPAN_ID, s.SERVICE, s.NAME)[root]
-    return pl.DataFrame(
-        {
-            "trace_id": owned[s.TRACE_ID],
-            "span_id": owned[s.SPAN_ID],
-            "seg_start": seg_start,
-            "seg_end": seg_end,
-            "hop_service": owned[s.SERVICE],
-            "hop_operation": owned[s.NAME],
-            "component": pl.Series(component).replace_strict(
-                old=list(range(len(COMPONENTS))),
-                new=list(COMPONENTS),
-                return_dtype=pl.Enum(list(COMPONENTS)),
-            ),
-            "root_service": rooted[s.SERVICE],
-            "root_operation": rooted[s.NAME],
-            "root_span_id": rooted[s.SPAN_ID],
-            "root_row": root,
-        }
-    )
+    columns |= {
+        "trace_id": owned_ids[s.TRACE_ID],
+        "span_id": owned_ids[s.SPAN_ID],
+        "root_service": rooted[s.SERVICE],
+        "root_operation": rooted[s.NAME],
+        "root_span_id": rooted[s.SPAN_ID],
+    }
+    return pl.DataFrame(columns).select(SEGMENT_COLUMNS)

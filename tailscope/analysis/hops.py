@@ -172,7 +172,8 @@ def hop_attribution(
     """Root summaries and hop shares of every root operation.
 
     Args:
-        path: critical-path segments (see :func:`tailscope.analysis.critical_path.critical_path`).
+        path: critical-path segments (see :func:`tailscope.analysis.critical_path.critical_path`;
+            with ``root_row``, the hop columns and the segment times are enough).
         roots: one row per root span: ``trace_id``, ``root_span_id``, ``root_service``,
             ``root_operation``, ``duration_ns`` (and ``root_row`` when ``path`` has it: then
             requests are matched by it instead of by ids).
@@ -190,7 +191,15 @@ def hop_attribution(
     # a root's row number is the cheapest request key; hand-made frames may only have the ids
     by_row = "root_row" in path.columns and "root_row" in roots.columns
     request_keys = ["root_row"] if by_row else ["trace_id", "root_span_id"]
-    times = request_hop_times(path, request_keys)
+    if by_row:
+        # a root row names its root operation: group by the integer key alone, then label
+        times = (
+            path.group_by("root_row", *hop_keys)
+            .agg((pl.col("seg_end") - pl.col("seg_start")).sum().alias("hop_ns"))
+            .join(roots.select("root_row", *root_keys), on="root_row", how="inner")
+        )
+    else:
+        times = request_hop_times(path, request_keys)
     summaries: list[RootSummary] = []
     shares: list[HopShare] = []
     root_parts = roots.partition_by(root_keys, as_dict=True, maintain_order=True)

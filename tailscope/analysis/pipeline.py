@@ -3,14 +3,21 @@
 :func:`analyze` runs every analysis once, in dependency order, and keeps the intermediate frames
 that interactive front ends draw from:
 
-* ``Analysis.spans`` — the span table after clock-skew adjustment: every ``SPAN_SCHEMA`` column
-  (ids raw bytes, names as polars categoricals), with ``start_unix_nano``/``end_unix_nano``
-  *shifted* into the parent's clock (``duration_ns`` unchanged), plus ``skew_adjustment_ns``
-  (int64 ns added to both; subtract it to get the exported times), ``skew_corrected`` (this
-  span's own edge was corrected), ``is_root`` and ``is_orphan`` (booleans, see
-  :func:`tailscope.analysis.traces.with_roots`).
+* ``Analysis.spans`` — the span table after clock-skew adjustment, narrowed to the columns the
+  analyses read (:data:`ANALYSIS_COLUMNS`: ids raw bytes, names as polars categoricals; the
+  nested ``attributes``, ``events``, ``links`` and ``resource_attributes`` stay in the Arrow
+  table, row-aligned with this frame), with ``start_unix_nano``/``end_unix_nano`` *shifted* into
+  the parent's clock (``duration_ns`` unchanged), plus ``skew_adjustment_ns`` (int64 ns added to
+  both; subtract it to get the exported times), ``skew_corrected`` (this span's own edge was
+  corrected), ``is_root`` and ``is_orphan`` (booleans, see
+  :func:`tailscope.analysis.traces.with_roots`), ``event_times`` and ``exception_timeout``
+  (derived from ``events``, see :func:`tailscope.analysis._stall_common.event_columns`).
 * ``Analysis.path`` — critical-path segments of every trace (see
   :data:`tailscope.analysis.critical_path.SEGMENT_COLUMNS`; times in the adjusted clock, ns).
+
+:func:`prepare_spans` is the only step that reads the Arrow table: a caller that drops its
+reference to the ingest result afterwards (the CLI does) frees the table before the analyses
+allocate anything.
 
 Stop-the-world stalls, cascades and runtimes are computed by :mod:`tailscope.analysis.stalls`,
 :mod:`~tailscope.analysis.cascades` and :mod:`~tailscope.analysis.runtimes` on the *exported*
@@ -27,7 +34,8 @@ import polars as pl
 
 from tailscope import __version__
 from tailscope import schema as s
-from tailscope.analysis.critical_path import segments_frame
+from tailscope.analysis._stall_common import event_columns
+from tailscope.analysis.critical_path import follows_from_rows, segments_frame
 from tailscope.analysis.hops import (
     DEFAULT_MIN_TAIL_REQUESTS,
     DEFAULT_RESAMPLES,
@@ -43,7 +51,7 @@ from tailscope.analysis.skew import (
     clock_host_codes,
     skew_shifts,
 )
-from tailscope.analysis.span_tree import build_span_tree
+from tailscope.analysis.span_tree import SpanTree, build_span_tree
 from tailscope.report.model import (
     Cascade,
     InputSummary,
@@ -55,9 +63,39 @@ from tailscope.report.model import (
 )
 
 if TYPE_CHECKING:
-    from tailscope.ingest.model import IngestResult
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from tailscope.ingest.model import IngestResult, IngestStats
 
 MAX_PROBLEMS_IN_REPORT: Final = 20
+
+ANALYSIS_COLUMNS: Final = (
+    s.TRACE_ID,
+    s.SPAN_ID,
+    s.PARENT_SPAN_ID,
+    s.NAME,
+    s.KIND,
+    s.START,
+    s.END,
+    s.DURATION,
+    s.STATUS_CODE,
+    s.STATUS_MESSAGE,
+    s.SERVICE,
+    s.INSTANCE,
+    s.HOST,
+    s.LANGUAGE,
+    s.RUNTIME_NAME,
+    s.HTTP_STATUS_CODE,
+    s.RPC_GRPC_STATUS_CODE,
+    s.RPC_RESPONSE_STATUS_CODE,
+    s.SERVER_ADDRESS,
+    s.ERROR_TYPE,
+    s.HTTP_RESEND_COUNT,
+    s.DB_SYSTEM,
+)
+"""The ``SPAN_SCHEMA`` columns converted to polars for the analyses; the nested columns are
+read in place from the Arrow table (a million spans' attributes are ~0.3 GB in polars)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +114,10 @@ class AnalysisOptions:
     """Trace ids of the slowest spans kept per operation."""
     detect_stalls: bool = True
     """Run stall, cascade and runtime analysis (off: those sections stay empty)."""
+    keep_frames: bool = True
+    """Return the full segment frame (ids and root names per segment) for drill-down; off
+    (the CLI, which only renders the report), ``Analysis.path`` has just the columns hop
+    attribution reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +129,47 @@ class Analysis:
     """Skew-adjusted span table (see the module docstring for the columns)."""
     path: pl.DataFrame
     """Critical-path segments of every trace (ns, adjusted clock)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSpans:
+    """What the analyses read from an ingested table (:func:`prepare_spans`); holds no
+    reference to the Arrow table."""
+
+    spans: pl.DataFrame
+    """:data:`ANALYSIS_COLUMNS` with ``is_root``, ``is_orphan``, ``event_times`` and
+    ``exception_timeout`` (input row order)."""
+    tree: SpanTree
+    follows_from: NDArray[np.bool_]
+    """Per span: marked as a Jaeger ``FOLLOWS_FROM`` child (pruned from critical paths)."""
+    stats: IngestStats
+
+
+def prepare_spans(ingest: IngestResult) -> PreparedSpans:
+    """Link spans to their parents and convert the columns the analyses read to polars.
+
+    The nested columns are read in place (``FOLLOWS_FROM`` marks from ``attributes``, event
+    times and exception timeouts from ``events``) and never converted.
+    """
+    table = ingest.table
+    tree = build_span_tree(table)
+    spans = pl.from_arrow(table.select(list(ANALYSIS_COLUMNS)))
+    assert isinstance(spans, pl.DataFrame)
+    # one chunk per column now, or every later selection of the id columns copies them again
+    spans = spans.rechunk()
+    error = (spans[s.STATUS_CODE] == int(s.StatusCode.ERROR)).to_numpy()
+    # the same roots and orphans as tailscope.analysis.traces.with_roots, from the tree
+    spans = spans.with_columns(
+        pl.Series("is_root", tree.parent < 0, dtype=pl.Boolean),
+        pl.Series("is_orphan", tree.is_orphan, dtype=pl.Boolean),
+        *event_columns(table[s.EVENTS], error),
+    )
+    return PreparedSpans(
+        spans=spans,
+        tree=tree,
+        follows_from=follows_from_rows(table[s.ATTRIBUTES]),
+        stats=ingest.stats,
+    )
 
 
 def root_durations(spans: pl.DataFrame) -> pl.DataFrame:
@@ -129,25 +212,44 @@ def _stall_sections(
     return stalls, tuple(cascades), tuple(unexplained), runtimes
 
 
-def analyze(ingest: IngestResult, options: AnalysisOptions | None = None) -> Analysis:
+def analyze(
+    ingest: IngestResult | PreparedSpans, options: AnalysisOptions | None = None
+) -> Analysis:
     """Analyse an ingested span table: percentiles, critical paths, hops, stalls.
 
     Args:
-        ingest: the span table and ingest statistics from :func:`tailscope.ingest.read_spans`.
+        ingest: the span table and ingest statistics from :func:`tailscope.ingest.read_spans`,
+            or what :func:`prepare_spans` made of them.
         options: thresholds; defaults when None.
 
     Returns:
         The :class:`Analysis` (report, adjusted spans, critical-path segments).
     """
     options = options or AnalysisOptions()
-    tree = build_span_tree(ingest.table)
-    raw = pl.from_arrow(ingest.table)
-    assert isinstance(raw, pl.DataFrame)
-    # the same roots and orphans as tailscope.analysis.traces.with_roots, from the tree
-    raw = raw.with_columns(
-        pl.Series("is_root", tree.parent < 0, dtype=pl.Boolean),
-        pl.Series("is_orphan", tree.is_orphan, dtype=pl.Boolean),
-    )
+    prepared = ingest if isinstance(ingest, PreparedSpans) else prepare_spans(ingest)
+    raw, tree, stats = prepared.spans, prepared.tree, prepared.stats
+
+    problems = [
+        ProblemEntry(file=p.file, line=p.line, reason=p.reason)
+        for p in stats.problems[:MAX_PROBLEMS_IN_REPORT]
+    ]
+    stalls: tuple[Stall, ...] = ()
+    cascades: tuple[Cascade, ...] = ()
+    unexplained: tuple[UnexplainedTimeout, ...] = ()
+    runtimes: tuple[RuntimeSummary, ...] = ()
+    # first: their working frames are freed before the critical paths are built
+    if options.detect_stalls and raw.height:
+        try:
+            stalls, cascades, unexplained, runtimes = _stall_sections(raw)
+        except Exception as exc:  # a failing detector must not cost the rest of the report
+            problems.append(
+                ProblemEntry(
+                    file="<analysis>",
+                    line=None,
+                    reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
+                )
+            )
+
     start = raw[s.START].to_numpy()
     end = raw[s.END].to_numpy()
     shift, corrected = skew_shifts(
@@ -163,7 +265,7 @@ def analyze(ingest: IngestResult, options: AnalysisOptions | None = None) -> Ana
         pl.Series(SKEW_ADJUSTMENT, shift),
         pl.Series(SKEW_CORRECTED, corrected),
     )
-    path = segments_frame(adjusted, tree)
+    path = segments_frame(adjusted, tree, prepared.follows_from, ids=options.keep_frames)
 
     root_keys = {
         (str(a), str(b), int(c))
@@ -183,40 +285,20 @@ def analyze(ingest: IngestResult, options: AnalysisOptions | None = None) -> Ana
         ),
     )
 
-    problems = [
-        ProblemEntry(file=p.file, line=p.line, reason=p.reason)
-        for p in ingest.stats.problems[:MAX_PROBLEMS_IN_REPORT]
-    ]
-    stalls: tuple[Stall, ...] = ()
-    cascades: tuple[Cascade, ...] = ()
-    unexplained: tuple[UnexplainedTimeout, ...] = ()
-    runtimes: tuple[RuntimeSummary, ...] = ()
-    if options.detect_stalls and raw.height:
-        try:
-            stalls, cascades, unexplained, runtimes = _stall_sections(raw)
-        except Exception as exc:  # a failing detector must not cost the rest of the report
-            problems.append(
-                ProblemEntry(
-                    file="<analysis>",
-                    line=None,
-                    reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
-                )
-            )
-
     time_range = (int(start.min()), int(end.max())) if raw.height else None
     summary = InputSummary(
-        files=tuple(ingest.stats.files),
+        files=tuple(stats.files),
         spans=raw.height,
         traces=int(raw[s.TRACE_ID].n_unique()) if raw.height else 0,
         services=int(raw[s.SERVICE].n_unique()) if raw.height else 0,
-        skipped_records=ingest.stats.skipped_records,
+        skipped_records=stats.skipped_records,
         problems=tuple(problems),
         orphan_spans=int(raw["is_orphan"].sum()),
         skew_adjustments=int(corrected.sum()),
-        skipped_by_reason=dict(ingest.stats.skipped),
-        duplicate_spans=ingest.stats.duplicates_dropped,
-        non_trace_records=ingest.stats.non_trace_lines,
-        unknown_service_resources=ingest.stats.unknown_service_resources,
+        skipped_by_reason=dict(stats.skipped),
+        duplicate_spans=stats.duplicates_dropped,
+        non_trace_records=stats.non_trace_lines,
+        unknown_service_resources=stats.unknown_service_resources,
         time_range_unix_nano=time_range,
     )
     report = Report(

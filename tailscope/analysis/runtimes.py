@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tailscope.analysis._stall_common import NS_PER_MS, narrow
+from tailscope.analysis._stall_common import NS_PER_MS, as_names, narrow
 from tailscope.histogram import LatencyHistogram
 from tailscope.report.model import RuntimeSummary, Stall
 from tailscope.schema import SpanKind
@@ -109,7 +109,7 @@ def compare_runtimes(
             "ms": [st.duration_ms for st in stalls],
         },
         schema={"instance": pl.String, "ms": pl.Float64},
-    )
+    ).with_columns(as_names("instance"))
     runtime_of = narrowed.select("instance", "language", "runtime").unique("instance")
     stall_totals = (
         stall_frame.join(runtime_of, on="instance", how="inner")

@@ -112,9 +112,10 @@ def build_span_tree(spans: pa.Table | pl.DataFrame) -> SpanTree:
     if fixed:
         assert isinstance(spans, pa.Table)
         return tree_from_parents(*_parents_from_fixed_ids(spans))
-    frame = spans if isinstance(spans, pl.DataFrame) else pl.from_arrow(spans)
+    ids = [s.TRACE_ID, s.SPAN_ID, s.PARENT_SPAN_ID]
+    frame = spans if isinstance(spans, pl.DataFrame) else pl.from_arrow(spans.select(ids))
     assert isinstance(frame, pl.DataFrame)
-    keyed = frame.select(s.TRACE_ID, s.SPAN_ID, s.PARENT_SPAN_ID).with_row_index("_row")
+    keyed = frame.select(ids).with_row_index("_row")
     targets = keyed.select(
         pl.col(s.TRACE_ID),
         pl.col(s.SPAN_ID).alias(s.PARENT_SPAN_ID),

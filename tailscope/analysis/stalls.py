@@ -43,7 +43,6 @@ from typing import Final
 import numpy as np
 import polars as pl
 
-from tailscope import schema as s
 from tailscope.analysis._stall_common import (
     NS_PER_MS,
     client_calls,
@@ -105,7 +104,7 @@ def detect_stalls(
         return ()
     if narrowed is None:
         narrowed = narrow(spans)
-    stamps = instance_timestamps(narrowed, spans[s.EVENTS])
+    stamps = instance_timestamps(narrowed)
     candidates = _silences(stamps)
     if candidates.height == 0:
         return ()

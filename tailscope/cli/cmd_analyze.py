@@ -71,21 +71,28 @@ def analyze(
 ) -> None:
     """Per-operation percentiles, critical paths, and which hop owns each entry point's p99
     tail and variance; plus stop-the-world stalls and the timeouts they caused."""
-    from tailscope.analysis.pipeline import AnalysisOptions
+    import pyarrow as pa
+
+    from tailscope.analysis.pipeline import AnalysisOptions, prepare_spans
     from tailscope.analysis.pipeline import analyze as run_analysis
     from tailscope.cli.inputs import load
     from tailscope.render import RenderOptions, get_renderer
 
     name = choose_format(report_format, output)
     renderer = get_renderer(name)
-    result = load(inputs, input_format, strict, quiet)
-    analysis = run_analysis(
-        result, AnalysisOptions(min_tail_requests=min_tail_requests, detect_stalls=not no_stalls)
+    # No reference to the ingested Arrow table outlives prepare_spans: its memory goes back
+    # to the OS before the analyses allocate theirs (the pool keeps freed pages otherwise).
+    prepared = prepare_spans(load(inputs, input_format, strict, quiet))
+    pa.default_memory_pool().release_unused()
+    options = AnalysisOptions(
+        min_tail_requests=min_tail_requests, detect_stalls=not no_stalls, keep_frames=False
     )
+    report = run_analysis(prepared, options).report
+    del prepared
     to_terminal = output is None and sys.stdout.isatty()
     width = typer.get_terminal_size()[0] if to_terminal else 160
     text = renderer.render(
-        analysis.report, RenderOptions(top=top, color=to_terminal and name == "text", width=width)
+        report, RenderOptions(top=top, color=to_terminal and name == "text", width=width)
     )
     if output is None:
         sys.stdout.write(text)

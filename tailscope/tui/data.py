@@ -18,6 +18,7 @@ from tailscope.report.model import OperationStats, Report, Stall
 
 if TYPE_CHECKING:
     import polars as pl
+    import pyarrow as pa
 
     from tailscope.gate.evaluate import GateVerdict
 
@@ -48,17 +49,22 @@ SKEW_CORRECTED_COLUMN: Final = "skew_corrected"
 class TriageData:
     """Everything the TUI shows, computed before the first screen is drawn.
 
-    ``spans`` is the skew-adjusted span table (SPAN_SCHEMA columns, ids as raw bytes) and
-    ``path`` the critical-path segments (``trace_id, span_id, seg_start, seg_end, hop_service,
-    hop_operation, component, ...``; times Unix ns). Either may be None (a report read back from
-    JSON): the Trace screen then says that traces are not available. ``verdict`` is the gate's
-    ``GateVerdict`` when ``--baseline`` was given.
+    ``spans`` is the skew-adjusted span table (SPAN_SCHEMA columns, or the pipeline's narrower
+    frame with ``table`` alongside; ids as raw bytes) and ``path`` the critical-path segments
+    (``trace_id, span_id, seg_start, seg_end, hop_service, hop_operation, component, ...``;
+    times Unix ns). Either may be None (a report read back from JSON): the Trace screen then
+    says that traces are not available. ``verdict`` is the gate's ``GateVerdict`` when
+    ``--baseline`` was given.
     """
 
     report: Report
     spans: pl.DataFrame | None = None
     path: pl.DataFrame | None = None
     verdict: GateVerdict | None = None
+    table: pa.Table | None = None
+    """The ingested Arrow table, row-aligned with ``spans``, when ``spans`` lacks the nested
+    ``attributes`` and ``events`` columns (the pipeline's frame): a trace's rows are looked up
+    here only when it is drawn."""
 
 
 def filter_operations(operations: Sequence[OperationStats], text: str) -> list[OperationStats]:
@@ -187,13 +193,33 @@ def trace_summaries(data: TriageData, trace_ids: Sequence[str]) -> dict[str, Tra
     return out
 
 
-def _id_filter(frame: pl.DataFrame, column: str, trace_id: str) -> pl.DataFrame:
-    """Rows of one trace; the id column may hold raw bytes or hex text."""
+def _id_mask(frame: pl.DataFrame, column: str, trace_id: str) -> pl.Series:
+    """Which rows belong to one trace; the id column may hold raw bytes or hex text."""
     import polars as pl
 
-    if frame.schema[column] == pl.Binary:
-        return frame.filter(pl.col(column) == bytes.fromhex(trace_id))
-    return frame.filter(pl.col(column) == trace_id)
+    wanted = bytes.fromhex(trace_id) if frame.schema[column] == pl.Binary else trace_id
+    return frame.select(pl.col(column) == pl.lit(wanted)).to_series()
+
+
+def _id_filter(frame: pl.DataFrame, column: str, trace_id: str) -> pl.DataFrame:
+    """Rows of one trace; the id column may hold raw bytes or hex text."""
+    return frame.filter(_id_mask(frame, column, trace_id))
+
+
+def _trace_rows(data: TriageData, trace_id: str) -> pl.DataFrame:
+    """The span rows of one trace, with ``attributes`` and ``events`` from ``data.table`` when
+    the span frame does not carry them."""
+    import polars as pl
+
+    assert data.spans is not None
+    mask = _id_mask(data.spans, s.TRACE_ID, trace_id)
+    rows = data.spans.filter(mask)
+    nested = [c for c in (s.ATTRIBUTES, s.EVENTS) if c not in rows.columns]
+    if data.table is None or not nested or rows.height == 0:
+        return rows
+    details = pl.from_arrow(data.table.select(nested).take(mask.arg_true().to_arrow()))
+    assert isinstance(details, pl.DataFrame)
+    return rows.hstack(details)
 
 
 def _hex(value: object) -> str:
@@ -212,7 +238,7 @@ def trace_view(data: TriageData, trace_id: str) -> TraceView | None:
     """The waterfall of one trace (``trace_id`` lowercase hex), or None if it is not loaded."""
     if data.spans is None:
         return None
-    rows = _id_filter(data.spans, s.TRACE_ID, trace_id)
+    rows = _trace_rows(data, trace_id)
     if rows.height == 0:
         return None
     skew_column = next((c for c in SKEW_COLUMNS if c in rows.columns), None)

@@ -60,7 +60,11 @@ def triage_loader(
             progress.stage("Comparing with the baseline…")
             verdict = compare_with_baseline(result.table, known_good, result.stats.files)
         return TriageData(
-            report=analysis.report, spans=analysis.spans, path=analysis.path, verdict=verdict
+            report=analysis.report,
+            spans=analysis.spans,
+            path=analysis.path,
+            verdict=verdict,
+            table=result.table,
         )
 
     return load
