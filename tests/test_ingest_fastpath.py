@@ -571,3 +571,21 @@ def test_double_texts_are_python_reprs() -> None:
         ]
     )
     assert double_texts(values).to_pylist() == [repr(v) for v in values.tolist()]
+
+
+def test_native_scanner_is_built() -> None:
+    """The install compiles the scanner (a C compiler is needed; without one tailscope falls
+    back to the pyarrow.json path, which the tests above also cover)."""
+    import subprocess
+    import sys
+
+    from tailscope.ingest.flat import native
+
+    assert native is not None
+    run = subprocess.run(
+        [sys.executable, "-m", "tailscope", "version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "OTLP/JSON Lines reader: native (C)" in run.stdout

@@ -35,12 +35,8 @@ from tailscope.ingest.flat import (
     promoted_text,
     table_from_flat,
 )
+from tailscope.ingest.flat import native as _native
 from tailscope.ingest.problems import ProblemLog
-
-try:
-    from tailscope.ingest import _native
-except ImportError:  # pragma: no cover - an install without a C compiler
-    _native = None  # type: ignore[assignment]
 
 USE_NATIVE = True
 """Use the native scanner when it is built (tests switch it off to check the other path)."""

@@ -37,6 +37,13 @@ import pyarrow.compute as pc
 from tailscope import schema as s
 from tailscope.ingest.columns import INT32_MAX, INT32_MIN, PROMOTED_KEYS, ResourceColumns
 
+try:
+    from tailscope.ingest import _native
+except ImportError:  # pragma: no cover - installed without a C compiler
+    _native = None  # type: ignore[assignment]
+native = _native
+"""The native scanners (``tailscope.ingest._native``), or None when they were not built."""
+
 Flat = dict[str, bytes | int]
 ResourceOf = Callable[[bytes | None], ResourceColumns]
 ScopeOf = Callable[[bytes | None], tuple[str | None, str | None]]
