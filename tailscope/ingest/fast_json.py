@@ -596,7 +596,7 @@ NativeCache: TypeAlias = dict[bytes | None, ResourceColumns]
 
 
 def native_block_to_table(
-    block: bytes, scanned: Flat | str | None = None, resource_cache: NativeCache | None = None
+    block: Block, scanned: Flat | str | None = None, resource_cache: NativeCache | None = None
 ) -> tuple[pa.Table, int, int]:
     """:func:`block_to_table` through the native scanner (``tailscope.ingest._native``).
 
@@ -614,15 +614,17 @@ def native_block_to_table(
 
 
 Parsed: TypeAlias = "pa.Table | Flat | str | None"
+Block: TypeAlias = bytes | memoryview
+"""Whole lines: bytes, or a view of a read buffer (plain files are read without copying)."""
 
 
-def _try_parse(block: bytes) -> Parsed:
+def _try_parse(block: Block) -> Parsed:
     """Parse one block off the main thread: the native scan, else pyarrow.json (both release
     the GIL). None or a reason (str) when the block needs the tolerant path."""
     if _native is not None and USE_NATIVE:
         return _native.scan_json(block)
     try:
-        return _parse(block, PARSE_BLOCK_BYTES)
+        return _parse(bytes(block), PARSE_BLOCK_BYTES)
     except Unsupported:
         return None
 
@@ -633,7 +635,7 @@ releases the GIL, so two blocks scan on two cores)."""
 
 
 def read_lines(
-    blocks: Iterator[bytes], log: ProblemLog, ahead: DeferredLog | None = None
+    blocks: Iterator[Block], log: ProblemLog, ahead: DeferredLog | None = None
 ) -> Iterator[pa.Table]:
     """JSON Lines blocks through the fast path, each falling back to the tolerant reader.
 
@@ -650,7 +652,7 @@ def read_lines(
             line += _newlines(block, parsed)
         return
     with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="tailscope-json") as pool:
-        queue: deque[tuple[bytes, Future[Parsed], list[Held]]] = deque()
+        queue: deque[tuple[Block, Future[Parsed], list[Held]]] = deque()
         tail: list[Held] = []  # problems met after the last block
         exhausted = False
 
@@ -676,10 +678,10 @@ def read_lines(
         _replay(tail, log)
 
 
-def _newlines(block: bytes, parsed: Parsed) -> int:
+def _newlines(block: Block, parsed: Parsed) -> int:
     if isinstance(parsed, dict):
         return int(parsed["n_lines"])
-    return block.count(b"\n")
+    return bytes(block).count(b"\n")
 
 
 class _Caches(NamedTuple):
@@ -689,7 +691,7 @@ class _Caches(NamedTuple):
 
 def _one_block(
     first_line: int,
-    block: bytes,
+    block: Block,
     parsed: Parsed,
     log: ProblemLog,
     caches: _Caches,
@@ -700,9 +702,9 @@ def _one_block(
         if isinstance(parsed, dict):
             table, records, unknown = native_block_to_table(block, parsed, caches.native)
         else:
-            table, records, unknown = block_to_table(block, parsed, caches.arrow)
+            table, records, unknown = block_to_table(bytes(block), parsed, caches.arrow)
     except Unsupported:
-        yield from otlp_json.read_lines(iter([(first_line, block)]), log)
+        yield from otlp_json.read_lines(iter([(first_line, bytes(block))]), log)
         return
     log.stats.records += records
     log.stats.unknown_service_resources += unknown

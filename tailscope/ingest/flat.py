@@ -236,14 +236,17 @@ def promoted_int(
     return result
 
 
-def _slices(flat: Flat, prefix: str, raw: bytes) -> list[bytes | None]:
+def _slices(flat: Flat, prefix: str, raw: bytes | memoryview) -> list[bytes | None]:
     starts = _np(flat, prefix + "_start", np.int64).tolist()
     ends = _np(flat, prefix + "_end", np.int64).tolist()
-    return [None if b < 0 else raw[b:e] for b, e in zip(starts, ends, strict=True)]
+    return [None if b < 0 else bytes(raw[b:e]) for b, e in zip(starts, ends, strict=True)]
 
 
 def _resource_rows(
-    flat: Flat, raw: bytes, resource_of: ResourceOf, cache: dict[bytes | None, ResourceColumns]
+    flat: Flat,
+    raw: bytes | memoryview,
+    resource_of: ResourceOf,
+    cache: dict[bytes | None, ResourceColumns],
 ) -> list[ResourceColumns]:
     rows: list[ResourceColumns] = []
     for encoded in _slices(flat, "res", raw):
@@ -272,7 +275,7 @@ def _spread(values: list[str | None], owner: np.ndarray) -> pa.Array:
 
 def table_from_flat(
     flat: Flat,
-    raw: bytes,
+    raw: bytes | memoryview,
     resource_of: ResourceOf,
     scope_of: ScopeOf,
     resource_cache: dict[bytes | None, ResourceColumns],

@@ -161,31 +161,67 @@ class Source:
         block may end without a newline."""
         line_no = 1
         for block in self.raw_line_blocks(log):
-            yield line_no, block
-            line_no += block.count(b"\n")
+            data = bytes(block)
+            yield line_no, data
+            line_no += data.count(b"\n")
 
-    def raw_line_blocks(self, log: ProblemLog) -> Iterator[bytes]:
+    def raw_line_blocks(self, log: ProblemLog) -> Iterator[bytes | memoryview]:
         """:meth:`line_blocks` without the line numbers (a reader that counts lines on its
-        own, off the main thread, saves a pass over the data)."""
-        pending: list[bytes] = []  # the start of a line cut by the chunk boundary
+        own, off the main thread, saves a pass over the data). Blocks of a plain file are
+        read straight into their own buffers (memoryviews, no copy on the way)."""
+        if self.compressed or self._stdin_data is not None:
+            yield from _whole_lines(self.chunks(log))
+            return
+        yield from self._file_line_blocks()
+
+    def _file_line_blocks(self) -> Iterator[memoryview | bytes]:
+        pending = b""  # the start of a line cut by the previous read
         first = True
-        for chunk in self.chunks(log):
-            if first:
-                if chunk.startswith(b"\xef\xbb\xbf"):
-                    chunk = chunk[3:]
-                first = False
-            cut = chunk.rfind(b"\n")
-            if cut < 0:
-                pending.append(chunk)
-                continue
-            # Copy each byte at most once: the common block is the chunk itself or one join.
-            if pending:
-                block = b"".join([*pending, memoryview(chunk)[: cut + 1]])
-            elif cut + 1 == len(chunk):
-                block = chunk
-            else:
-                block = chunk[: cut + 1]
-            pending = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
-            yield block
+        try:
+            with open(self.name, "rb") as fh:
+                while True:
+                    buf = bytearray(len(pending) + READ_BYTES)
+                    buf[: len(pending)] = pending
+                    got = fh.readinto(memoryview(buf)[len(pending) :])
+                    if not got:
+                        break
+                    self._progress.advance(got)
+                    filled = len(pending) + got
+                    start = 3 if first and buf.startswith(b"\xef\xbb\xbf") else 0
+                    first = False
+                    cut = buf.rfind(b"\n", start, filled)
+                    if cut < 0:
+                        pending = bytes(buf[start:filled])
+                        continue
+                    yield memoryview(buf)[start : cut + 1]
+                    pending = bytes(buf[cut + 1 : filled])
+        except OSError as exc:
+            raise InputError(f"{self.name}: unreadable file ({exc.strerror or exc})") from None
         if pending:
-            yield b"".join(pending)
+            yield pending
+
+
+def _whole_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Re-cut chunks at line ends (BOM removed); the last block may end without a newline."""
+    pending: list[bytes] = []  # the start of a line cut by the chunk boundary
+    first = True
+    for chunk in chunks:
+        if first:
+            if chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+            first = False
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            pending.append(chunk)
+            continue
+        # Copy each byte at most once: the common block is the chunk itself or one join.
+        if pending:
+            block = b"".join([*pending, memoryview(chunk)[: cut + 1]])
+        elif cut + 1 == len(chunk):
+            block = chunk
+        else:
+            block = chunk[: cut + 1]
+        pending = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
+        yield block
+    if pending:
+        yield b"".join(pending)
