@@ -1,48 +1,40 @@
-"""Analyze benchmark: the whole ``tailscope analyze`` against a DuckDB percentile query.
+"""Analyze benchmark: the whole ``tailscope analyze`` command against a DuckDB percentile query.
 
 For each size (default 250k, 500k and 1M spans) a simulated OTLP/JSON Lines file is generated
-once with ``tailscope generate checkout --spans N`` (cached in ``--workdir``), then, in the same
-run and each in its own fresh interpreter so that wall time and peak RSS are its own:
+once with ``tailscope generate SCENARIO --spans N --seed SEED`` (cached in ``--workdir``), then,
+in the same run, each contender runs in its own process (wall time and peak RSS are that
+process's own, from ``wait4``):
 
-* **tailscope**: ``tailscope analyze FILE --format json`` — ingest, per-operation HdrHistogram
-  percentiles, skew adjustment, critical paths of every trace, hop attribution with bootstrap
-  intervals, stall/cascade/runtime detection, JSON rendering;
+* **tailscope analyze**: ``python -m tailscope analyze FILE --format json -o /dev/null --quiet``
+  — ingest, per-operation HdrHistogram percentiles, skew adjustment, critical paths of every
+  trace, hop attribution with 200 bootstrap resamples, stall/cascade/runtime detection, JSON;
+* **tailscope analyze --no-stalls**: the same without stall/cascade/runtime detection, i.e. the
+  scope of issue 4 (ingest, percentiles, critical paths, hops);
 * **duckdb**: ``read_ndjson`` of the same file, unnest resourceSpans → scopeSpans → spans, and
-  per-(service, operation) ``count`` and ``quantile_cont`` at p50/p90/p99/p99.9 (no critical
-  path, no attribution): what users do today;
-* **analysis only**: ``tailscope.analysis.pipeline.analyze`` on the table already in memory,
-  split into its stages, to show where the time goes after ingest.
+  per-(service, operation, kind) ``count`` and ``quantile_cont`` at p50/p90/p99/p99.9 (no
+  critical path, no attribution): what users do today.
 
-Each contender runs ``--repeat`` times; medians are printed with the ratio DuckDB / tailscope
-and the growth per span between sizes.
+Each contender runs ``--repeat`` times, interleaved; medians are printed with the ratio
+DuckDB / tailscope, time per million spans and peak RSS per span at each size (and the marginal
+RSS per span between sizes), so that linear growth is visible. ``--stages`` adds one run that
+splits tailscope's time into ingest, conversion and analysis.
 
-Run:  python benchmarks/analyze.py                              # 250k, 500k, 1M; 3 repeats
-      python benchmarks/analyze.py --sizes 100000 --repeat 1    # quick look
+Run:  python benchmarks/analyze.py                               # 250k, 500k, 1M; 3 repeats
+      python benchmarks/analyze.py --sizes 100000 --repeat 1     # quick look
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-PEAK_RSS = (
-    "\nfor _l in open('/proc/self/status'):\n"
-    "    if _l.startswith('VmHWM:'): print('PEAK_MIB', int(_l.split()[1]) / 1024)\n"
-)
-
-TAILSCOPE = """
-import sys
-from tailscope.cli import main
-try:
-    main(["analyze", sys.argv[1], "--format", "json", "-o", "/dev/null", "--quiet", *sys.argv[2:]])
-except SystemExit as exc:
-    if exc.code not in (0, None):
-        raise
-"""
 
 DUCKDB = """
 import sys, duckdb
@@ -70,58 +62,59 @@ print('ROWS', sum(r[3] for r in rows))
 
 STAGES = """
 import sys, time
+import pyarrow as pa
 from tailscope.ingest import read_spans
-t = time.perf_counter()
-result = read_spans([sys.argv[1]])
-print('STAGE ingest', time.perf_counter() - t)
-import polars as pl
-from tailscope import schema as s
-from tailscope.analysis.span_tree import build_span_tree
-from tailscope.analysis.skew import skew_shifts, clock_host_codes
-from tailscope.analysis.critical_path import segments_frame
-from tailscope.analysis.percentiles import operation_stats
-from tailscope.analysis.hops import hop_attribution
-from tailscope.analysis.pipeline import root_durations, _stall_sections
-marks = [('start', time.perf_counter())]
-def mark(name):
-    marks.append((name, time.perf_counter()))
-tree = build_span_tree(result.table); mark('span tree')
-raw = pl.from_arrow(result.table).with_columns(
-    pl.Series('is_root', tree.parent < 0), pl.Series('is_orphan', tree.is_orphan))
-mark('to polars')
-start, end = raw[s.START].to_numpy(), raw[s.END].to_numpy()
-shift, corrected = skew_shifts(start, end, clock_host_codes(raw), tree); mark('skew')
-adjusted = raw.with_columns(pl.Series(s.START, start + shift), pl.Series(s.END, end + shift))
-path = segments_frame(adjusted, tree); mark('critical path')
-ops = operation_stats(raw); mark('percentiles')
-roots, hops = hop_attribution(path, root_durations(adjusted)); mark('hops + bootstrap')
-if len(sys.argv) < 3:
-    _stall_sections(raw); mark('stalls/cascades/runtimes')
-for (_, a), (name, b) in zip(marks, marks[1:]):
-    print('STAGE', name, b - a)
-print('STAGE analysis total', marks[-1][1] - marks[0][1])
+from tailscope.analysis.pipeline import AnalysisOptions, analyze, prepare_spans
+t0 = time.perf_counter()
+prepared = prepare_spans(read_spans([sys.argv[1]]))
+t1 = time.perf_counter()
+pa.default_memory_pool().release_unused()
+analyze(prepared, AnalysisOptions(detect_stalls=False, keep_frames=False))
+t2 = time.perf_counter()
+analyze(prepared, AnalysisOptions(keep_frames=False))
+t3 = time.perf_counter()
+print(f'STAGE ingest + conversion {t1 - t0:.2f}')
+print(f'STAGE percentiles, critical paths, hops {t2 - t1:.2f}')
+print(f'STAGE the same with stalls, cascades, runtimes {t3 - t2:.2f}')
 """
 
 
-def measure(code: str, path: Path, *extra: str) -> tuple[float, float, list[str]]:
-    """(wall seconds, peak RSS MiB, stdout lines) of ``code`` in a fresh interpreter."""
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", code + PEAK_RSS, str(path), *extra],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"benchmark step failed:\n{done.stderr[-2000:]}")
-    lines = done.stdout.splitlines()
-    peak = next(float(x.split()[1]) for x in lines if x.startswith("PEAK_MIB"))
-    return wall, peak, lines
+@dataclass(frozen=True)
+class Contender:
+    label: str
+    argv: tuple[str, ...]
+    """Command line; ``{file}`` is replaced by the input file."""
 
 
-def ensure_file(workdir: Path, spans: int, scenario: str) -> Path:
-    path = workdir / f"{scenario}-{spans}.jsonl"
+def contenders() -> list[Contender]:
+    analyze = (sys.executable, "-m", "tailscope", "analyze", "{file}", "--format", "json")
+    quiet = ("-o", os.devnull, "--quiet")
+    return [
+        Contender("tailscope analyze", (*analyze, *quiet)),
+        Contender("tailscope analyze --no-stalls", (*analyze, *quiet, "--no-stalls")),
+        Contender("duckdb read_ndjson + quantile", (sys.executable, "-c", DUCKDB, "{file}")),
+    ]
+
+
+def measure(argv: tuple[str, ...], path: Path) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MiB, stdout) of one run in its own process."""
+    command = [str(path) if a == "{file}" else a for a in argv]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err)
+        # wait4 reaps the child and returns its own resource usage (peak RSS in KiB)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode != 0:
+            raise SystemExit(f"benchmark step failed: {' '.join(command)}\n{err.read()[-2000:]}")
+        return wall, usage.ru_maxrss / 1024, out.read()
+
+
+def ensure_file(workdir: Path, spans: int, scenario: str, seed: int) -> Path:
+    path = workdir / f"{scenario}-{spans}-seed{seed}.jsonl"
     if not path.exists():
         print(f"generating {path} ...", flush=True)
         subprocess.run(
@@ -134,7 +127,7 @@ def ensure_file(workdir: Path, spans: int, scenario: str) -> Path:
                 "--spans",
                 str(spans),
                 "--seed",
-                "1",
+                str(seed),
                 "-o",
                 str(path),
                 "--quiet",
@@ -146,54 +139,59 @@ def ensure_file(workdir: Path, spans: int, scenario: str) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sizes", default="250000,500000,1000000")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--scenario", default="checkout")
+    parser.add_argument("--sizes", default="250000,500000,1000000", help="spans per file")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median)")
+    parser.add_argument("--scenario", default="gc-cascade", help="tailscope generate scenario")
+    parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/tailscope-bench-analyze"))
-    parser.add_argument("--no-stages", action="store_true", help="skip the per-stage breakdown")
-    parser.add_argument(
-        "--with-stalls",
-        action="store_true",
-        help="include stall/cascade/runtime detection (default: --no-stalls, i.e. ingest, "
-        "percentiles, critical paths and hop attribution as issue 4 specifies)",
-    )
+    parser.add_argument("--stages", action="store_true", help="also split tailscope's time")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     sizes = [int(x) for x in args.sizes.split(",")]
-    summary: list[tuple[int, float, float, float, float]] = []
+    runners = contenders()
+    # (label, spans) -> (median seconds, median peak MiB)
+    results: dict[tuple[str, int], tuple[float, float]] = {}
     for spans in sizes:
-        path = ensure_file(args.workdir, spans, args.scenario)
+        path = ensure_file(args.workdir, spans, args.scenario, args.seed)
+        runs: dict[str, list[tuple[float, float]]] = {c.label: [] for c in runners}
+        for _ in range(args.repeat):
+            for c in runners:  # interleaved: a noisy minute hurts every contender alike
+                wall, peak, _ = measure(c.argv, path)
+                runs[c.label].append((wall, peak))
         size_mb = path.stat().st_size / 1e6
-        extra = () if args.with_stalls else ("--no-stalls",)
-        ours = [measure(TAILSCOPE, path, *extra) for _ in range(args.repeat)]
-        duck = [measure(DUCKDB, path) for _ in range(args.repeat)]
-        ours_s = statistics.median(w for w, _, _ in ours)
-        ours_mb = statistics.median(p for _, p, _ in ours)
-        duck_s = statistics.median(w for w, _, _ in duck)
-        duck_mb = statistics.median(p for _, p, _ in duck)
         print(
-            f"\n== {spans:,} spans ({size_mb:,.0f} MB, {args.scenario}), median of {args.repeat} =="
+            f"\n== {spans:,} spans ({size_mb:,.0f} MB, {args.scenario} seed {args.seed}), "
+            f"median of {args.repeat} =="
         )
-        label = "tailscope analyze" + ("" if args.with_stalls else " --no-stalls")
-        print(f"{label:<30}: {ours_s:6.2f} s   peak RSS {ours_mb:7.0f} MiB")
-        print(f"{'duckdb percentiles':<30}: {duck_s:6.2f} s   peak RSS {duck_mb:7.0f} MiB")
-        print(f"speed-up (duckdb / tailscope): {duck_s / ours_s:.2f}x")
-        if not args.no_stages:
-            _, _, lines = measure(STAGES, path, *extra)
-            for line in lines:
-                if line.startswith("STAGE"):
-                    name, _, seconds = line[6:].rpartition(" ")
-                    print(f"  {name:<28} {float(seconds):6.2f} s")
-        summary.append((spans, ours_s, ours_mb, duck_s, duck_mb))
-    if len(summary) > 1:
-        print("\n== growth ==")
-        base_spans, base_s, base_mb, _, _ = summary[0]
-        for spans, s, mb, d, _ in summary:
+        print(f"{'':<32}{'time':>9}{'peak RSS':>12}{'s/M spans':>11}{'B/span':>8}{'vs duckdb':>11}")
+        duck_s = statistics.median(w for w, _ in runs[runners[-1].label])
+        for c in runners:
+            seconds = statistics.median(w for w, _ in runs[c.label])
+            peak = statistics.median(p for _, p in runs[c.label])
+            results[(c.label, spans)] = (seconds, peak)
             print(
-                f"{spans:>9,} spans: time x{s / base_s:4.2f}, RSS x{mb / base_mb:4.2f} "
-                f"for spans x{spans / base_spans:4.2f}; {s / spans * 1e6:5.2f} s per M spans; "
-                f"vs duckdb {d / s:.2f}x"
+                f"{c.label:<32}{seconds:8.2f}s{peak:8.0f} MiB{seconds / spans * 1e6:10.2f}"
+                f"{peak * 2**20 / spans:8.0f}{duck_s / seconds:10.2f}x"
             )
+        if args.stages:
+            _, _, out = measure((sys.executable, "-c", STAGES, "{file}"), path)
+            for line in out.splitlines():
+                if line.startswith("STAGE "):
+                    name, _, seconds_text = line[6:].rpartition(" ")
+                    print(f"  {name:<48} {float(seconds_text):6.2f} s")
+    if len(sizes) > 1:
+        print("\n== growth (marginal cost per span between consecutive sizes) ==")
+        for c in runners:
+            for small, large in itertools.pairwise(sizes):
+                s0, m0 = results[(c.label, small)]
+                s1, m1 = results[(c.label, large)]
+                extra = large - small
+                print(
+                    f"{c.label:<32}{small:>9,} -> {large:>9,}: time x{s1 / s0:4.2f}, "
+                    f"RSS x{m1 / m0:4.2f} for spans x{large / small:4.2f}; "
+                    f"{(s1 - s0) / extra * 1e6:5.2f} s and {(m1 - m0) * 2**20 / extra:5.0f} B "
+                    "per extra span"
+                )
 
 
 if __name__ == "__main__":

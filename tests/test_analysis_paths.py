@@ -333,6 +333,31 @@ def test_fast_integer_id_path_matches_the_polars_join_on_sliced_chunked_tables()
     assert build_span_tree(chunked).parent.tolist() == [-1, 0, 1, -1, 3, -1]
 
 
+def test_unique_span_id_path_matches_the_polars_join() -> None:
+    """With every span id distinct the tree is found by span id alone; a parent id naming a
+    span of another trace is still no parent (an orphan), as with the (trace, span) join."""
+    rows = [
+        span(1, None, SERVER, 0, 100),
+        span(2, 1, CLIENT, 10, 90),
+        span(3, 2, SERVER, 20, 80, service="b", host="h2"),
+        span(4, 1, SERVER, 0, 5, trace=2),  # span 1 is in trace 1, not 2: orphan
+        span(5, 4, CLIENT, 1, 4, trace=2),
+        span(6, 99, SERVER, 0, 9, trace=3),  # parent id nowhere: orphan
+        span(7, None, SERVER, 0, 9, trace=(1 << 64) + 1),  # same low word as trace 1
+        span(8, 7, CLIENT, 1, 8, trace=(1 << 64) + 1),
+    ]
+    table = table_from_rows(rows)
+    chunked = pa.concat_tables([table.slice(0, 3), table.slice(3)])
+    for candidate in (table, chunked, chunked.slice(2)):
+        fast = build_span_tree(candidate)
+        slow = build_span_tree(pl.from_arrow(candidate))
+        assert fast.parent.tolist() == slow.parent.tolist()
+        assert fast.is_orphan.tolist() == slow.is_orphan.tolist()
+    tree = build_span_tree(table)
+    assert tree.parent.tolist() == [-1, 0, 1, -1, 3, -1, -1, 6]
+    assert tree.is_orphan.tolist() == [False, False, False, True, False, True, False, False]
+
+
 def test_empty_input_gives_an_empty_report() -> None:
     result = analyze(IngestResult(s.empty_table(), IngestStats()))
     assert result.report.input.spans == 0

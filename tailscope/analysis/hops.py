@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from tailscope.histogram import LatencyHistogram
+from tailscope.analysis.percentiles import hdr_quantiles_ns
 from tailscope.report.model import HopShare, RootSummary
 from tailscope.types import HopComponent
 
@@ -211,10 +211,9 @@ def hop_attribution(
         hop_rows = time_parts.get(key)
         total_ms = requests["duration_ns"].clip(lower_bound=0).to_numpy() / NS_PER_MS
         n = total_ms.size
-        hist = LatencyHistogram.from_durations_ns(
-            requests["duration_ns"].clip(lower_bound=0).to_numpy()
+        p50, p99 = hdr_quantiles_ns(
+            requests["duration_ns"].clip(lower_bound=0).to_numpy(), [0.5, TAIL_QUANTILE]
         )
-        p50, p99 = hist.quantiles_ns([0.5, TAIL_QUANTILE])
         threshold = float(np.quantile(total_ms, TAIL_QUANTILE, method="inverted_cdf"))
         in_tail = total_ms > threshold
         tail_requests = int(in_tail.sum())

@@ -65,18 +65,44 @@ def _dense_codes(words: NDArray[np.uint64]) -> NDArray[np.int64]:
     return code
 
 
+def _parents_of_unique_span_ids(
+    trace_words: NDArray[np.uint64],
+    span_words: NDArray[np.uint64],
+    parent_words: NDArray[np.uint64],
+    has_parent_id: NDArray[np.bool_],
+) -> NDArray[np.int64] | None:
+    """Parent rows when no span id occurs twice in the table (random 64-bit ids: the common
+    case), else None. Then the only row a parent id can name is the one with that span id: one
+    sort of the span ids, one ``searchsorted``, and a check that the trace ids agree."""
+    n = span_words.shape[0]
+    order = np.argsort(span_words, kind="stable")
+    ordered = span_words[order]
+    if n == 0 or (ordered[1:] == ordered[:-1]).any():
+        return None
+    found = np.minimum(np.searchsorted(ordered, parent_words), n - 1)
+    candidate = order[found]
+    hit = has_parent_id & (ordered[found] == parent_words)
+    hit &= (trace_words[candidate] == trace_words).all(axis=1)
+    return np.where(hit, candidate, -1).astype(np.int64)
+
+
 def _parents_from_fixed_ids(spans: pa.Table) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     """Parent rows of a table with the schema's fixed-size id columns, without a join.
 
-    Trace ids and span ids are dense-ranked (exactly, by sorting their 64-bit words; a parent id
-    is ranked by a binary search among the span ids), so (trace, span) becomes one int64 key;
+    When every span id is distinct, see :func:`_parents_of_unique_span_ids`. Otherwise trace
+    ids and span ids are dense-ranked (exactly, by sorting their 64-bit words; a parent id is
+    ranked by a binary search among the span ids), so (trace, span) becomes one int64 key;
     parents are then found with one ``searchsorted``.
     """
     n = spans.num_rows
-    trace = _dense_codes(_fixed_width_words(spans[s.TRACE_ID], 16))
+    trace_words = _fixed_width_words(spans[s.TRACE_ID], 16)
     has_parent_id = spans[s.PARENT_SPAN_ID].is_valid().to_numpy(zero_copy_only=False)
     span_words = _fixed_width_words(spans[s.SPAN_ID], 8)[:, 0]
     parent_words = _fixed_width_words(spans[s.PARENT_SPAN_ID], 8)[:, 0]
+    unique = _parents_of_unique_span_ids(trace_words, span_words, parent_words, has_parent_id)
+    if unique is not None:
+        return unique, has_parent_id
+    trace = _dense_codes(trace_words)
     # rank span ids only; a parent id that is no span's id anywhere cannot have a parent row
     distinct, span_rank = np.unique(span_words, return_inverse=True)
     parent_rank = np.searchsorted(distinct, parent_words)
