@@ -501,6 +501,26 @@ static int int_text(Sc *sc, const char *s, size_t n, Buf *out) {
     return 0;
 }
 
+/* A JSON number (cursor on it) read as Python's float() of orjson's value would be. */
+static int double_value(Sc *sc, double *out) {
+    Str t;
+    int is_int;
+    TRY(parse_number(sc, &t, &is_int));
+    /* orjson reads at most 64-bit integers; longer ones fail the line there */
+    if (t.n > 64 || (is_int && t.n > 18)) FAIL(sc, "double text");
+    char tmp[72];
+    memcpy(tmp, t.s, t.n);
+    tmp[t.n] = 0;
+    errno = 0;
+    char *stop;
+    double v = strtod(tmp, &stop);
+    /* ERANGE with a finite non-zero result is a (correctly rounded) subnormal */
+    if (stop != tmp + t.n || !isfinite(v) || (errno && v == 0)) FAIL(sc, "double out of range");
+    if (is_int && v == 0) v = 0.0; /* orjson reads "-0" as the integer 0 */
+    *out = v;
+    return 0;
+}
+
 /* One AnyValue object into (tag, text) -- text in sc->val_tmp; doubles into *dbl. */
 static int any_value(Sc *sc, uint8_t *tag, double *dbl) {
     int first;
@@ -541,21 +561,8 @@ static int any_value(Sc *sc, uint8_t *tag, double *dbl) {
             TRY(int_text(sc, t.s, t.n, &sc->val_tmp));
             *tag = 3;
         } else if (KEY(&key, "doubleValue")) {
-            int is_int;
             if (*sc->p == '"') FAIL(sc, "double as a string");
-            TRY(parse_number(sc, &t, &is_int));
-            if (t.n > 64 || (is_int && t.n > 18)) FAIL(sc, "double text");
-            char tmp[72];
-            memcpy(tmp, t.s, t.n);
-            tmp[t.n] = 0;
-            errno = 0;
-            char *stop;
-            double v = strtod(tmp, &stop);
-            /* ERANGE with a finite non-zero result is a (correctly rounded) subnormal */
-            if (stop != tmp + t.n || !isfinite(v) || (errno && v == 0))
-                FAIL(sc, "double out of range");
-            if (is_int && v == 0) v = 0.0; /* orjson reads "-0" as the integer 0 */
-            *dbl = v;
+            TRY(double_value(sc, dbl));
             *tag = 4;
         } else {
             FAIL(sc, "unsupported value kind");
@@ -564,12 +571,104 @@ static int any_value(Sc *sc, uint8_t *tag, double *dbl) {
     return r;
 }
 
+static int attr_append(Sc *sc, AttrPool *pool, const char *key, size_t key_len, uint8_t tag,
+                       const char *text, size_t text_len, double dbl) {
+    if (tag == 4) {
+        BUF_PUT(&pool->dbl_idx, int64_t, pool->count);
+        BUF_PUT(&pool->dbl_val, double, dbl);
+        text_len = 0;
+    }
+    if (pool == &sc->f->a) {
+        int k = promoted_index(key_len ? key : "", key_len);
+        if (k >= 0 && sc->promo[k] < 0) sc->promo[k] = (int32_t)pool->count;
+    }
+    OOM(sc, str_put(&pool->key_off, &pool->key_data, key, key_len));
+    OOM(sc, str_put(&pool->val_off, &pool->val_data, text, text_len));
+    BUF_PUT(&pool->tag, uint8_t, tag);
+    pool->count++;
+    return 0;
+}
+
+/* End of a string without escapes or non-ASCII (p after the opening quote): the closing
+ * quote, or NULL when the string needs the general reader. */
+static inline const unsigned char *plain_string_end(const unsigned char *p,
+                                                    const unsigned char *end) {
+    while (end - p >= 8 && !swar_special(load64(p))) p += 8;
+    while (p < end && !STR_STOP[*p]) p++;
+    return (p < end && *p == '"') ? p : NULL;
+}
+
+#define HAS(p, end, lit) ((size_t)((end) - (p)) >= sizeof(lit) - 1 && !memcmp((p), lit, sizeof(lit) - 1))
+
+/* The common compact shape {"key":"k","value":{"<kind>Value":v}} read in one pass.
+ * 1: read and appended; 0: not that shape (cursor unchanged, use the general reader);
+ * -1: invalid (the general reader would refuse it too). */
+static int attr_fast(Sc *sc, AttrPool *pool) {
+    const unsigned char *p = sc->p, *end = sc->end;
+    if (!HAS(p, end, "{\"key\":\"")) return 0;
+    p += 8;
+    const unsigned char *k0 = p, *k1 = plain_string_end(p, end);
+    if (!k1) return 0;
+    p = k1 + 1;
+    if (!HAS(p, end, ",\"value\":{\"")) return 0;
+    p += 11;
+    uint8_t tag;
+    if (HAS(p, end, "stringValue\":\"")) {
+        p += 14;
+        tag = 1;
+    } else if (HAS(p, end, "intValue\":\"")) {
+        p += 11;
+        tag = 3;
+    } else if (HAS(p, end, "boolValue\":true}}")) {
+        sc->p = p + 17;
+        return attr_append(sc, pool, (const char *)k0, (size_t)(k1 - k0), 2, "true", 4, 0) < 0
+                   ? -1 : 1;
+    } else if (HAS(p, end, "boolValue\":false}}")) {
+        sc->p = p + 18;
+        return attr_append(sc, pool, (const char *)k0, (size_t)(k1 - k0), 2, "false", 5, 0) < 0
+                   ? -1 : 1;
+    } else if (HAS(p, end, "doubleValue\":") && end - p > 13 && p[13] != '"') {
+        const unsigned char *saved = sc->p;
+        double dbl;
+        sc->p = p + 13;
+        TRY(double_value(sc, &dbl));
+        if (!HAS(sc->p, end, "}}")) {
+            sc->p = saved;
+            return 0;
+        }
+        sc->p += 2;
+        return attr_append(sc, pool, (const char *)k0, (size_t)(k1 - k0), 4, NULL, 0, dbl) < 0
+                   ? -1 : 1;
+    } else if (HAS(p, end, "bytesValue\":\"")) {
+        p += 13;
+        tag = 5;
+    } else {
+        return 0;
+    }
+    const unsigned char *v0 = p, *v1 = plain_string_end(p, end);
+    if (!v1 || !HAS(v1 + 1, end, "}}")) return 0;
+    const char *text = (const char *)v0;
+    size_t text_len = (size_t)(v1 - v0);
+    if (tag == 3) {
+        TRY(int_text(sc, text, text_len, &sc->val_tmp));
+        text = sc->val_tmp.p;
+        text_len = sc->val_tmp.len;
+    }
+    sc->p = v1 + 3;
+    return attr_append(sc, pool, (const char *)k0, (size_t)(k1 - k0), tag, text, text_len, 0) < 0
+               ? -1 : 1;
+}
+
 /* One attribute list (cursor at the array or null) appended to pool. */
 static int attributes(Sc *sc, AttrPool *pool) {
     int afirst, r;
     TRY(arr_open(sc, &afirst, 1));
     while ((r = arr_next(sc, &afirst)) == 1) {
-        int first, have_value = 0;
+        skip_ws(sc);
+        int fast = attr_fast(sc, pool);
+        TRY(fast);
+        if (fast) continue;
+        int first;
         unsigned mask = 0;
         uint8_t tag = 0;
         double dbl = 0;
@@ -588,26 +687,13 @@ static int attributes(Sc *sc, AttrPool *pool) {
             } else if (KEY(&key, "value")) {
                 TRY(seen(sc, &mask, 2));
                 TRY(any_value(sc, &tag, &dbl));
-                have_value = 1;
             } else {
                 TRY(skip_member(sc, &key));
             }
         }
         TRY(m);
-        (void)have_value;
-        if (tag == 4) {
-            BUF_PUT(&pool->dbl_idx, int64_t, pool->count);
-            BUF_PUT(&pool->dbl_val, double, dbl);
-            sc->val_tmp.len = 0;
-        }
-        if (pool == &sc->f->a) {
-            int k = promoted_index(sc->key_tmp.p ? sc->key_tmp.p : "", sc->key_tmp.len);
-            if (k >= 0 && sc->promo[k] < 0) sc->promo[k] = (int32_t)pool->count;
-        }
-        OOM(sc, str_put(&pool->key_off, &pool->key_data, sc->key_tmp.p, sc->key_tmp.len));
-        OOM(sc, str_put(&pool->val_off, &pool->val_data, sc->val_tmp.p, sc->val_tmp.len));
-        BUF_PUT(&pool->tag, uint8_t, tag);
-        pool->count++;
+        TRY(attr_append(sc, pool, sc->key_tmp.p, sc->key_tmp.len, tag, sc->val_tmp.p,
+                        sc->val_tmp.len, dbl));
     }
     return r;
 }
