@@ -49,10 +49,12 @@ def summary(stats: IngestStats) -> tuple[Any, ...]:
 
 
 def assert_same(data: bytes, chunk: int | None = None, batch_bytes: int | None = None) -> None:
+    """Native equals upb as given, and also streamed in 7-byte chunks cut into tiny pieces."""
     want, want_stats = read(data, native=False)
-    got, got_stats = read(data, native=True, chunk=chunk, batch_bytes=batch_bytes)
-    assert got.equals(want), (got.to_pylist(), want.to_pylist())
-    assert summary(got_stats) == summary(want_stats)
+    for chunk_, batch in ((chunk, batch_bytes), (7, 16)):
+        got, got_stats = read(data, native=True, chunk=chunk_, batch_bytes=batch)
+        assert got.equals(want), (got.to_pylist(), want.to_pylist())
+        assert summary(got_stats) == summary(want_stats)
 
 
 def framed(*messages: bytes) -> bytes:
@@ -445,3 +447,15 @@ def test_bad_messages_among_many_frames() -> None:
     frames[17] = frames[17][:-3]  # one truncated message as well
     assert_same(framed(*frames))
     assert_same(framed(*frames), chunk=50, batch_bytes=300)
+
+
+def test_problem_order_with_a_truncated_last_frame() -> None:
+    frames = [
+        message_of(span_bytes(field(6, 0, 9), span=(i + 1).to_bytes(8, "big"))) for i in range(6)
+    ]
+    data = framed(*frames) + b"\x00\x00\x01\x00\x0a\x01"
+    assert_same(data, batch_bytes=1)
+    stats = read(data, native=True, batch_bytes=1)[1]
+    assert [p.reason.split(":")[0] for p in stats.problems] == ["unknown span kind"] * 6 + [
+        "truncated message"
+    ]

@@ -35,6 +35,7 @@ from tailscope.ingest.columns import (
     resource_columns,
 )
 from tailscope.ingest.flat import Unsupported, table_from_flat
+from tailscope.ingest.model import IngestStats
 from tailscope.ingest.otlp_json import BATCH_SPANS
 from tailscope.ingest.problems import ProblemLog
 from tailscope.ingest.sniff import proto_framing
@@ -320,40 +321,6 @@ def _whole_fields(payload: bytes) -> bool:
     return pos == end
 
 
-def _field_ends(message: bytes, step: int) -> list[int] | None:
-    """Cut points (byte offsets, the last one ``len(message)``) that split a single message
-    into pieces of about ``step`` bytes at ``resource_spans`` boundaries; None when its top
-    level is not just complete ``resource_spans`` fields."""
-    end = len(message)
-    cuts: list[int] = []
-    pos = 0
-    piece_start = 0
-    while pos < end:
-        if message[pos] != 0x0A:
-            return None
-        pos += 1
-        length = 0
-        shift = 0
-        while True:
-            if pos >= end or shift > 63:
-                return None
-            byte = message[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
-        pos += length
-        if pos - piece_start >= step:
-            cuts.append(pos)
-            piece_start = pos
-    if pos != end:
-        return None
-    if not cuts or cuts[-1] != end:
-        cuts.append(end)
-    return cuts
-
-
 def _resource_of(encoded: bytes | None) -> ResourceColumns:
     if encoded is None:
         return _resource(Resource())
@@ -466,37 +433,133 @@ def _bisect(
             yield from _account(done, log)
 
 
-def _read_single(message: bytes, log: ProblemLog, batch_bytes: int) -> Iterator[pa.Table]:
-    """One (possibly huge) message, scanned in pieces cut at resource boundaries. Its tables
-    are held until every piece has scanned: when one needs upb, upb reads the whole message,
-    exactly as it always did (a malformed message yields nothing)."""
-    cuts = _field_ends(message, batch_bytes) or [len(message)]
-    view = memoryview(message)
-    pieces = (
-        _Batch([(0, message)], message if len(cuts) == 1 else bytes(view[start:stop]))
-        for start, stop in zip([0, *cuts[:-1]], cuts, strict=True)
-    )
+class _HeldLog(ProblemLog):
+    """Counts and problems of one single message, held back until the whole message has
+    parsed: a message upb rejects anywhere yields nothing but one ``not protobuf`` problem."""
+
+    def __init__(self, target: ProblemLog) -> None:
+        super().__init__(IngestStats(), target.file, False)
+        self.held: list[tuple[str, str | None, int | None]] = []
+
+    def bad(
+        self,
+        line: int | None,
+        reason_class: str,
+        detail: str | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.held.append((reason_class, detail, offset))
+
+    def replay(self, log: ProblemLog) -> None:
+        """Pass the counts and problems on to ``log`` (which may raise under ``strict``)."""
+        log.stats.records += self.stats.records
+        log.stats.unknown_service_resources += self.stats.unknown_service_resources
+        for reason_class, detail, offset in self.held:
+            log.bad(None, reason_class, detail, offset)
+
+
+def _read_single(pieces: Iterator[bytes], log: ProblemLog) -> Iterator[pa.Table]:
+    """One (possibly huge) message, given as pieces of whole top-level fields: each piece is
+    a message of its own, read natively or else by upb. Tables and problems are held until
+    the last piece, so a message upb rejects in any piece yields nothing, as it always did."""
+    held = _HeldLog(log)
     tables: list[pa.Table] = []
-    spans = unknown = 0
-    with closing(_converted(pieces, {})) as converted:
-        for _, done in converted:
-            if done is None:
-                break
-            tables.append(done[0])
-            spans += done[1]
-            unknown += done[2]
-        else:
-            log.stats.records += spans
-            log.stats.unknown_service_resources += unknown
-            yield from (table for table in tables if table.num_rows)
+    upb_cache: dict[bytes, ResourceColumns] = {}
+    batches = (_Batch([(0, piece)], piece) for piece in pieces)
+    with closing(_converted(batches, {})) as converted:
+        for batch, done in converted:
+            if done is not None:
+                table, spans, unknown = done
+                held.stats.records += spans
+                held.stats.unknown_service_resources += unknown
+                tables.append(table)
+                continue
+            message = TracesData()
+            try:
+                message.ParseFromString(batch.joined)
+            except DecodeError as exc:
+                log.bad(None, "not protobuf", f"not an OTLP protobuf message: {exc}", 0)
+                return
+            cols = SpanColumns()
+            append_message(cols, message, held, 0, upb_cache)
+            tables.append(cols.to_table())
+    held.replay(log)
+    yield from (table for table in tables if table.num_rows)
+
+
+def _varint(buffer: bytes, pos: int) -> tuple[int, int] | None:
+    """(value, position after it) of the varint at ``buffer[pos]``; None when cut or overlong."""
+    value = shift = 0
+    while pos < len(buffer) and shift < 64:
+        byte = buffer[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    return None
+
+
+def _field_end(buffer: bytes, pos: int) -> int | None:
+    """Where the field starting at ``buffer[pos]`` ends (possibly beyond the buffer), or None
+    when its header is not a plain field (field number 0, a group, a cut or overlong varint)."""
+    tag = _varint(buffer, pos)
+    if tag is None or tag[0] >> 3 == 0:
+        return None
+    wire, pos = tag[0] & 7, tag[1]
+    if wire == 1:
+        return pos + 8
+    if wire == 5:
+        return pos + 4
+    if wire not in (0, 2):
+        return None
+    value = _varint(buffer, pos)
+    if value is None:
+        return None
+    return value[1] + (value[0] if wire == 2 else 0)
+
+
+def _more(buffer: bytes, start: int, chunks: Iterator[bytes], want: int) -> tuple[bytes, bool]:
+    """``buffer[start:]`` topped up to ``want`` bytes, and whether the content ran out first."""
+    topped = _refill(buffer, start, chunks, want)
+    return topped, len(topped) < want
+
+
+def _message_pieces(buffer: bytes, chunks: Iterator[bytes], step: int) -> Iterator[bytes]:
+    """A single message cut as the chunks arrive into pieces of about ``step`` bytes, each a
+    run of whole top-level fields (joined, they are the message again). Where the top level
+    is not plain fields (a group, a bad tag, data cut short), the rest of the content is the
+    last piece: the scanner declines it and upb decides."""
+    start = pos = 0  # the current piece starts at buffer[start]; the next field at buffer[pos]
+    exhausted = False
+    while True:
+        if not exhausted and len(buffer) - pos < 21:  # room for a tag and a length
+            buffer, exhausted = _more(buffer, start, chunks, pos - start + 21)
+            pos, start = pos - start, 0
+        if pos == len(buffer):
+            if pos > start:
+                yield buffer[start:pos]
             return
-    del tables
-    yield from _read_upb([(0, message)], log)
+        end = _field_end(buffer, pos)
+        if end is not None and end > len(buffer) and not exhausted:
+            buffer, exhausted = _more(buffer, start, chunks, end - start)
+            pos, end, start = pos - start, end - start, 0
+        if end is None or end > len(buffer):
+            yield _refill(buffer, start, chunks, sys.maxsize)
+            return
+        pos = end
+        if pos - start >= step:
+            yield buffer[start:pos]
+            start = pos
 
 
-def _frames(buffer: bytes, chunks: Iterator[bytes], log: ProblemLog) -> Iterator[tuple[int, bytes]]:
+def _frames(
+    buffer: bytes, chunks: Iterator[bytes], ending: list[tuple[str, int]]
+) -> Iterator[tuple[int, bytes]]:
     """``(offset of the length prefix, payload)`` of each collector frame, reading further
-    chunks only when the current frame needs them. ``buffer`` is the content read so far."""
+    chunks only when the current frame needs them. ``buffer`` is the content read so far.
+    A truncated last frame goes to ``ending`` as (detail, offset): it is reported after the
+    frames before it, which may still be converting on worker threads."""
     pos = 0
     base = 0  # offset of buffer[0] in the input
     while True:
@@ -505,15 +568,14 @@ def _frames(buffer: bytes, chunks: Iterator[bytes], log: ProblemLog) -> Iterator
             if not buffer:
                 return
             if len(buffer) < 4:
-                detail = "truncated message: partial length prefix"
-                log.bad(None, "truncated message", detail, base)
+                ending.append(("truncated message: partial length prefix", base))
                 return
         length = int.from_bytes(buffer[pos : pos + 4], "big")
         if len(buffer) - pos < 4 + length:
             buffer, base, pos = _refill(buffer, pos, chunks, 4 + length), base + pos, 0
             if len(buffer) < 4 + length:
                 detail = f"truncated message: frame of {length} bytes, {len(buffer) - 4} left"
-                log.bad(None, "truncated message", detail, base)
+                ending.append((detail, base))
                 return
         yield base + pos, buffer[pos + 4 : pos + 4 + length]
         pos += 4 + length
@@ -555,10 +617,13 @@ def _framed_batches(frames: Iterator[tuple[int, bytes]], batch_bytes: int) -> It
 
 def _framed(chunks: Iterator[bytes]) -> tuple[bool, bytes]:
     """Whether the content is collector-framed, decided exactly as :func:`proto_framing`
-    decides on the whole content, and the content read for that: it reads on only while the
-    first frame could still be longer than the content."""
-    buffer = _refill(b"", 0, chunks, 5)
-    if len(buffer) >= 5 and buffer[4] == 0x0A:
+    decides on the whole content, and the content read for that: only as far as the first
+    ``resource_spans`` of a single message, or else the first frame, could reach."""
+    buffer = _refill(b"", 0, chunks, 16)
+    single = _varint(buffer, 1) if buffer[:1] == b"\x0a" else None
+    if single is not None:
+        buffer = _refill(buffer, 0, chunks, single[0] + single[1])
+    elif len(buffer) >= 5 and buffer[4] == 0x0A:
         buffer = _refill(buffer, 0, chunks, 4 + int.from_bytes(buffer[:4], "big"))
     return proto_framing(buffer[:16], len(buffer)) == "framed", buffer
 
@@ -586,15 +651,18 @@ def read_chunks(
     stream = iter(chunks)
     framed, buffer = _framed(stream)
     if not framed:
-        message = _refill(buffer, 0, stream, sys.maxsize)
-        del buffer  # may be a large part of the message: keep one copy only
         if native:
-            yield from _read_single(message, log, batch_bytes)
+            yield from _read_single(_message_pieces(buffer, stream, batch_bytes), log)
+            for _ in stream:  # a rejected message: still read to the end (gzip checks)
+                pass
         else:
-            yield from _read_upb([(0, message)], log)
+            yield from _read_upb([(0, _refill(buffer, 0, stream, sys.maxsize))], log)
         return
-    frames = _frames(buffer, stream, log)
+    ending: list[tuple[str, int]] = []
+    frames = _frames(buffer, stream, ending)
     if native:
         yield from _read_batches(_framed_batches(frames, batch_bytes), log)
     else:
         yield from _read_upb(frames, log)
+    for detail, offset in ending:
+        log.bad(None, "truncated message", detail, offset)
