@@ -459,3 +459,21 @@ def test_problem_order_with_a_truncated_last_frame() -> None:
     assert [p.reason.split(":")[0] for p in stats.problems] == ["unknown span kind"] * 6 + [
         "truncated message"
     ]
+
+
+@pytest.mark.parametrize("shape", ["single", "framed"])
+def test_strict_fails_on_the_same_first_problem(shape: str) -> None:
+    from tailscope.errors import InputError
+
+    good = [message_of(span_bytes(span=(i + 1).to_bytes(8, "big"))) for i in range(5)]
+    bad = message_of(span_bytes(field(6, 0, 7), span=b"\x77" * 8))
+    parts = [*good[:2], bad, *good[2:], bad]
+    data = b"".join(parts) if shape == "single" else framed(*parts)
+    errors = []
+    for native in (False, True):
+        log = ProblemLog(IngestStats(), "t", strict=True)
+        with pytest.raises(InputError) as caught:
+            list(otlp_proto.read_chunks([data], log, native=native, batch_bytes=16))
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "unknown span kind" in errors[0]
