@@ -5,6 +5,15 @@ unsigned integer).
 Both messages put ``repeated ResourceSpans`` in field 1, so one parser reads either. Ids are
 raw bytes already; attribute values are rendered exactly as the OTLP/JSON reader renders them,
 so the same spans read from either encoding give identical tables.
+
+Two paths, one result. The native path (``_native.scan_proto``, C, see
+``native/proto_scan.c``) walks the wire format into column buffers that
+:func:`~tailscope.ingest.flat.table_from_flat` assembles; it streams, batching frames (or
+cutting a single message) into pieces of about :data:`BATCH_BYTES` converted on worker
+threads. It declines anything it cannot read exactly as the upb path does (malformed data,
+bad records, array/kvlist span attribute values ...), and upb reads those messages instead:
+upb parses, :func:`_append_span` walks each span in Python and counts problems. Tests read
+inputs both ways (``native=False``) and require identical tables, counts and problems.
 """
 
 from __future__ import annotations
@@ -285,7 +294,7 @@ def _append_resources(
 
 BATCH_BYTES: Final = 8 * 1024 * 1024
 """Encoded span data scanned natively in one go: frames are joined, and a single message is
-split at resource boundaries, into pieces of about this size."""
+cut at top-level field boundaries, into pieces of about this size."""
 
 
 class _Batch(NamedTuple):
@@ -300,25 +309,13 @@ def _whole_fields(payload: bytes) -> bool:
     """True when ``payload`` is nothing but complete ``resource_spans`` fields, so joining it
     to other payloads changes no field boundary (a truncated last field would otherwise read
     on into the next message)."""
-    end = len(payload)
     pos = 0
-    while pos < end:
-        if payload[pos] != 0x0A:
+    while pos < len(payload):
+        length = _varint(payload, pos + 1) if payload[pos] == 0x0A else None
+        if length is None:
             return False
-        pos += 1
-        length = 0
-        shift = 0
-        while True:
-            if pos >= end or shift > 63:
-                return False
-            byte = payload[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
-        pos += length
-    return pos == end
+        pos = length[1] + length[0]
+    return pos == len(payload)
 
 
 def _resource_of(encoded: bytes | None) -> ResourceColumns:
@@ -644,10 +641,10 @@ def read_chunks(
     native: bool = True,
     batch_bytes: int = BATCH_BYTES,
 ) -> Iterator[pa.Table]:
-    """Read OTLP protobuf content given as chunks of any size. Framed content streams: frames
-    are cut from the chunks as they arrive, so memory does not grow with the input. A single
-    message is read whole first (when the native scan declines any part of it, upb needs all
-    of it). ``batch_bytes`` is how much encoded data one native scan takes."""
+    """Read OTLP protobuf content given as chunks of any size, as it arrives: frames are cut
+    from the chunks, and a single message into pieces of whole top-level fields, so memory
+    does not grow with the input beyond the tables. ``batch_bytes`` is how much encoded data
+    one native scan takes."""
     stream = iter(chunks)
     framed, buffer = _framed(stream)
     if not framed:
