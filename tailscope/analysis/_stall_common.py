@@ -105,7 +105,8 @@ def narrow(spans: pl.DataFrame) -> pl.DataFrame:
     ``name`` (categorical), ``kind``, ``start``, ``end``, ``dur`` (ns), ``error`` (status ERROR),
     ``timeout`` (ERROR with a timeout signal), ``target`` (``server.address``, else
     ``db.system``; categorical), ``resend`` (``http.request.resend_count``), ``language``,
-    ``runtime`` (categorical), ``event_times`` (list of ns).
+    ``runtime`` (categorical), ``event_times`` (list of ns), and ``is_root`` when ``spans``
+    has it (see :func:`tailscope.analysis.traces.with_roots`).
 
     ``spans`` is the span table, either with its ``events`` column or with the columns
     :func:`event_columns` derives from it (the pipeline reads them from the Arrow table and
@@ -113,6 +114,7 @@ def narrow(spans: pl.DataFrame) -> pl.DataFrame:
     """
     spans = with_event_columns(spans)
     error = pl.col(s.STATUS_CODE) == StatusCode.ERROR
+    roots = [pl.col("is_root")] if "is_root" in spans.columns else []
     return spans.select(
         pl.col(s.TRACE_ID).alias("tid"),
         pl.col(s.SPAN_ID).alias("sid"),
@@ -132,6 +134,7 @@ def narrow(spans: pl.DataFrame) -> pl.DataFrame:
         _names(s.LANGUAGE).alias("language"),
         _names(s.RUNTIME_NAME).alias("runtime"),
         pl.col(EVENT_TIMES).alias("event_times"),
+        *roots,
     )
 
 
@@ -247,56 +250,55 @@ def instance_timestamps(narrowed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _instance_codes(column: pl.Series) -> NDArray[np.int64]:
+    """Global categorical codes of an instance column (the same name has the same code in
+    every frame, so codes of different frames can be compared)."""
+    return column.cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()
+
+
 def spans_across(spans: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
     """Pairs of a span and a window of the same instance that it overlaps (start < b, end > a).
 
     ``spans`` needs ``instance``, ``start``, ``end``; ``windows`` needs ``instance``, ``a``,
     ``b`` and must not overlap within one instance (silences never do). Output-sensitive: the
-    windows a span overlaps form one contiguous run per instance, found with two as-of joins and
-    expanded, so no span is paired with windows it does not touch.
+    windows a span overlaps form one contiguous run of its instance's windows (sorted by
+    ``a``), found with two binary searches per span, one pass per instance that has windows;
+    no span is paired with windows it does not touch. Columns: those of ``spans``, then those
+    of ``windows`` but ``instance``.
     """
-    ordered = windows.sort("instance", "a").with_row_index("_wi")
-    index = ordered.select("instance", "a", "b", pl.col("_wi").cast(pl.Int64))
-    keyed = spans.with_row_index("_row")
-    first = (
-        keyed.select("_row", "instance", "start")
-        .sort("start")
-        .join_asof(
-            index.select("instance", "b", pl.col("_wi").alias("_lo")).sort("b"),
-            left_on="start",
-            right_on="b",
-            by="instance",
-            strategy="forward",
-            allow_exact_matches=False,
-            check_sortedness=False,
-        )
-    )
-    last = (
-        keyed.select("_row", "instance", "end")
-        .sort("end")
-        .join_asof(
-            index.select("instance", "a", pl.col("_wi").alias("_hi")).sort("a"),
-            left_on="end",
-            right_on="a",
-            by="instance",
-            strategy="backward",
-            allow_exact_matches=False,
-            check_sortedness=False,
-        )
-    )
-    runs = (
-        first.select("_row", "_lo")
-        .join(last.select("_row", "_hi"), on="_row")
-        .filter(pl.col("_lo").is_not_null() & pl.col("_hi").is_not_null())
-        .filter(pl.col("_lo") <= pl.col("_hi"))
-        .select("_row", pl.int_ranges("_lo", pl.col("_hi") + 1).alias("_wi"))
-        .explode("_wi")
-    )
-    return (
-        runs.join(keyed, on="_row")
-        .join(ordered.drop("instance").with_columns(pl.col("_wi").cast(pl.Int64)), on="_wi")
-        .drop("_row", "_wi")
-    )
+    # by instance code (not name: categoricals sort lexically), then start
+    code_order = np.lexsort((windows["a"].to_numpy(), _instance_codes(windows["instance"])))
+    ordered = windows[code_order]
+    window_code = _instance_codes(ordered["instance"])
+    window_a = ordered["a"].to_numpy()
+    window_b = ordered["b"].to_numpy()
+    span_code = _instance_codes(spans["instance"])
+    span_start = spans["start"].to_numpy()
+    span_end = spans["end"].to_numpy()
+    by_instance = np.argsort(span_code, kind="stable")
+    sorted_code = span_code[by_instance]
+    rows: list[NDArray[np.int64]] = []
+    first: list[NDArray[np.int64]] = []
+    count: list[NDArray[np.int64]] = []
+    for code in np.unique(window_code):
+        lo, hi = np.searchsorted(window_code, [code, code + 1])
+        s_lo, s_hi = np.searchsorted(sorted_code, [code, code + 1])
+        mine = by_instance[s_lo:s_hi]
+        # first window ending after the span starts, last window starting before it ends
+        run_start = np.searchsorted(window_b[lo:hi], span_start[mine], side="right")
+        run_end = np.searchsorted(window_a[lo:hi], span_end[mine], side="left")
+        touching = run_end > run_start
+        rows.append(mine[touching])
+        first.append(lo + run_start[touching])
+        count.append((run_end - run_start)[touching])
+    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    runs = np.concatenate(count) if count else np.zeros(0, dtype=np.int64)
+    starts = np.concatenate(first) if first else np.zeros(0, dtype=np.int64)
+    pair_row = np.repeat(row, runs)
+    # window index: the run's first window plus the position within the run
+    within = np.arange(pair_row.size) - np.repeat(np.cumsum(runs) - runs, runs)
+    pair_window = np.repeat(starts, runs) + within
+    return pl.concat([spans[pair_row], ordered.drop("instance")[pair_window]], how="horizontal")
 
 
 def spans_starting_after(

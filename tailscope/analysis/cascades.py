@@ -168,8 +168,13 @@ def _linked_timeouts(
     empty = pl.DataFrame(schema={"tid": pl.Binary, "sid": pl.Binary, "stall": pl.Int64})
     if not stalls:
         return empty
-    parents = narrowed.select("tid", "sid", "pid").drop_nulls("pid")
     frontier = _touched(narrowed, calls, stalls)
+    # ancestors share the trace: only the touched traces' parent links are ever followed
+    parents = (
+        narrowed.select("tid", "sid", "pid")
+        .drop_nulls("pid")
+        .join(frontier.select("tid").unique(), on="tid", how="semi")
+    )
     reached = [frontier]
     seen = frontier.select("stall", "tid", "sid")
     for _ in range(MAX_DEPTH):
@@ -291,14 +296,18 @@ def _cascades(
 
 def _roots(narrowed: pl.DataFrame) -> pl.DataFrame:
     """One root span per trace (no parent, or a parent not in the input): the earliest."""
-    present = narrowed.select("tid", pl.col("sid").alias("pid"))
-    return (
-        narrowed.select("tid", "pid", "service", "name", "start", "dur")
-        .join(present, on=["tid", "pid"], how="anti")
-        .sort("start")
-        .unique("tid", keep="first")
-        .drop("pid")
-    )
+    if "is_root" in narrowed.columns:  # the pipeline's span tree already knows
+        candidates = narrowed.filter(pl.col("is_root")).select(
+            "tid", "service", "name", "start", "dur"
+        )
+    else:
+        present = narrowed.select("tid", pl.col("sid").alias("pid"))
+        candidates = (
+            narrowed.select("tid", "pid", "service", "name", "start", "dur")
+            .join(present, on=["tid", "pid"], how="anti")
+            .drop("pid")
+        )
+    return candidates.sort("start").unique("tid", keep="first")
 
 
 def p99_ns(durations_ns: NDArray[np.int64]) -> int:

@@ -164,6 +164,46 @@ def request_hop_times(path: pl.DataFrame, request_keys: list[str]) -> pl.DataFra
     ).agg((pl.col("seg_end") - pl.col("seg_start")).sum().alias("hop_ns"))
 
 
+def _hop_times_by_root_row(path: pl.DataFrame, hop_keys: list[str]) -> pl.DataFrame:
+    """Time (ns) of each hop under each root row: ``root_row``, the hop keys and ``hop_ns``.
+
+    With categorical hop names (the pipeline's segments) the three hop keys are packed into
+    one integer from their global codes and the sums are taken in numpy (one sort of the
+    segments, then ``np.add.reduceat``): a polars group-by on the name keys needs a few hundred
+    MB at a million segments. The names are put back from one segment per hop.
+    """
+    hop_ns = (pl.col("seg_end") - pl.col("seg_start")).alias("hop_ns")
+    names = path.schema["hop_service"], path.schema["hop_operation"]
+    if not all(isinstance(d, pl.Categorical) for d in names) or path.height == 0:
+        return path.group_by("root_row", *hop_keys).agg(hop_ns.sum())
+    service = path["hop_service"].to_physical().cast(pl.Int64).to_numpy()
+    operation = path["hop_operation"].to_physical().cast(pl.Int64).to_numpy()
+    if int(service.max()) >= 1 << 29 or int(operation.max()) >= 1 << 32:
+        return path.group_by("root_row", *hop_keys).agg(hop_ns.sum())
+    component = path["component"].to_physical().cast(pl.Int64).to_numpy()
+    packed = (service << 34) | (operation << 2) | component
+    del service, operation, component
+    _, first, hop = np.unique(packed, return_index=True, return_inverse=True)
+    del packed
+    key = path["root_row"].to_numpy() * np.int64(first.size) + hop.reshape(-1)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    durations = path.select(hop_ns).to_series().to_numpy()[order]
+    sums = np.add.reduceat(durations, starts) if starts.size else durations[:0]
+    del order, durations
+    group_key = key[starts]
+    labels = path.select(hop_keys)[first][group_key % first.size]
+    return pl.concat(
+        [
+            pl.DataFrame({"root_row": group_key // first.size}),
+            labels,
+            pl.DataFrame({"hop_ns": sums}),
+        ],
+        how="horizontal",
+    )
+
+
 def hop_attribution(
     path: pl.DataFrame,
     roots: pl.DataFrame,
@@ -192,11 +232,9 @@ def hop_attribution(
     by_row = "root_row" in path.columns and "root_row" in roots.columns
     request_keys = ["root_row"] if by_row else ["trace_id", "root_span_id"]
     if by_row:
-        # a root row names its root operation: group by the integer key alone, then label
-        times = (
-            path.group_by("root_row", *hop_keys)
-            .agg((pl.col("seg_end") - pl.col("seg_start")).sum().alias("hop_ns"))
-            .join(roots.select("root_row", *root_keys), on="root_row", how="inner")
+        # a root row names its root operation: group by integer keys only, then label
+        times = _hop_times_by_root_row(path, hop_keys).join(
+            roots.select("root_row", *root_keys), on="root_row", how="inner"
         )
     else:
         times = request_hop_times(path, request_keys)

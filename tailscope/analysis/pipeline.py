@@ -64,6 +64,7 @@ from tailscope.report.model import (
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow as pa
     from numpy.typing import NDArray
 
     from tailscope.ingest.model import IngestResult, IngestStats
@@ -145,6 +146,13 @@ class PreparedSpans:
     stats: IngestStats
 
 
+def _column(table: pa.Table, name: str) -> pl.Series:
+    """One column of ``table`` as a single-chunk polars Series."""
+    series = pl.from_arrow(table[name])
+    assert isinstance(series, pl.Series)
+    return series.alias(name).rechunk()
+
+
 def prepare_spans(ingest: IngestResult) -> PreparedSpans:
     """Link spans to their parents and convert the columns the analyses read to polars.
 
@@ -153,10 +161,9 @@ def prepare_spans(ingest: IngestResult) -> PreparedSpans:
     """
     table = ingest.table
     tree = build_span_tree(table)
-    spans = pl.from_arrow(table.select(list(ANALYSIS_COLUMNS)))
-    assert isinstance(spans, pl.DataFrame)
-    # one chunk per column now, or every later selection of the id columns copies them again
-    spans = spans.rechunk()
+    # one column at a time (the transient copy is one column), each in one chunk: else every
+    # later selection of the id columns would copy them again
+    spans = pl.DataFrame([_column(table, name) for name in ANALYSIS_COLUMNS])
     error = (spans[s.STATUS_CODE] == int(s.StatusCode.ERROR)).to_numpy()
     # the same roots and orphans as tailscope.analysis.traces.with_roots, from the tree
     spans = spans.with_columns(

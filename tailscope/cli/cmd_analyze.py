@@ -29,6 +29,22 @@ def choose_format(requested: str | None, output: Path | None) -> str:
     return "text"
 
 
+def release_freed_memory() -> None:
+    """Hand memory freed by dropped tables back to the OS: Arrow's pool and glibc's malloc both
+    keep freed pages for reuse, which the analyses (polars, numpy) cannot use."""
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.util.find_library("c")
+        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+        if trim is not None:  # glibc only (musl has none)
+            trim(0)
+
+
 @app.command()
 def analyze(
     inputs: Inputs,
@@ -71,8 +87,6 @@ def analyze(
 ) -> None:
     """Per-operation percentiles, critical paths, and which hop owns each entry point's p99
     tail and variance; plus stop-the-world stalls and the timeouts they caused."""
-    import pyarrow as pa
-
     from tailscope.analysis.pipeline import AnalysisOptions, prepare_spans
     from tailscope.analysis.pipeline import analyze as run_analysis
     from tailscope.cli.inputs import load
@@ -81,9 +95,9 @@ def analyze(
     name = choose_format(report_format, output)
     renderer = get_renderer(name)
     # No reference to the ingested Arrow table outlives prepare_spans: its memory goes back
-    # to the OS before the analyses allocate theirs (the pool keeps freed pages otherwise).
+    # to the OS before the analyses allocate theirs.
     prepared = prepare_spans(load(inputs, input_format, strict, quiet))
-    pa.default_memory_pool().release_unused()
+    release_freed_memory()
     options = AnalysisOptions(
         min_tail_requests=min_tail_requests, detect_stalls=not no_stalls, keep_frames=False
     )
