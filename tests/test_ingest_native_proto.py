@@ -325,17 +325,52 @@ def test_missing_value_and_key() -> None:
     assert_same(message_of(span_bytes(field(9, 2, kv(b"k", None)), field(9, 2, b""))))
 
 
+ODD_TEXT = "".join(map(chr, range(0x20))) + '"\\/\x7f\u2028é🙂'
+
+
+def _array(*values: AnyValue) -> AnyValue:
+    return AnyValue(array_value={"values": list(values)})
+
+
+def _kvlist(**values: AnyValue) -> AnyValue:
+    return AnyValue(kvlist_value={"values": [KeyValue(key=k, value=v) for k, v in values.items()]})
+
+
 @pytest.mark.parametrize(
     "value",
     [
-        AnyValue(array_value={"values": [AnyValue(int_value=1), AnyValue(double_value=0.5)]}),
-        AnyValue(kvlist_value={"values": [KeyValue(key="a", value=AnyValue(bool_value=True))]}),
-        AnyValue(array_value={}),
-        AnyValue(string_value_strindex=3),
+        _array(AnyValue(int_value=-1), AnyValue(string_value=ODD_TEXT), AnyValue()),
+        _array(AnyValue(bool_value=True), AnyValue(bytes_value=b"\x00\xff"), _array()),
+        _kvlist(a=AnyValue(bool_value=False), b=_kvlist(), c=_array(_kvlist(d=AnyValue()))),
+        AnyValue(kvlist_value={"values": [KeyValue(key=ODD_TEXT)]}),
+        _array(),
+        _kvlist(),
     ],
 )
-def test_array_and_kvlist_values_fall_back(value: AnyValue) -> None:
+def test_array_and_kvlist_values_render_natively(value: AnyValue) -> None:
+    data = message_of(span_bytes(field(9, 2, kv(b"error.type", value.SerializeToString()))))
+    assert isinstance(_native.scan_proto(data), dict)
+    assert_same(data)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _array(AnyValue(int_value=1), AnyValue(double_value=0.5)),
+        _kvlist(x=_array(AnyValue(double_value=math.nan))),
+        AnyValue(string_value_strindex=3),
+        _array(AnyValue(string_value_strindex=3)),
+    ],
+)
+def test_doubles_inside_arrays_and_string_tables_fall_back(value: AnyValue) -> None:
     data = message_of(span_bytes(field(9, 2, kv(b"k", value.SerializeToString()))))
+    assert isinstance(_native.scan_proto(data), str)
+    assert_same(data)
+
+
+def test_array_members_given_twice_fall_back() -> None:
+    twice = field(5, 2, field(1, 2, field(1, 2, b"a") + field(3, 0, 1)))
+    data = message_of(span_bytes(field(9, 2, kv(b"k", twice))))
     assert isinstance(_native.scan_proto(data), str)
     assert_same(data)
 

@@ -11,7 +11,7 @@ Two paths, one result. The native path (``_native.scan_proto``, C, see
 :func:`~tailscope.ingest.flat.table_from_flat` assembles; it streams, batching frames (or
 cutting a single message) into pieces of about :data:`BATCH_BYTES` converted on worker
 threads. It declines anything it cannot read exactly as the upb path does (malformed data,
-bad records, array/kvlist span attribute values ...), and upb reads those messages instead:
+bad records, doubles inside array/kvlist values ...), and upb reads those messages instead:
 upb parses, :func:`_append_span` walks each span in Python and counts problems. Tests read
 inputs both ways (``native=False``) and require identical tables, counts and problems.
 """

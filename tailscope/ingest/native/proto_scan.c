@@ -8,9 +8,11 @@
  * tolerant Python reader (tailscope/ingest/otlp_proto.py: upb + `_append_span`) does. Anything
  * else -- malformed or truncated wire data, groups, a known field with an unexpected wire type,
  * invalid UTF-8, a bad record (missing/long/all-zero ids, end before start, times beyond
- * int64, unknown kind or status code), array/kvlist span attribute values, a singular message
- * field given twice (protobuf would merge them) -- returns a short reason and the caller reads
- * the message with upb, which counts problems exactly.
+ * int64, unknown kind or status code), doubles inside array/kvlist attribute values (orjson
+ * formats those) and string-table values, a singular message field given twice (protobuf
+ * would merge them) -- returns a short reason and the caller reads the message with upb,
+ * which counts problems exactly. Array and kvlist values are rendered as the compact JSON
+ * text the upb path writes.
  *
  * Resources and instrumentation scopes are validated here (wire format, UTF-8, bounded
  * nesting) but not decoded: their byte ranges are recorded and Python decodes the few distinct
@@ -312,6 +314,139 @@ static int put_int(Buf *b, int64_t value) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ array/kvlist values as JSON
+ * otlp_proto.any_value_text renders them as orjson.dumps(any_value_json(value)): compact JSON,
+ * keys in insertion order, strings with orjson's escapes (", \, and U+0000..U+001F; \b \t \n
+ * \f \r short, the others as lowercase \u00XX; everything else verbatim). Doubles inside are
+ * formatted by orjson, which this does not reproduce: they send the message to upb. */
+
+static int json_lit(Buf *b, const char *s) { return buf_put(b, s, strlen(s)); }
+
+static int json_string(Buf *b, const uint8_t *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    if (n > ((size_t)INT32_MAX - 2) / 6 || buf_reserve(b, n * 6 + 2)) return -1;
+    char *d = b->p + b->len;
+    *d++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c == '"' || c == '\\') {
+            *d++ = '\\';
+            *d++ = (char)c;
+        } else if (c < 0x20) {
+            *d++ = '\\';
+            switch (c) {
+                case '\b': *d++ = 'b'; break;
+                case '\t': *d++ = 't'; break;
+                case '\n': *d++ = 'n'; break;
+                case '\f': *d++ = 'f'; break;
+                case '\r': *d++ = 'r'; break;
+                default:
+                    *d++ = 'u';
+                    *d++ = '0';
+                    *d++ = '0';
+                    *d++ = hex[c >> 4];
+                    *d++ = hex[c & 15];
+            }
+        } else {
+            *d++ = (char)c;
+        }
+    }
+    *d++ = '"';
+    b->len = (size_t)(d - b->p);
+    return 0;
+}
+
+static int put_base64(Buf *b, const uint8_t *s, size_t n);
+static int put_int(Buf *b, int64_t value);
+static int json_any(Sc *sc, Buf *b, const uint8_t *p, const uint8_t *end, int depth);
+
+/* KeyValue as {"key":...,"value":{...}} (a missing value is {}). */
+static int json_kv(Sc *sc, Buf *b, const uint8_t *p, const uint8_t *end, int depth) {
+    Field fl;
+    const uint8_t *key = NULL, *val = NULL;
+    size_t key_n = 0, val_n = 0;
+    while (p < end) {
+        TRY(next_field(sc, &p, end, &fl));
+        switch (fl.num) {
+            case 1: WANT_UTF8(sc, &fl); key = fl.p; key_n = fl.n; break;
+            case 2:
+                WANT(sc, &fl, WT_LEN);
+                if (val) FAIL(sc, "attribute value given twice");
+                val = fl.p;
+                val_n = fl.n;
+                break;
+            case 3: WANT(sc, &fl, WT_VARINT); break;
+            default: break;
+        }
+    }
+    TRY(json_lit(b, "{\"key\":"));
+    TRY(json_string(b, key ? key : (const uint8_t *)"", key_n));
+    TRY(json_lit(b, ",\"value\":"));
+    if (val) {
+        TRY(json_any(sc, b, val, val + val_n, depth + 1));
+    } else {
+        TRY(json_lit(b, "{}"));
+    }
+    return json_lit(b, "}");
+}
+
+/* ArrayValue (member 5) or KeyValueList (member 6): repeated field 1. */
+static int json_list(Sc *sc, Buf *b, uint32_t member, const uint8_t *p, const uint8_t *end,
+                     int depth) {
+    if (depth > MAX_ANY_DEPTH) FAIL(sc, "attribute values nested too deep");
+    TRY(json_lit(b, member == 5 ? "{\"arrayValue\":{\"values\":[" : "{\"kvlistValue\":{\"values\":["));
+    Field fl;
+    int first = 1;
+    while (p < end) {
+        TRY(next_field(sc, &p, end, &fl));
+        if (fl.num != 1) continue;
+        WANT(sc, &fl, WT_LEN);
+        if (!first) TRY(json_lit(b, ","));
+        first = 0;
+        if (member == 5) {
+            TRY(json_any(sc, b, fl.p, fl.p + fl.n, depth + 1));
+        } else {
+            TRY(json_kv(sc, b, fl.p, fl.p + fl.n, depth + 1));
+        }
+    }
+    return json_lit(b, "]}}");
+}
+
+/* One AnyValue as any_value_json renders it. */
+static int json_any(Sc *sc, Buf *b, const uint8_t *p, const uint8_t *end, int depth) {
+    if (depth > MAX_ANY_DEPTH) FAIL(sc, "attribute values nested too deep");
+    Field fl, which = {0};
+    while (p < end) {
+        TRY(next_field(sc, &p, end, &fl));
+        if (fl.num < 1 || fl.num > 8) continue;
+        if (which.num) FAIL(sc, "attribute value with two members");
+        switch (fl.num) {
+            case 1: WANT_UTF8(sc, &fl); break;
+            case 2: case 3: WANT(sc, &fl, WT_VARINT); break;
+            case 5: case 6: case 7: WANT(sc, &fl, WT_LEN); break;
+            default: FAIL(sc, "double or string-table value inside an array or kvlist");
+        }
+        which = fl;
+    }
+    switch (which.num) {
+        case 0: return json_lit(b, "{}");
+        case 1:
+            TRY(json_lit(b, "{\"stringValue\":"));
+            TRY(json_string(b, which.p, which.n));
+            return json_lit(b, "}");
+        case 2: return json_lit(b, which.v ? "{\"boolValue\":true}" : "{\"boolValue\":false}");
+        case 3:
+            TRY(json_lit(b, "{\"intValue\":\""));
+            TRY(put_int(b, (int64_t)which.v));
+            return json_lit(b, "\"}");
+        case 7:
+            TRY(json_lit(b, "{\"bytesValue\":\""));
+            TRY(put_base64(b, which.p, which.n));
+            return json_lit(b, "\"}");
+        default: return json_list(sc, b, which.num, which.p, which.p + which.n, depth + 1);
+    }
+}
+
 /* Appends one attribute (KeyValue message p..end) to `pool`: the key, then the AnyValue
  * rendered as otlp_proto.any_value_text does (doubles are left to Python: dbl_idx/dbl_val).
  * `promo` (span attributes only) gets the pool index of the first attribute per promoted key. */
@@ -351,7 +486,9 @@ static int scan_kv(Sc *sc, AttrPool *pool, int32_t *promo, const uint8_t *p,
                 case 3: WANT(sc, &fl, WT_VARINT); tag = 3; break;
                 case 4: WANT(sc, &fl, WT_I64); tag = 4; break;
                 case 7: WANT(sc, &fl, WT_LEN); tag = 5; break;
-                default: FAIL(sc, "array, kvlist or string-table attribute value");
+                case 5: WANT(sc, &fl, WT_LEN); tag = 6; break;
+                case 6: WANT(sc, &fl, WT_LEN); tag = 7; break;
+                default: FAIL(sc, "string-table attribute value");
             }
             which = fl;
         }
@@ -374,6 +511,7 @@ static int scan_kv(Sc *sc, AttrPool *pool, int32_t *promo, const uint8_t *p,
             break;
         }
         case 5: TRY(put_base64(vd, which.p, which.n)); break;
+        case 6: case 7: TRY(json_list(sc, vd, which.num, which.p, which.p + which.n, 1)); break;
         default: break;
     }
     if (vd->len > (size_t)INT32_MAX) FAIL(sc, "attribute text beyond 2 GiB");
