@@ -589,3 +589,37 @@ def test_native_scanner_is_built() -> None:
         check=True,
     )
     assert "OTLP/JSON Lines reader: native (C)" in run.stdout
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_native_scanner_reads_pretty_printed_documents(tmp_path: Path, seed: int) -> None:
+    import json
+
+    from tailscope.ingest import _native
+
+    lines = sample_lines(1, seed).splitlines()
+    doc = orjson.loads(lines[0])
+    pretty = json.dumps(doc, indent=2, ensure_ascii=False).encode()
+    assert isinstance(_native.scan_json_document(pretty), dict)
+    fast, records, _ = fast_json.native_block_to_table(pretty, _native.scan_json_document(pretty))
+    slow, stats = tolerant(lines[0] + b"\n")
+    assert records == stats.records
+    assert plain(fast).equals(plain(slow))
+    # end to end: the same table as the tolerant document reader, and counted the same
+    path = tmp_path / "doc.json"
+    path.write_bytes(pretty)
+    native_result = read_spans([str(path)])
+    assert plain(native_result.table).equals(plain(slow))
+    assert native_result.stats.records == stats.records
+
+
+def test_documents_the_scanner_declines_go_to_the_tolerant_reader(tmp_path: Path) -> None:
+    """An array of documents, or a bad record inside one, is read (and counted) as before."""
+    doc = orjson.loads(_one_span_line())
+    bad = orjson.loads(NATIVE_FALLBACK_LINES["end before start"])
+    path = tmp_path / "docs.json"
+    path.write_bytes(orjson.dumps([doc, bad], option=orjson.OPT_INDENT_2))
+    result = read_spans([str(path)])
+    assert result.table.num_rows == 1
+    assert result.stats.skipped_records == 1
+    assert result.stats.problems[0].reason.startswith("end before start")

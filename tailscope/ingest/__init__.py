@@ -85,13 +85,13 @@ def _read_source(source: Source, input_format: str, log: ProblemLog) -> Iterator
             log.bad(None, "not a trace export", message)
             return
     if fmt == "otlp-json":
-        from tailscope.ingest import fast_json, otlp_json
+        from tailscope.ingest import fast_json
 
         if _looks_like_json_lines(head):
             ahead = fast_json.DeferredLog(log)
             yield from fast_json.read_lines(source.raw_line_blocks(ahead), log, ahead)
         else:
-            yield from otlp_json.read_document(source.read_all(log), log)
+            yield from fast_json.read_document(source.read_all(log), log)
     elif fmt == "otlp-proto":
         from tailscope.ingest import otlp_proto
 

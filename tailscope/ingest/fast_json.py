@@ -629,6 +629,23 @@ def _try_parse(block: Block) -> Parsed:
         return None
 
 
+def read_document(data: bytes, log: ProblemLog) -> Iterator[pa.Table]:
+    """A file holding one JSON document (usually pretty-printed): the native scanner reads it
+    whole when it can, else the tolerant reader does."""
+    if _native is not None and USE_NATIVE:
+        try:
+            table, records, unknown = native_block_to_table(data, _native.scan_json_document(data))
+        except Unsupported:
+            pass
+        else:
+            log.stats.records += records
+            log.stats.unknown_service_resources += unknown
+            if table.num_rows:
+                yield table
+            return
+    yield from otlp_json.read_document(data, log)
+
+
 READ_AHEAD: Final = 2
 """Blocks parsed ahead on worker threads while the main thread assembles tables (the parse
 releases the GIL, so two blocks scan on two cores)."""

@@ -1070,8 +1070,16 @@ static void sc_free(Sc *sc) {
     buf_free(&sc->ev_name_tmp);
 }
 
-PyObject *tailscope_scan_json(PyObject *self, PyObject *arg) {
-    (void)self;
+/* One JSON value filling the whole input (a pretty-printed TracesData document). */
+static int scan_document(Sc *sc, const unsigned char *data, size_t n) {
+    sc->base = sc->p = data;
+    sc->end = data + n;
+    skip_ws(sc);
+    if (sc->p == sc->end) FAIL(sc, "empty document");
+    return line(sc);
+}
+
+static PyObject *scan(PyObject *arg, int whole) {
     Py_buffer view;
     if (!IS_WS[' ']) init_tables(); /* idempotent; first call holds the GIL */
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
@@ -1082,12 +1090,26 @@ PyObject *tailscope_scan_json(PyObject *self, PyObject *arg) {
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = flat_init(&f);
-    if (rc == 0) rc = scan_block(&sc, (const unsigned char *)view.buf, (size_t)view.len);
-    else sc.why = "out of memory";
+    if (rc != 0)
+        sc.why = "out of memory";
+    else if (whole)
+        rc = scan_document(&sc, (const unsigned char *)view.buf, (size_t)view.len);
+    else
+        rc = scan_block(&sc, (const unsigned char *)view.buf, (size_t)view.len);
     Py_END_ALLOW_THREADS
     PyObject *out = rc == 0 ? flat_to_dict(&f) : PyUnicode_FromString(sc.why ? sc.why : "?");
     flat_free(&f);
     sc_free(&sc);
     PyBuffer_Release(&view);
     return out;
+}
+
+PyObject *tailscope_scan_json(PyObject *self, PyObject *arg) {
+    (void)self;
+    return scan(arg, 0);
+}
+
+PyObject *tailscope_scan_json_document(PyObject *self, PyObject *arg) {
+    (void)self;
+    return scan(arg, 1);
 }

@@ -2,6 +2,8 @@
  *
  * scan_json(block: bytes) -> dict | str
  *     One block of whole OTLP/JSON Lines (see json_scan.c).
+ * scan_json_document(data: bytes) -> dict | str
+ *     One OTLP/JSON document filling the input (pretty-printed or not).
  * scan_proto(message: bytes) -> dict | str
  *     One TracesData / ExportTraceServiceRequest protobuf message (see proto_scan.c).
  *
@@ -12,11 +14,14 @@
 #include "flat.h"
 
 PyObject *tailscope_scan_json(PyObject *self, PyObject *arg);
+PyObject *tailscope_scan_json_document(PyObject *self, PyObject *arg);
 PyObject *tailscope_scan_proto(PyObject *self, PyObject *arg);
 
 static PyMethodDef methods[] = {
     {"scan_json", tailscope_scan_json, METH_O,
      "Scan a block of OTLP/JSON Lines into column buffers (dict), or return why not (str)."},
+    {"scan_json_document", tailscope_scan_json_document, METH_O,
+     "Scan one OTLP/JSON document (the whole input, any whitespace) like scan_json."},
     {"scan_proto", tailscope_scan_proto, METH_O,
      "Scan one OTLP TracesData protobuf message into column buffers (dict), or return why not (str)."},
     {NULL, NULL, 0, NULL},
