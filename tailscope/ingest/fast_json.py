@@ -30,9 +30,8 @@ from tailscope.ingest.flat import (
     Flat,
     Unsupported,
     double_texts,
+    promoted_columns,
     promoted_hits,
-    promoted_int,
-    promoted_text,
     table_from_flat,
 )
 from tailscope.ingest.flat import native as _native
@@ -475,21 +474,6 @@ def block_to_table(
     owners = np.repeat(np.arange(n), np.diff(attr_offsets))
     hits = promoted_hits(keys, owners, n)
 
-    def indexes(*names: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(hits[k], hits[k] >= 0) for k in names if k in hits]
-
-    def text_col(*names: str) -> pa.Array:
-        found = indexes(*names)
-        if not found:
-            return pa.nulls(n, pa.string()).dictionary_encode()
-        return promoted_text(texts, found).dictionary_encode()
-
-    def int_col(*names: str) -> pa.Array:
-        found = indexes(*names)
-        if not found:
-            return pa.nulls(n, pa.int32())
-        return promoted_int(texts, tags, found)
-
     resource_cols, unknown = _resource_columns(
         _field(resource_spans, "resource"),
         _list_offsets(lines),
@@ -517,15 +501,7 @@ def block_to_table(
         s.SCOPE_VERSION: pc.take(
             _empty_to_null(_field(scope, "version")), take_scope
         ).dictionary_encode(),
-        s.HTTP_STATUS_CODE: int_col("http.response.status_code", "http.status_code"),
-        s.RPC_GRPC_STATUS_CODE: int_col("rpc.grpc.status_code"),
-        s.RPC_RESPONSE_STATUS_CODE: text_col("rpc.response.status_code"),
-        s.RPC_METHOD: text_col("rpc.method"),
-        s.RPC_SYSTEM: text_col("rpc.system", "rpc.system.name"),
-        s.SERVER_ADDRESS: text_col("server.address"),
-        s.ERROR_TYPE: text_col("error.type"),
-        s.HTTP_RESEND_COUNT: int_col("http.request.resend_count"),
-        s.DB_SYSTEM: text_col("db.system", "db.system.name"),
+        **promoted_columns(hits, texts, tags, n),
         s.TRACE_STATE: _empty_to_null(_field(spans, "traceState")),
         s.FLAGS: flags.cast(pa.uint32()),
         s.ATTRIBUTES: attributes,

@@ -236,6 +236,41 @@ def promoted_int(
     return result
 
 
+def promoted_columns(
+    hits: dict[str, np.ndarray], texts: pa.Array, tags: np.ndarray, n: int
+) -> dict[str, pa.Array]:
+    """The promoted semantic-convention columns of ``n`` spans, from their attribute texts and
+    type tags and the per-span index of each promoted key's first attribute (``hits``; keys
+    absent from every span may be left out)."""
+
+    def indexes(*names: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(hits[k], hits[k] >= 0) for k in names if k in hits]
+
+    def text_col(*names: str) -> pa.Array:
+        found = indexes(*names)
+        if not found:
+            return pa.nulls(n, pa.string()).dictionary_encode()
+        return promoted_text(texts, found).dictionary_encode()
+
+    def int_col(*names: str) -> pa.Array:
+        found = indexes(*names)
+        if not found:
+            return pa.nulls(n, pa.int32())
+        return promoted_int(texts, tags, found)
+
+    return {
+        s.HTTP_STATUS_CODE: int_col("http.response.status_code", "http.status_code"),
+        s.RPC_GRPC_STATUS_CODE: int_col("rpc.grpc.status_code"),
+        s.RPC_RESPONSE_STATUS_CODE: text_col("rpc.response.status_code"),
+        s.RPC_METHOD: text_col("rpc.method"),
+        s.RPC_SYSTEM: text_col("rpc.system", "rpc.system.name"),
+        s.SERVER_ADDRESS: text_col("server.address"),
+        s.ERROR_TYPE: text_col("error.type"),
+        s.HTTP_RESEND_COUNT: int_col("http.request.resend_count"),
+        s.DB_SYSTEM: text_col("db.system", "db.system.name"),
+    }
+
+
 def _slices(flat: Flat, prefix: str, raw: bytes | memoryview) -> list[bytes | None]:
     starts = _np(flat, prefix + "_start", np.int64).tolist()
     ends = _np(flat, prefix + "_end", np.int64).tolist()
@@ -313,21 +348,6 @@ def table_from_flat(
         owners = np.repeat(np.arange(n), np.diff(attr_offsets))
         hits = promoted_hits(keys, owners, n)
 
-    def indexes(*names: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(hits[k], hits[k] >= 0) for k in names if k in hits]
-
-    def text_col(*names: str) -> pa.Array:
-        found = indexes(*names)
-        if not found:
-            return pa.nulls(n, pa.string()).dictionary_encode()
-        return promoted_text(texts, found).dictionary_encode()
-
-    def int_col(*names: str) -> pa.Array:
-        found = indexes(*names)
-        if not found:
-            return pa.nulls(n, pa.int32())
-        return promoted_int(texts, tags, found)
-
     def per_resource(values: list[str | None]) -> pa.Array:
         return _spread(values, span_resource)
 
@@ -374,15 +394,7 @@ def table_from_flat(
         s.RUNTIME_VERSION: per_resource([r.runtime_version for r in resources]),
         s.SCOPE_NAME: per_scope([name for name, _ in scopes]),
         s.SCOPE_VERSION: per_scope([version for _, version in scopes]),
-        s.HTTP_STATUS_CODE: int_col("http.response.status_code", "http.status_code"),
-        s.RPC_GRPC_STATUS_CODE: int_col("rpc.grpc.status_code"),
-        s.RPC_RESPONSE_STATUS_CODE: text_col("rpc.response.status_code"),
-        s.RPC_METHOD: text_col("rpc.method"),
-        s.RPC_SYSTEM: text_col("rpc.system", "rpc.system.name"),
-        s.SERVER_ADDRESS: text_col("server.address"),
-        s.ERROR_TYPE: text_col("error.type"),
-        s.HTTP_RESEND_COUNT: int_col("http.request.resend_count"),
-        s.DB_SYSTEM: text_col("db.system", "db.system.name"),
+        **promoted_columns(hits, texts, tags, n),
         s.TRACE_STATE: _strings(flat, "trace_state", n, "trace_state_valid"),
         s.FLAGS: pa.Array.from_buffers(
             pa.uint32(), n, [flags_bitmap, _buf(flat, "flags")], null_count=flags_nulls
