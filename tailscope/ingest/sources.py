@@ -115,14 +115,20 @@ class Source:
             data = chunk
             while data:
                 in_member = True
-                try:
-                    out = decomp.decompress(data)
-                except zlib.error as exc:
-                    if log is not None:
-                        log.bad(None, "truncated gzip", f"corrupt gzip: {exc}", consumed)
-                    return
-                if out:
-                    yield out
+                # Output is bounded per call: a well-compressed chunk would otherwise become
+                # one block many times its size (memory, and no parallelism downstream).
+                while True:
+                    try:
+                        out = decomp.decompress(data, READ_BYTES)
+                    except zlib.error as exc:
+                        if log is not None:
+                            log.bad(None, "truncated gzip", f"corrupt gzip: {exc}", consumed)
+                        return
+                    if out:
+                        yield out
+                    data = decomp.unconsumed_tail
+                    if decomp.eof or (not data and len(out) < READ_BYTES):
+                        break
                 if not decomp.eof:
                     break
                 # Concatenated gzip members (what `cat a.gz b.gz` makes) are one stream.
