@@ -623,3 +623,25 @@ def test_documents_the_scanner_declines_go_to_the_tolerant_reader(tmp_path: Path
     assert result.table.num_rows == 1
     assert result.stats.skipped_records == 1
     assert result.stats.problems[0].reason.startswith("end before start")
+
+
+def test_gzip_is_decompressed_in_bounded_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A well-compressed chunk must not turn into one huge block (memory, parallelism); the
+    content, concatenated members included, comes out whole and in order."""
+    import gzip
+
+    from tailscope.ingest import sources
+
+    monkeypatch.setattr(sources, "READ_BYTES", 4096)
+    text = sample_lines(80, 3)
+    path = tmp_path / "two-members.jsonl.gz"
+    path.write_bytes(gzip.compress(text) + gzip.compress(text))
+    source = sources.Source(sources.expand_inputs([str(path)])[0], ProgressSink())
+    stats = IngestStats()
+    chunks = list(source.chunks(ProblemLog(stats, str(path))))
+    assert max(len(c) for c in chunks) <= 4096
+    assert b"".join(chunks) == text + text
+    assert not stats.problems
+    assert read_spans([str(path)]).table.num_rows == tolerant(text)[0].num_rows
