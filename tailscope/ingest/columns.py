@@ -206,6 +206,14 @@ PROMOTED_KEYS: Final = frozenset(
 """Span attribute keys copied into typed columns (see :mod:`tailscope.schema`)."""
 
 
+AttributeRows = tuple[list[str], list[str], list[int]]
+"""One attribute list as (keys, value texts, ValueType tags)."""
+EventRow = tuple[int, str, AttributeRows]
+"""(time ns, name, attributes) of one span event."""
+LinkRow = tuple[bytes, bytes, AttributeRows]
+"""(trace id, span id, attributes) of one span link."""
+
+
 class SpanColumns:
     """Append-only column lists for one record batch of spans."""
 
@@ -246,6 +254,63 @@ class SpanColumns:
 
     def __len__(self) -> int:
         return len(self.trace_id)
+
+    def append_span(
+        self,
+        *,
+        ids: tuple[bytes, bytes, bytes | None],
+        name: str,
+        kind: int,
+        start: int,
+        end: int,
+        status: tuple[int, str | None],
+        resource: ResourceColumns,
+        scope: tuple[str | None, str | None],
+        trace_state: str | None,
+        flags: int | None,
+        attributes: AttributeRows,
+        promoted: dict[str, tuple[str, int]] | None,
+        events: list[EventRow],
+        links: list[LinkRow],
+    ) -> None:
+        """Append one fully parsed span (readers parse everything first, so a bad span leaves
+        no trace). ``ids`` = (trace id, span id, parent span id or None)."""
+        self.trace_id.append(ids[0])
+        self.span_id.append(ids[1])
+        self.parent_span_id.append(ids[2])
+        self.name.append(name)
+        self.kind.append(kind)
+        self.start.append(start)
+        self.end.append(end)
+        self.status_code.append(status[0])
+        self.status_message.append(status[1])
+        self.resource.append(resource)
+        self.scope_name.append(scope[0])
+        self.scope_version.append(scope[1])
+        self.promoted.append(promoted)
+        self.trace_state.append(trace_state)
+        self.flags.append(flags)
+        keys, values, types = attributes
+        self.attr_keys.extend(keys)
+        self.attr_values.extend(values)
+        self.attr_types.extend(types)
+        self.attr_offsets.append(len(self.attr_keys))
+        for when, event_name, (ek, ev, et) in events:
+            self.event_time.append(when)
+            self.event_name.append(event_name)
+            self.event_attr_keys.extend(ek)
+            self.event_attr_values.extend(ev)
+            self.event_attr_types.extend(et)
+            self.event_attr_offsets.append(len(self.event_attr_keys))
+        self.event_offsets.append(len(self.event_time))
+        for link_trace, link_span, (lk, lv, lt) in links:
+            self.link_trace_id.append(link_trace)
+            self.link_span_id.append(link_span)
+            self.link_attr_keys.extend(lk)
+            self.link_attr_values.extend(lv)
+            self.link_attr_types.extend(lt)
+            self.link_attr_offsets.append(len(self.link_attr_keys))
+        self.link_offsets.append(len(self.link_trace_id))
 
     def to_table(self) -> pa.Table:
         """One record batch of exactly ``SPAN_SCHEMA`` (as a single-chunk table)."""

@@ -26,6 +26,8 @@ from tailscope.ingest.columns import (
     SPAN_KINDS,
     STATUS_CODES,
     BadRecord,
+    EventRow,
+    LinkRow,
     ResourceColumns,
     SpanColumns,
     decode_id,
@@ -272,7 +274,7 @@ def _append_span(
     links = span.get("links") or []
     if not isinstance(events, list) or not isinstance(links, list):
         raise BadRecord("wrong shape", "wrong shape: events or links is not a list")
-    ev_rows: list[tuple[int, str, list[str], list[str], list[int]]] = []
+    ev_rows: list[EventRow] = []
     for event in events:
         if not isinstance(event, dict):
             raise BadRecord("wrong shape", "wrong shape: event is not an object")
@@ -281,8 +283,8 @@ def _append_span(
         et: list[int] = []
         _attributes(event.get("attributes"), ek, ev, et)
         when = parse_time(_get(event, "timeUnixNano", "time_unix_nano") or 0, "event time")
-        ev_rows.append((when, str(event.get("name") or ""), ek, ev, et))
-    link_rows: list[tuple[bytes, bytes, list[str], list[str], list[int]]] = []
+        ev_rows.append((when, str(event.get("name") or ""), (ek, ev, et)))
+    link_rows: list[LinkRow] = []
     for link in links:
         if not isinstance(link, dict):
             raise BadRecord("wrong shape", "wrong shape: link is not an object")
@@ -294,43 +296,24 @@ def _append_span(
         lv: list[str] = []
         lt: list[int] = []
         _attributes(link.get("attributes"), lk, lv, lt)
-        link_rows.append((link_trace, link_span, lk, lv, lt))
+        link_rows.append((link_trace, link_span, (lk, lv, lt)))
 
-    cols.trace_id.append(trace_id)
-    cols.span_id.append(span_id)
-    cols.parent_span_id.append(parent)
-    cols.name.append("" if name is None else str(name))
-    cols.kind.append(kind)
-    cols.start.append(start)
-    cols.end.append(end)
-    cols.status_code.append(status_code)
-    cols.status_message.append(None if status_message is None else str(status_message))
-    cols.resource.append(resource)
-    cols.scope_name.append(scope_name)
-    cols.scope_version.append(scope_version)
-    cols.promoted.append(promoted)
-    cols.trace_state.append(None if trace_state is None else str(trace_state))
-    cols.flags.append(flags)
-    cols.attr_keys.extend(keys)
-    cols.attr_values.extend(values)
-    cols.attr_types.extend(types)
-    cols.attr_offsets.append(len(cols.attr_keys))
-    for when, ev_name, ek, ev, et in ev_rows:
-        cols.event_time.append(when)
-        cols.event_name.append(ev_name)
-        cols.event_attr_keys.extend(ek)
-        cols.event_attr_values.extend(ev)
-        cols.event_attr_types.extend(et)
-        cols.event_attr_offsets.append(len(cols.event_attr_keys))
-    cols.event_offsets.append(len(cols.event_time))
-    for lt_id, ls_id, lk, lv, lty in link_rows:
-        cols.link_trace_id.append(lt_id)
-        cols.link_span_id.append(ls_id)
-        cols.link_attr_keys.extend(lk)
-        cols.link_attr_values.extend(lv)
-        cols.link_attr_types.extend(lty)
-        cols.link_attr_offsets.append(len(cols.link_attr_keys))
-    cols.link_offsets.append(len(cols.link_trace_id))
+    cols.append_span(
+        ids=(trace_id, span_id, parent),
+        name="" if name is None else str(name),
+        kind=kind,
+        start=start,
+        end=end,
+        status=(status_code, None if status_message is None else str(status_message)),
+        resource=resource,
+        scope=(scope_name, scope_version),
+        trace_state=None if trace_state is None else str(trace_state),
+        flags=flags,
+        attributes=(keys, values, types),
+        promoted=promoted,
+        events=ev_rows,
+        links=link_rows,
+    )
 
 
 def is_trace_document(doc: object) -> bool | None:

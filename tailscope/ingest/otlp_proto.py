@@ -39,6 +39,8 @@ from tailscope.ingest.columns import (
     INT64_MAX,
     PROMOTED_KEYS,
     BadRecord,
+    EventRow,
+    LinkRow,
     ResourceColumns,
     SpanColumns,
     resource_columns,
@@ -190,54 +192,43 @@ def _append_span(
     values: list[str] = []
     types: list[int] = []
     promoted = _attributes(span.attributes, keys, values, types)
-    links = []
+    links: list[LinkRow] = []
     for link in span.links:
         lk: list[str] = []
         lv: list[str] = []
         lt: list[int] = []
         _attributes(link.attributes, lk, lv, lt)
         links.append(
-            (_fix_id(link.trace_id, 16, "link id"), _fix_id(link.span_id, 8, "link id"), lk, lv, lt)
+            (
+                _fix_id(link.trace_id, 16, "link id"),
+                _fix_id(link.span_id, 8, "link id"),
+                (lk, lv, lt),
+            )
         )
-
-    cols.trace_id.append(trace_id)
-    cols.span_id.append(span_id)
-    cols.parent_span_id.append(parent)
-    cols.name.append(span.name)
-    cols.kind.append(span.kind)
-    cols.start.append(start)
-    cols.end.append(end)
-    cols.status_code.append(span.status.code)
-    cols.status_message.append(span.status.message or None)
-    cols.resource.append(resource)
-    cols.scope_name.append(scope[0])
-    cols.scope_version.append(scope[1])
-    cols.promoted.append(promoted)
-    cols.trace_state.append(span.trace_state or None)
-    cols.flags.append(span.flags or None)  # 0 means "no flags", as a missing JSON field
-    cols.attr_keys.extend(keys)
-    cols.attr_values.extend(values)
-    cols.attr_types.extend(types)
-    cols.attr_offsets.append(len(cols.attr_keys))
+    events: list[EventRow] = []
     for event in span.events:
-        cols.event_time.append(event.time_unix_nano)
-        cols.event_name.append(event.name)
-        _attributes(
-            event.attributes,
-            cols.event_attr_keys,
-            cols.event_attr_values,
-            cols.event_attr_types,
-        )
-        cols.event_attr_offsets.append(len(cols.event_attr_keys))
-    cols.event_offsets.append(len(cols.event_time))
-    for link_trace, link_span, lk, lv, lt in links:
-        cols.link_trace_id.append(link_trace)
-        cols.link_span_id.append(link_span)
-        cols.link_attr_keys.extend(lk)
-        cols.link_attr_values.extend(lv)
-        cols.link_attr_types.extend(lt)
-        cols.link_attr_offsets.append(len(cols.link_attr_keys))
-    cols.link_offsets.append(len(cols.link_trace_id))
+        ek: list[str] = []
+        ev: list[str] = []
+        et: list[int] = []
+        _attributes(event.attributes, ek, ev, et)
+        events.append((event.time_unix_nano, event.name, (ek, ev, et)))
+
+    cols.append_span(
+        ids=(trace_id, span_id, parent),
+        name=span.name,
+        kind=span.kind,
+        start=start,
+        end=end,
+        status=(span.status.code, span.status.message or None),
+        resource=resource,
+        scope=scope,
+        trace_state=span.trace_state or None,
+        flags=span.flags or None,  # 0 means "no flags", as a missing JSON field
+        attributes=(keys, values, types),
+        promoted=promoted,
+        events=events,
+        links=links,
+    )
 
 
 def append_message(
