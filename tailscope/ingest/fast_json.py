@@ -35,7 +35,7 @@ from tailscope.ingest.flat import (
     table_from_flat,
 )
 from tailscope.ingest.flat import native as _native
-from tailscope.ingest.problems import ProblemLog
+from tailscope.ingest.problems import Held, HeldLog, ProblemLog, replay
 
 USE_NATIVE = True
 """Use the native scanner when it is built (tests switch it off to check the other path)."""
@@ -514,36 +514,10 @@ def block_to_table(
     return pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA), n, unknown
 
 
-Held: TypeAlias = tuple[int | None, str, str | None, int | None]
-
-
-class DeferredLog(ProblemLog):
+class DeferredLog(HeldLog):
     """A problem log for reading ahead: problems met while fetching a block are held back and
     replayed into the real log just before that block is processed, so problems keep file
     order and ``strict`` fails on the same first one as a sequential read."""
-
-    def __init__(self, target: ProblemLog) -> None:
-        super().__init__(target.stats, target.file, False)
-        self.held: list[Held] = []
-
-    def bad(
-        self,
-        line: int | None,
-        reason_class: str,
-        detail: str | None = None,
-        offset: int | None = None,
-    ) -> None:
-        self.held.append((line, reason_class, detail, offset))
-
-    def take(self) -> list[Held]:
-        """The problems held since the last call."""
-        held, self.held = self.held, []
-        return held
-
-
-def _replay(held: list[Held], log: ProblemLog) -> None:
-    for line, reason_class, detail, offset in held:
-        log.bad(line, reason_class, detail, offset)
 
 
 def _resource_of(encoded: bytes | None) -> ResourceColumns:
@@ -665,10 +639,10 @@ def read_lines(
             block, future, held = queue.popleft()
             refill()
             parsed = future.result()
-            _replay(held, log)
+            replay(held, log)
             yield from _one_block(line, block, parsed, log, caches)
             line += _newlines(block, parsed)
-        _replay(tail, log)
+        replay(tail, log)
 
 
 def _newlines(block: Block, parsed: Parsed) -> int:

@@ -46,9 +46,8 @@ from tailscope.ingest.columns import (
     resource_columns,
 )
 from tailscope.ingest.flat import Unsupported, table_from_flat
-from tailscope.ingest.model import IngestStats
 from tailscope.ingest.otlp_json import BATCH_SPANS
-from tailscope.ingest.problems import ProblemLog
+from tailscope.ingest.problems import HeldLog, ProblemLog, replay
 from tailscope.ingest.sniff import proto_framing
 from tailscope.schema import ValueType
 
@@ -421,29 +420,18 @@ def _bisect(
             yield from _account(done, log)
 
 
-class _HeldLog(ProblemLog):
+class _HeldLog(HeldLog):
     """Counts and problems of one single message, held back until the whole message has
     parsed: a message upb rejects anywhere yields nothing but one ``not protobuf`` problem."""
 
     def __init__(self, target: ProblemLog) -> None:
-        super().__init__(IngestStats(), target.file, False)
-        self.held: list[tuple[str, str | None, int | None]] = []
-
-    def bad(
-        self,
-        line: int | None,
-        reason_class: str,
-        detail: str | None = None,
-        offset: int | None = None,
-    ) -> None:
-        self.held.append((reason_class, detail, offset))
+        super().__init__(target, own_stats=True)
 
     def replay(self, log: ProblemLog) -> None:
         """Pass the counts and problems on to ``log`` (which may raise under ``strict``)."""
         log.stats.records += self.stats.records
         log.stats.unknown_service_resources += self.stats.unknown_service_resources
-        for reason_class, detail, offset in self.held:
-            log.bad(None, reason_class, detail, offset)
+        replay(self.take(), log)
 
 
 def _read_single(pieces: Iterator[bytes], log: ProblemLog) -> Iterator[pa.Table]:

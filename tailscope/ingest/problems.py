@@ -32,3 +32,37 @@ class ProblemLog:
         if self.strict:
             raise InputError(f"{problem.location()}: {problem.reason} (--strict)")
         self.stats.skip(problem, reason_class)
+
+
+Held = tuple[int | None, str, str | None, int | None]
+"""One held-back problem: (line, reason class, detail, byte offset)."""
+
+
+class HeldLog(ProblemLog):
+    """A log that holds problems back instead of counting them, for readers that work ahead
+    of what they report (``take`` them, then :func:`replay` them into the real log at the
+    right moment). With ``own_stats`` the record counts are kept apart too."""
+
+    def __init__(self, target: ProblemLog, own_stats: bool = False) -> None:
+        super().__init__(IngestStats() if own_stats else target.stats, target.file, False)
+        self.held: list[Held] = []
+
+    def bad(
+        self,
+        line: int | None,
+        reason_class: str,
+        detail: str | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.held.append((line, reason_class, detail, offset))
+
+    def take(self) -> list[Held]:
+        """The problems held since the last call."""
+        held, self.held = self.held, []
+        return held
+
+
+def replay(held: list[Held], log: ProblemLog) -> None:
+    """Report held problems to ``log`` in order (which may raise under ``strict``)."""
+    for line, reason_class, detail, offset in held:
+        log.bad(line, reason_class, detail, offset)
