@@ -458,7 +458,7 @@ NATIVE_FALLBACK_LINES: dict[str, bytes] = {
     ),
     "null name": _one_span_line(name=None),
     "repeated field": _one_span_line().replace(b'"name":"op"', b'"name":"op","name":"op2"'),
-    "metric line": b'{"resourceMetrics":[]}',
+    "snake_case metric line": b'{"resource_metrics":[]}',
     "not an object": b"[1,2]",
     "trailing comma": _one_span_line().replace(b'"name":"op"', b'"name":"op",'),
     "invalid UTF-8": _one_span_line().replace(b'"op"', b'"o\xffp"'),
@@ -645,3 +645,25 @@ def test_gzip_is_decompressed_in_bounded_steps(
     assert b"".join(chunks) == text + text
     assert not stats.problems
     assert read_spans([str(path)]).table.num_rows == tolerant(text)[0].num_rows
+
+
+def test_native_scanner_counts_metric_and_log_lines_like_the_tolerant_reader() -> None:
+    block = b"\n".join(
+        [
+            _one_span_line(),
+            b'{"resourceMetrics":[{"resource":{},"scopeMetrics":[{"metrics":[{"name":"m"}]}]}]}',
+            b'{"resourceLogs":[]}',
+            # spans win, as in the tolerant reader
+            b'{"resourceSpans":[],"resourceLogs":[{"x":1}]}',
+            _one_span_line(spanId="eee19b7ec3c1b175"),
+        ]
+    )
+    from tailscope.ingest import _native
+
+    scanned = _native.scan_json(block + b"\n")
+    assert isinstance(scanned, dict) and scanned["n_non_trace"] == 2
+    fast, records, _ = fast_json.native_block_to_table(block + b"\n", scanned)
+    slow, stats = tolerant(block + b"\n")
+    assert stats.non_trace_lines == 2 and stats.skipped_records == 0
+    assert records == stats.records == 2
+    assert plain(fast).equals(plain(slow))

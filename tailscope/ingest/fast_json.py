@@ -583,13 +583,16 @@ def read_document(data: bytes, log: ProblemLog) -> Iterator[pa.Table]:
     """A file holding one JSON document (usually pretty-printed): the native scanner reads it
     whole when it can, else the tolerant reader does."""
     if _native is not None and USE_NATIVE:
+        scanned = _native.scan_json_document(data)
         try:
-            table, records, unknown = native_block_to_table(data, _native.scan_json_document(data))
+            table, records, unknown = native_block_to_table(data, scanned)
         except Unsupported:
             pass
         else:
+            assert isinstance(scanned, dict)
             log.stats.records += records
             log.stats.unknown_service_resources += unknown
+            log.stats.non_trace_lines += int(scanned["n_non_trace"])
             if table.num_rows:
                 yield table
             return
@@ -675,5 +678,7 @@ def _one_block(
         return
     log.stats.records += records
     log.stats.unknown_service_resources += unknown
+    if isinstance(parsed, dict):
+        log.stats.non_trace_lines += int(parsed["n_non_trace"])
     if table.num_rows:
         yield table

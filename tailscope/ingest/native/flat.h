@@ -84,7 +84,8 @@ static inline int promoted_index(const char *key, size_t n) {
 
 typedef struct {
     int64_t n_spans, n_events, n_links, n_scopes, n_resources;
-    int64_t n_lines; /* JSON Lines: newlines in the block */
+    int64_t n_lines;     /* JSON Lines: newlines in the block */
+    int64_t n_non_trace; /* JSON: metric/log lines skipped (counted, not problems) */
     /* per span */
     Buf trace_id;       /* 16 bytes each */
     Buf span_id;        /* 8 bytes each */
@@ -217,6 +218,7 @@ static inline PyObject *flat_to_dict(const Flat *f) {
     ADD_COUNT("n_scopes", f->n_scopes)
     ADD_COUNT("n_resources", f->n_resources)
     ADD_COUNT("n_lines", f->n_lines)
+    ADD_COUNT("n_non_trace", f->n_non_trace)
 #undef ADD_COUNT
     return d;
 }

@@ -1032,13 +1032,17 @@ static int line(Sc *sc) {
             TRY(rr);
         } else if (KEY(&key, "resourceMetrics") || KEY(&key, "resourceLogs") ||
                    KEY(&key, "resourceProfiles")) {
-            FAIL(sc, "not a trace line");
+            mask |= 2; /* a metric/log line (as the tolerant reader: only without spans) */
+            TRY(skip_value(sc, 1));
         } else {
             TRY(skip_member(sc, &key));
         }
     }
     TRY(r);
-    if (!mask) FAIL(sc, "line without resourceSpans");
+    if (!(mask & 1)) {
+        if (!(mask & 2)) FAIL(sc, "line without resourceSpans");
+        sc->f->n_non_trace++;
+    }
     skip_ws(sc);
     if (sc->p != sc->end) FAIL(sc, "data after the JSON value");
     return 0;
