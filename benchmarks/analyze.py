@@ -14,10 +14,11 @@ process's own, from ``wait4``):
   per-(service, operation, kind) ``count`` and ``quantile_cont`` at p50/p90/p99/p99.9 (no
   critical path, no attribution): what users do today.
 
-Each contender runs ``--repeat`` times, interleaved; medians are printed with the ratio
-DuckDB / tailscope, time per million spans and peak RSS per span at each size (and the marginal
-RSS per span between sizes), so that linear growth is visible. ``--stages`` adds one run that
-splits tailscope's time into ingest, conversion and analysis.
+Each contender runs ``--repeat`` times, interleaved; medians of wall time, CPU time (user +
+system: less sensitive to other load on a shared machine) and peak RSS are printed with the
+ratio DuckDB / tailscope, time per million spans and peak RSS per span at each size (and the
+marginal cost per span between sizes), so that linear growth is visible. ``--stages`` adds one
+run that splits tailscope's time into ingest, conversion and analysis.
 
 Run:  python benchmarks/analyze.py                               # 250k, 500k, 1M; 3 repeats
       python benchmarks/analyze.py --sizes 100000 --repeat 1     # quick look
@@ -96,8 +97,8 @@ def contenders() -> list[Contender]:
     ]
 
 
-def measure(argv: tuple[str, ...], path: Path) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB, stdout) of one run in its own process."""
+def measure(argv: tuple[str, ...], path: Path) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds, peak RSS MiB, stdout) of one run in its own process."""
     command = [str(path) if a == "{file}" else a for a in argv]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
@@ -110,7 +111,8 @@ def measure(argv: tuple[str, ...], path: Path) -> tuple[float, float, str]:
         err.seek(0)
         if child.returncode != 0:
             raise SystemExit(f"benchmark step failed: {' '.join(command)}\n{err.read()[-2000:]}")
-        return wall, usage.ru_maxrss / 1024, out.read()
+        cpu = usage.ru_utime + usage.ru_stime
+        return wall, cpu, usage.ru_maxrss / 1024, out.read()
 
 
 def ensure_file(workdir: Path, spans: int, scenario: str, seed: int) -> Path:
@@ -153,28 +155,32 @@ def main() -> None:
     results: dict[tuple[str, int], tuple[float, float]] = {}
     for spans in sizes:
         path = ensure_file(args.workdir, spans, args.scenario, args.seed)
-        runs: dict[str, list[tuple[float, float]]] = {c.label: [] for c in runners}
+        runs: dict[str, list[tuple[float, float, float]]] = {c.label: [] for c in runners}
         for _ in range(args.repeat):
             for c in runners:  # interleaved: a noisy minute hurts every contender alike
-                wall, peak, _ = measure(c.argv, path)
-                runs[c.label].append((wall, peak))
+                wall, cpu, peak, _ = measure(c.argv, path)
+                runs[c.label].append((wall, cpu, peak))
         size_mb = path.stat().st_size / 1e6
         print(
             f"\n== {spans:,} spans ({size_mb:,.0f} MB, {args.scenario} seed {args.seed}), "
             f"median of {args.repeat} =="
         )
-        print(f"{'':<32}{'time':>9}{'peak RSS':>12}{'s/M spans':>11}{'B/span':>8}{'vs duckdb':>11}")
-        duck_s = statistics.median(w for w, _ in runs[runners[-1].label])
+        print(
+            f"{'':<32}{'time':>9}{'CPU':>8}{'peak RSS':>12}{'s/M spans':>11}{'B/span':>8}"
+            f"{'vs duckdb':>11}"
+        )
+        duck_s = statistics.median(w for w, _, _ in runs[runners[-1].label])
         for c in runners:
-            seconds = statistics.median(w for w, _ in runs[c.label])
-            peak = statistics.median(p for _, p in runs[c.label])
+            seconds = statistics.median(w for w, _, _ in runs[c.label])
+            cpu = statistics.median(u for _, u, _ in runs[c.label])
+            peak = statistics.median(p for _, _, p in runs[c.label])
             results[(c.label, spans)] = (seconds, peak)
             print(
-                f"{c.label:<32}{seconds:8.2f}s{peak:8.0f} MiB{seconds / spans * 1e6:10.2f}"
-                f"{peak * 2**20 / spans:8.0f}{duck_s / seconds:10.2f}x"
+                f"{c.label:<32}{seconds:8.2f}s{cpu:7.1f}s{peak:8.0f} MiB"
+                f"{seconds / spans * 1e6:10.2f}{peak * 2**20 / spans:8.0f}{duck_s / seconds:10.2f}x"
             )
         if args.stages:
-            _, _, out = measure((sys.executable, "-c", STAGES, "{file}"), path)
+            _, _, _, out = measure((sys.executable, "-c", STAGES, "{file}"), path)
             for line in out.splitlines():
                 if line.startswith("STAGE "):
                     name, _, seconds_text = line[6:].rpartition(" ")

@@ -10,6 +10,7 @@ known by construction.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 
@@ -448,3 +449,29 @@ def test_p99_impact_by_rank_arithmetic_equals_the_histogram_without_the_traces(
             without = LatencyHistogram.from_durations_ns(rest).quantile_ns(0.99) if rest.size else 0
             worst = max(worst, (with_all - without) / MS)
         assert impacts[stall] == round(worst, 3)
+
+
+def test_peer_silence_matches_a_per_instance_reference() -> None:
+    """The vectorised peer check against a plain loop over each instance's timestamps."""
+    from tailscope.analysis.stalls import PEER_SILENT_SHARE, _silent_peers
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(0, 60))
+        times = np.sort(rng.integers(0, 1_000, n)).astype(np.int64)
+        codes = rng.integers(0, 6, n).astype(np.int64)
+        peers = np.sort(rng.choice(8, size=int(rng.integers(1, 8)), replace=False)).astype(np.int64)
+        a, b = sorted(int(x) for x in rng.integers(0, 1_000, 2))
+        margin = int(rng.choice([0, 30]))
+        got = _silent_peers(times, codes, peers, a, b, margin)
+        lo_t, hi_t = a + margin, b - margin
+        for peer, silent in zip(peers.tolist(), got.tolist(), strict=True):
+            if hi_t - lo_t <= 0:
+                assert silent is False
+                continue
+            inside = [
+                int(t) for t, c in zip(times, codes, strict=True) if c == peer and lo_t < t < hi_t
+            ]
+            edges = [lo_t, *inside, hi_t]
+            longest = max(y - x for x, y in itertools.pairwise(edges))
+            assert silent == (longest >= PEER_SILENT_SHARE * (hi_t - lo_t))

@@ -387,9 +387,18 @@ def _unexplained(calls: pl.DataFrame, leftover: pl.DataFrame) -> tuple[Unexplain
     """Group timeouts no stall explains by call edge and name the hop the time went to."""
     if leftover.height == 0:
         return ()
-    # the longest downstream call made inside each SERVER span (keyed by that span's id)
+    # the longest downstream call made inside each SERVER span (keyed by that span's id),
+    # for the callees of the leftover timeouts only
+    callees = (
+        leftover.select("tid", "sid")
+        .join(calls.select("tid", "sid", "child_sid"), on=["tid", "sid"], how="inner")
+        .select("tid", pl.col("child_sid").alias("pid"))
+        .drop_nulls("pid")
+        .unique()
+    )
     longest = (
-        calls.with_columns(down=pl.coalesce("child_service", "target", "name"))
+        calls.join(callees, on=["tid", "pid"], how="semi")
+        .with_columns(down=pl.coalesce("child_service", "target", "name"))
         .sort("dur", descending=True)
         .unique(["tid", "pid"], keep="first")
         .select("tid", pl.col("pid").alias("child_sid"), "down", pl.col("dur").alias("down_dur"))

@@ -42,6 +42,7 @@ from typing import Final
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from tailscope.analysis._stall_common import (
     NS_PER_MS,
@@ -361,14 +362,10 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
             same_host = np.zeros(near.size, dtype=bool)
         else:
             same_host = hosts[near] == row["host"]
-        margins = np.where(same_host, 0, SKEW_MARGIN_NS)
-        silent = np.array(
-            [
-                _silent(times, codes, int(c), a, b, int(m))
-                for c, m in zip(near, margins, strict=True)
-            ],
-            dtype=bool,
-        )
+        silent = np.zeros(near.size, dtype=bool)
+        for margin, peers in ((0, same_host), (SKEW_MARGIN_NS, ~same_host)):
+            if peers.any():
+                silent[peers] = _silent_peers(times, codes, near[peers], a, b, margin)
         if near.size and silent.all():
             continue  # everything stopped: a telemetry gap, not a pause
         host_peers = silent[same_host]
@@ -412,19 +409,49 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
     return tuple(stalls)
 
 
-def _silent(times: np.ndarray, codes: np.ndarray, code: int, a: int, b: int, margin: int) -> bool:
-    """Whether instance ``code`` was silent over most of ``(a + margin, b - margin)``: its
-    longest stretch without a timestamp there covers at least :data:`PEER_SILENT_SHARE` of it.
+def _silent_peers(
+    times: NDArray[np.int64],
+    codes: NDArray[np.int64],
+    peers: NDArray[np.int64],
+    a: int,
+    b: int,
+    margin: int,
+) -> NDArray[np.bool_]:
+    """Whether each instance code in ``peers`` was silent over most of
+    ``(a + margin, b - margin)``: its longest stretch without a timestamp there (edges
+    included) covers at least :data:`PEER_SILENT_SHARE` of it. ``times`` is every timestamp,
+    ascending, and ``codes`` their instances.
 
     Processes frozen together still took their last timestamps at different moments before the
     freeze, so a peer's silence need not cover the window exactly. A window too short to judge
-    after the margins counts as not silent.
+    after the margins counts as not silent. All peers in one pass over the window's timestamps.
     """
     lo_t, hi_t = a + margin, b - margin
     if hi_t - lo_t <= 0:
-        return False
+        return np.zeros(peers.size, dtype=bool)
     lo = int(np.searchsorted(times, lo_t, side="right"))
     hi = int(np.searchsorted(times, hi_t, side="left"))
-    inside = times[lo:hi][codes[lo:hi] == code]
-    edges = np.concatenate(([lo_t], inside, [hi_t]))
-    return bool(np.diff(edges).max() >= PEER_SILENT_SHARE * (hi_t - lo_t))
+    slot = np.full(int(codes[lo:hi].max(initial=0)) + 1, -1, dtype=np.int64)
+    wanted = peers[peers < slot.size]
+    slot[wanted] = np.arange(wanted.size)
+    inside = slot[codes[lo:hi]] >= 0
+    peer = slot[codes[lo:hi][inside]]
+    t = times[lo:hi][inside]
+    by_peer = np.argsort(peer, kind="stable")  # times stay ascending within a peer
+    peer, t = peer[by_peer], t[by_peer]
+    first = np.ones(peer.size, dtype=bool)
+    first[1:] = peer[1:] != peer[:-1]
+    last = np.ones(peer.size, dtype=bool)
+    last[:-1] = first[1:]
+    previous = np.empty_like(t)
+    previous[1:] = t[:-1]
+    previous[first] = lo_t
+    # a peer without a timestamp inside was silent all along
+    longest = np.full(wanted.size, hi_t - lo_t, dtype=np.int64)
+    longest[np.unique(peer)] = 0
+    np.maximum.at(longest, peer, t - previous)
+    np.maximum.at(longest, peer[last], hi_t - t[last])
+    out = np.zeros(peers.size, dtype=bool)
+    out[peers < slot.size] = longest >= PEER_SILENT_SHARE * (hi_t - lo_t)
+    out[peers >= slot.size] = True  # no timestamp of theirs in the window at all
+    return out
