@@ -197,7 +197,7 @@ def root_durations(spans: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _stall_sections(
+def stall_sections(
     raw: pl.DataFrame,
 ) -> tuple[
     tuple[Stall, ...],
@@ -205,7 +205,9 @@ def _stall_sections(
     tuple[UnexplainedTimeout, ...],
     tuple[RuntimeSummary, ...],
 ]:
-    """Stalls, cascades, unexplained timeouts and runtimes from the stalls engineer's modules."""
+    """Stalls, cascades, unexplained timeouts and runtimes of the prepared spans (the frame of
+    :class:`PreparedSpans`: exported times, ``is_root``/``is_orphan``). Also used by the gate's
+    ``--fail-on-stalls``/``--fail-on-cascades``, so both count the same findings."""
     from tailscope.analysis._stall_common import client_calls, narrow
     from tailscope.analysis.cascades import find_cascades
     from tailscope.analysis.runtimes import compare_runtimes
@@ -247,7 +249,7 @@ def analyze(
     # first: their working frames are freed before the critical paths are built
     if options.detect_stalls and raw.height:
         try:
-            stalls, cascades, unexplained, runtimes = _stall_sections(raw)
+            stalls, cascades, unexplained, runtimes = stall_sections(raw)
         except Exception as exc:  # a failing detector must not cost the rest of the report
             problems.append(
                 ProblemEntry(

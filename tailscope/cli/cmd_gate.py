@@ -10,19 +10,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from tailscope.cli.app import app
 from tailscope.cli.options import InputFormatOpt, Inputs, Quiet
-from tailscope.errors import FindingsOverThreshold, InputError, UsageError
+from tailscope.errors import FindingsOverThreshold, UsageError
 from tailscope.types import GATE_FORMATS
-
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from tailscope.gate.evaluate import ThresholdCheck
 
 
 @app.command()
@@ -129,6 +124,7 @@ def gate(
     from tailscope.cli.inputs import load, summary_line
     from tailscope.gate.baseline import build_baseline
     from tailscope.gate.evaluate import GatePolicy, evaluate
+    from tailscope.gate.findings import finding_checks
     from tailscope.render.gate import render_gate
 
     if output_format not in GATE_FORMATS:
@@ -164,7 +160,7 @@ def gate(
         tailscope_version=__version__,
         inputs=result.stats.files,
     )
-    checks = _finding_checks(result.table, fail_on_stalls, fail_on_cascades)
+    checks = finding_checks(result, fail_on_stalls, fail_on_cascades)
     verdict = evaluate(current, reference, policy, checks)
 
     rendered = render_gate(verdict, output_format)
@@ -189,54 +185,3 @@ def gate(
             )
     if verdict.failed:
         raise FindingsOverThreshold(f"gate {verdict.summary()}")
-
-
-def _finding_checks(
-    table: pa.Table, fail_on_stalls: int | None, fail_on_cascades: int | None
-) -> tuple[ThresholdCheck, ...]:
-    """Run the stall detector (and the cascade finder) only when a ``--fail-on-*`` asks.
-
-    They get the same frame :func:`tailscope.analysis.pipeline.analyze` gives them (exported
-    times, ``is_root``/``is_orphan`` added), so the counts match ``tailscope analyze``; the rest
-    of the pipeline (critical paths, bootstrap) is not needed for gating and is skipped. Unlike
-    the report, a detector failure is an error here: a gate must not pass on stalls it did not
-    look for.
-    """
-    if fail_on_stalls is None and fail_on_cascades is None:
-        return ()
-    import polars as pl
-
-    from tailscope.analysis.cascades import find_cascades
-    from tailscope.analysis.stalls import detect_stalls
-    from tailscope.analysis.traces import with_roots
-    from tailscope.gate.evaluate import threshold_check
-
-    spans = pl.from_arrow(table)
-    assert isinstance(spans, pl.DataFrame)
-    if spans.height == 0:
-        return ()
-    spans = with_roots(spans)
-    try:
-        stalls = tuple(detect_stalls(spans))
-        cascades, _unexplained = find_cascades(spans, stalls)
-    except Exception as exc:  # a detector bug must not become a silent pass or a traceback
-        raise InputError(
-            f"stall/cascade detection failed on this input: {type(exc).__name__}: {exc}"
-        ) from exc
-    checks = []
-    if fail_on_stalls is not None:
-        longest = (
-            f"longest {stalls[0].service}/{stalls[0].instance} {stalls[0].duration_ms:.0f} ms"
-            if stalls
-            else ""
-        )
-        checks.append(threshold_check("stalls", len(stalls), fail_on_stalls, longest))
-    if fail_on_cascades is not None:
-        detail = (
-            f"{sum(c.timed_out_spans for c in cascades)} timed-out spans, "
-            f"{sum(c.retries for c in cascades)} retries"
-            if cascades
-            else ""
-        )
-        checks.append(threshold_check("cascades", len(cascades), fail_on_cascades, detail))
-    return tuple(checks)
