@@ -41,9 +41,13 @@ DEFAULT_MAX_SHIFT_NS: Final = 1_000_000_000
 
 
 def clock_host_codes(frame: pl.DataFrame) -> NDArray[np.int64]:
-    """One integer per span naming the clock it was timed with (host, else instance)."""
-    key = pl.coalesce(pl.col(s.HOST).cast(pl.String), pl.col(s.INSTANCE).cast(pl.String))
-    codes = frame.select(key.rank("dense").fill_null(0).cast(pl.Int64)).to_series()
+    """One integer per span naming the clock it was timed with (host, else instance).
+
+    The codes are the names' global categorical codes (the same text has the same code in
+    both columns), so no name is copied as text; -1 when both are missing.
+    """
+    key = pl.coalesce(pl.col(s.HOST).cast(pl.Categorical), pl.col(s.INSTANCE).cast(pl.Categorical))
+    codes = frame.select(key.to_physical().cast(pl.Int64).fill_null(-1)).to_series()
     return codes.to_numpy().copy()
 
 
