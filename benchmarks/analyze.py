@@ -21,6 +21,7 @@ marginal cost per span between sizes), so that linear growth is visible. ``--sta
 run that splits tailscope's time into ingest, conversion and analysis.
 
 Run:  python benchmarks/analyze.py                               # 250k, 500k, 1M; 3 repeats
+      python benchmarks/analyze.py --scenario ingest-file        # the ingest benchmark's file
       python benchmarks/analyze.py --sizes 100000 --repeat 1     # quick look
 """
 
@@ -115,8 +116,19 @@ def measure(argv: tuple[str, ...], path: Path) -> tuple[float, float, float, str
         return wall, cpu, usage.ru_maxrss / 1024, out.read()
 
 
+INGEST_FILE = "ingest-file"
+"""``--scenario`` value for the ingest benchmark's own file (``benchmarks/ingest.py``: 100
+spans a line, 8 attributes a span, 10 services), the file issue 4 names."""
+
+
 def ensure_file(workdir: Path, spans: int, scenario: str, seed: int) -> Path:
     path = workdir / f"{scenario}-{spans}-seed{seed}.jsonl"
+    if not path.exists() and scenario == INGEST_FILE:
+        print(f"generating {path} ...", flush=True)
+        sys.path.insert(0, str(Path(__file__).parent))
+        from ingest import generate  # benchmarks/ingest.py
+
+        generate(path, spans, seed=seed)
     if not path.exists():
         print(f"generating {path} ...", flush=True)
         subprocess.run(
@@ -143,7 +155,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="250000,500000,1000000", help="spans per file")
     parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median)")
-    parser.add_argument("--scenario", default="gc-cascade", help="tailscope generate scenario")
+    parser.add_argument(
+        "--scenario",
+        default="gc-cascade",
+        help=f"tailscope generate scenario, or {INGEST_FILE!r}: the ingest benchmark's file",
+    )
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/tailscope-bench-analyze"))
     parser.add_argument("--stages", action="store_true", help="also split tailscope's time")
