@@ -66,6 +66,11 @@ class ValueType(IntEnum):
 UNKNOWN_SERVICE: Final = "unknown_service"
 """Service name given to a resource without ``service.name``, as the OpenTelemetry SDKs do."""
 
+DURATION_MISSING_KEY: Final = "zipkin.duration_missing"
+"""Attribute (BOOL ``true``) of a span whose export had no duration (Zipkin): it is kept with
+``end = start`` so its children keep their parent, but its 0 ns is not a latency, so latency
+percentiles and baselines leave it out."""
+
 # --- column names -------------------------------------------------------------------------
 TRACE_ID: Final = "trace_id"
 SPAN_ID: Final = "span_id"

@@ -249,3 +249,23 @@ def _tailscope(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tailscope", *args], capture_output=True, text=True, check=False
     )
+
+
+def test_spans_without_a_duration_are_not_latencies() -> None:
+    """Zipkin spans exported without a duration are kept (their children keep their parent)
+    but their 0 ns stand-in stays out of percentiles and baselines."""
+    from tailscope.analysis.pipeline import analyze, prepare_spans
+    from tailscope.gate.baseline import build_baseline
+    from tailscope.ingest import read_spans
+
+    result = read_spans([str(CORPUS / "zipkin" / "smartthings-mobile-web-install.json")])
+    untimed = sum(
+        any(a["key"] == s.DURATION_MISSING_KEY and a["value"] == "true" for a in attrs)
+        for attrs in result.table[s.ATTRIBUTES].to_pylist()
+    )
+    assert untimed == 91  # as docs/formats.md states for this file
+    baseline = build_baseline(result.table, label=None, created="t", tailscope_version="t")
+    report = analyze(prepare_spans(result)).report
+    timed = result.table.num_rows - untimed
+    assert sum(op.count for op in report.operations) == timed
+    assert sum(op.count for op in baseline.operations) == timed

@@ -230,25 +230,31 @@ FOLLOWS_FROM_KEY = "jaeger.reference_type"
 """Attribute the Jaeger reader sets on a span whose parent reference is ``FOLLOWS_FROM``."""
 
 
-def follows_from_rows(attributes: pa.ChunkedArray | pa.Array) -> NDArray[np.bool_]:
-    """Per span: True when it is marked as a ``FOLLOWS_FROM`` child (not awaited by its parent).
+def rows_with_attribute(
+    attributes: pa.ChunkedArray | pa.Array, key: str, value: str
+) -> NDArray[np.bool_]:
+    """Per span: True when its attribute ``key`` has the text ``value``.
 
     Reads the Arrow ``attributes`` column (list of key/value structs) in place: values are
-    compared first (almost never ``FOLLOWS_FROM``), so the attributes are never copied or
-    converted to polars.
+    compared first (rarely a hit), so the attributes are never copied or converted to polars.
     """
     chunks = attributes.chunks if isinstance(attributes, pa.ChunkedArray) else [attributes]
     marked = np.zeros(len(attributes), dtype=bool)
     offset = 0
     for chunk in chunks:
         items = pc.list_flatten(chunk)
-        hit = pc.equal(pc.struct_field(items, "value"), "FOLLOWS_FROM")
+        hit = pc.equal(pc.struct_field(items, "value"), value)
         if pc.any(hit).as_py():
-            hit = pc.and_(hit, pc.equal(pc.struct_field(items, "key"), FOLLOWS_FROM_KEY))
+            hit = pc.and_(hit, pc.equal(pc.struct_field(items, "key"), key))
             rows = pc.filter(pc.list_parent_indices(chunk), hit).to_numpy()
             marked[offset + rows] = True
         offset += len(chunk)
     return marked
+
+
+def follows_from_rows(attributes: pa.ChunkedArray | pa.Array) -> NDArray[np.bool_]:
+    """Per span: True when it is marked as a ``FOLLOWS_FROM`` child (not awaited by its parent)."""
+    return rows_with_attribute(attributes, FOLLOWS_FROM_KEY, "FOLLOWS_FROM")
 
 
 def follows_from_children(frame: pl.DataFrame) -> NDArray[np.bool_]:

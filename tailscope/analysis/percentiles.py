@@ -79,13 +79,15 @@ def operation_stats(
 
     Args:
         spans: the span table (``service_name``, ``name``, ``kind``, ``duration_ns``,
-            ``status_code``, ``trace_id``).
+            ``status_code``, ``trace_id``; spans marked ``duration_unknown`` are left out).
         exemplars: how many trace ids of the slowest spans to keep per operation.
         root_keys: (service, operation, kind number) of operations that are trace roots.
 
     Returns:
         One :class:`OperationStats` per operation; times in ms.
     """
+    if "duration_unknown" in spans.columns:  # 0 ns stand-ins for missing durations
+        spans = spans.filter(~pl.col("duration_unknown"))
     if spans.height == 0:
         return ()
     keys = [s.SERVICE, s.NAME, s.KIND]

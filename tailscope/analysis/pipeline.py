@@ -11,7 +11,8 @@ that interactive front ends draw from:
   both; subtract it to get the exported times), ``skew_corrected`` (this span's own edge was
   corrected), ``is_root`` and ``is_orphan`` (booleans, see
   :func:`tailscope.analysis.traces.with_roots`), ``event_times`` and ``exception_timeout``
-  (derived from ``events``, see :func:`tailscope.analysis._stall_common.event_columns`).
+  (derived from ``events``, see :func:`tailscope.analysis._stall_common.event_columns`), and
+  ``duration_unknown`` (the export had no duration: a 0 ns stand-in, not a latency).
 * ``Analysis.path`` — critical-path segments of every trace (see
   :data:`tailscope.analysis.critical_path.SEGMENT_COLUMNS`; times in the adjusted clock, ns).
 
@@ -35,7 +36,7 @@ import polars as pl
 from tailscope import __version__
 from tailscope import schema as s
 from tailscope.analysis._stall_common import event_columns
-from tailscope.analysis.critical_path import follows_from_rows, segments_frame
+from tailscope.analysis.critical_path import follows_from_rows, rows_with_attribute, segments_frame
 from tailscope.analysis.hops import (
     DEFAULT_MIN_TAIL_REQUESTS,
     DEFAULT_RESAMPLES,
@@ -70,6 +71,8 @@ if TYPE_CHECKING:
     from tailscope.ingest.model import IngestResult, IngestStats
 
 MAX_PROBLEMS_IN_REPORT: Final = 20
+DURATION_UNKNOWN: Final = "duration_unknown"
+"""Prepared-frame column: the export had no duration (see ``schema.DURATION_MISSING_KEY``)."""
 
 ANALYSIS_COLUMNS: Final = (
     s.TRACE_ID,
@@ -170,6 +173,11 @@ def prepare_spans(ingest: IngestResult) -> PreparedSpans:
         pl.Series("is_root", tree.parent < 0, dtype=pl.Boolean),
         pl.Series("is_orphan", tree.is_orphan, dtype=pl.Boolean),
         *event_columns(table[s.EVENTS], error),
+        pl.Series(
+            DURATION_UNKNOWN,
+            rows_with_attribute(table[s.ATTRIBUTES], s.DURATION_MISSING_KEY, "true"),
+            dtype=pl.Boolean,
+        ),
     )
     return PreparedSpans(
         spans=spans,

@@ -123,6 +123,7 @@ def build_baseline(
     """
     import polars as pl
 
+    from tailscope.analysis.critical_path import rows_with_attribute
     from tailscope.analysis.traces import with_roots
 
     spans = pl.from_arrow(
@@ -144,8 +145,12 @@ def build_baseline(
     spans = with_roots(
         spans.with_columns(pl.col(s.SERVICE).cast(pl.String), pl.col(s.NAME).cast(pl.String))
     )
-    operations = _histograms(spans, [s.SERVICE, s.NAME, s.KIND])
-    roots = _histograms(spans.filter(pl.col("is_root")), [s.SERVICE, s.NAME])
+    # spans exported without a duration carry a 0 ns stand-in: not a latency
+    timed = spans.filter(
+        pl.Series(~rows_with_attribute(table[s.ATTRIBUTES], s.DURATION_MISSING_KEY, "true"))
+    )
+    operations = _histograms(timed, [s.SERVICE, s.NAME, s.KIND])
+    roots = _histograms(timed.filter(pl.col("is_root")), [s.SERVICE, s.NAME])
     return Baseline(
         label=label,
         created=created,

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 NS_PER_US: Final = 1_000
 SHARED_KEY: Final = "zipkin.shared"
 """Attribute (BOOL ``true``) on a shared server half."""
-DURATION_MISSING_KEY: Final = "zipkin.duration_missing"
+DURATION_MISSING_KEY: Final = s.DURATION_MISSING_KEY
 """Attribute (BOOL ``true``) on a span whose duration Zipkin did not know (kept with 0 ns)."""
 
 _KINDS: Final[dict[str, int]] = {
