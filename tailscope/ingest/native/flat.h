@@ -45,6 +45,18 @@ static inline int buf_put(Buf *b, const void *src, size_t n) {
         if (buf_put((b), &v_, sizeof(T))) return -1; \
     } while (0)
 
+/* Scanner control flow: every step returns 0 (ok) or -1 (stop; `sc->why` says why). */
+#define FAIL(sc, msg)      \
+    do {                   \
+        (sc)->why = (msg); \
+        return -1;         \
+    } while (0)
+
+#define TRY(expr)                  \
+    do {                           \
+        if ((expr) < 0) return -1; \
+    } while (0)
+
 static inline void buf_free(Buf *b) {
     free(b->p);
     b->p = NULL;

@@ -36,17 +36,6 @@ typedef struct {
     size_t n;
 } Str;
 
-#define FAIL(sc, msg)       \
-    do {                    \
-        (sc)->why = (msg);  \
-        return -1;          \
-    } while (0)
-
-#define TRY(expr)              \
-    do {                       \
-        if ((expr) < 0) return -1; \
-    } while (0)
-
 #define OOM(sc, expr)                                  \
     do {                                               \
         if ((expr) < 0) FAIL((sc), "out of memory");   \

@@ -40,17 +40,6 @@ typedef struct {
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
-#define FAIL(sc, msg)      \
-    do {                   \
-        (sc)->why = (msg); \
-        return -1;         \
-    } while (0)
-
-#define TRY(expr)                  \
-    do {                           \
-        if ((expr) < 0) return -1; \
-    } while (0)
-
 /* BUF_PUT and friends return -1 on OOM without a reason: `why` stays "out of memory". */
 #define WANT(sc, fl, type)                                                \
     do {                                                                  \
