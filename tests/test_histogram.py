@@ -87,3 +87,21 @@ def test_bucket_values_and_counts_cover_every_sample() -> None:
     assert counts.sum() == values.size
     assert np.all(np.diff(reps) > 0)
     assert abs(reps[-1] - values.max()) <= values.max() * relative_resolution() + NS_PER_UNIT
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 999, 20_000])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_nearest_rank_shortcut_equals_the_full_histogram(n: int, seed: int) -> None:
+    """``percentiles.hdr_quantiles_ns`` (one value per quantile) gives what recording every
+    duration into a histogram gives, ties, zeros and huge values included."""
+    from tailscope.analysis.percentiles import hdr_quantiles_ns
+
+    rng = np.random.default_rng(seed)
+    values = _samples(n, seed)
+    values[rng.random(n) < 0.1] = 0
+    values[rng.random(n) < 0.2] = values[0]  # ties
+    if n > 10:
+        values[-1] = 3_000 * 10**9  # beyond the histogram's highest trackable value
+    qs = [0.0, 0.001, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0]
+    full = LatencyHistogram.from_durations_ns(values).quantiles_ns(qs)
+    assert hdr_quantiles_ns(values, qs) == full
