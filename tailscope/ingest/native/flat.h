@@ -198,32 +198,27 @@ static inline void flat_free(Flat *f) {
 #undef FREE_ONE
 }
 
+/* d[name] = v, taking v's reference; -1 (and nothing set) when v is NULL or on error. */
+static inline int dict_put(PyObject *d, const char *name, PyObject *v) {
+    if (!v) return -1;
+    int rc = PyDict_SetItemString(d, name, v);
+    Py_DECREF(v);
+    return rc;
+}
+
 /* A dict {name: bytes} of every buffer plus the counts; frees nothing. NULL on error. */
 static inline PyObject *flat_to_dict(const Flat *f) {
     PyObject *d = PyDict_New();
     if (!d) return NULL;
-#define ADD_ONE(field, name)                                                     \
-    {                                                                            \
-        PyObject *v = PyBytes_FromStringAndSize(f->field.p ? f->field.p : "", (Py_ssize_t)f->field.len); \
-        if (!v || PyDict_SetItemString(d, name, v)) {                            \
-            Py_XDECREF(v);                                                       \
-            Py_DECREF(d);                                                        \
-            return NULL;                                                         \
-        }                                                                        \
-        Py_DECREF(v);                                                            \
-    }
+    int rc = 0;
+#define ADD_ONE(field, name)                                                          \
+    rc = rc ? rc                                                                      \
+            : dict_put(d, name,                                                       \
+                       PyBytes_FromStringAndSize(f->field.p ? f->field.p : "",        \
+                                                 (Py_ssize_t)f->field.len));
     FLAT_FIELDS(ADD_ONE)
 #undef ADD_ONE
-#define ADD_COUNT(name, value)                                                   \
-    {                                                                            \
-        PyObject *v = PyLong_FromLongLong(value);                                \
-        if (!v || PyDict_SetItemString(d, name, v)) {                            \
-            Py_XDECREF(v);                                                       \
-            Py_DECREF(d);                                                        \
-            return NULL;                                                         \
-        }                                                                        \
-        Py_DECREF(v);                                                            \
-    }
+#define ADD_COUNT(name, value) rc = rc ? rc : dict_put(d, name, PyLong_FromLongLong(value));
     ADD_COUNT("n_spans", f->n_spans)
     ADD_COUNT("n_events", f->n_events)
     ADD_COUNT("n_links", f->n_links)
@@ -232,6 +227,10 @@ static inline PyObject *flat_to_dict(const Flat *f) {
     ADD_COUNT("n_lines", f->n_lines)
     ADD_COUNT("n_non_trace", f->n_non_trace)
 #undef ADD_COUNT
+    if (rc) {
+        Py_DECREF(d);
+        return NULL;
+    }
     return d;
 }
 
