@@ -402,7 +402,7 @@ def test_read_ahead_keeps_problem_order(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(InputError, match=":4: not JSON"):
         read_spans([str(path)], strict=True)
     # The same content read sequentially (one block at a time) gives the same table and stats.
-    blocks = sources.Source(sources.expand_inputs([str(path)])[0], ProgressSink()).raw_line_blocks
+    blocks = sources.Source(sources.expand_inputs([str(path)])[0], ProgressSink()).line_blocks
     stats = IngestStats()
     log = ProblemLog(stats, str(path))
     sequential = pa.concat_tables(fast_json.read_lines(blocks(log), log))

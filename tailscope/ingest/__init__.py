@@ -20,7 +20,7 @@ import orjson
 
 from tailscope.errors import InputError
 from tailscope.ingest.model import IngestResult, IngestStats, Problem, ProgressSink
-from tailscope.ingest.problems import ProblemLog
+from tailscope.ingest.problems import HeldLog, ProblemLog
 from tailscope.ingest.sniff import FormatUnavailable, NotATraceExport, foreign_format, sniff
 from tailscope.ingest.sources import Source, expand_inputs
 from tailscope.types import INPUT_FORMATS, InputFormat
@@ -88,8 +88,8 @@ def _read_source(source: Source, input_format: str, log: ProblemLog) -> Iterator
         from tailscope.ingest import fast_json
 
         if _looks_like_json_lines(head):
-            ahead = fast_json.DeferredLog(log)
-            yield from fast_json.read_lines(source.raw_line_blocks(ahead), log, ahead)
+            ahead = HeldLog(log)  # problems met reading ahead, replayed in file order
+            yield from fast_json.read_lines(source.line_blocks(ahead), log, ahead)
         else:
             yield from fast_json.read_document(source.read_all(log), log)
     elif fmt == "otlp-proto":

@@ -27,11 +27,11 @@ from tailscope import schema as s
 from tailscope.ingest import otlp_json
 from tailscope.ingest.columns import INT32_MAX, INT32_MIN, ResourceColumns
 from tailscope.ingest.flat import (
+    PROMOTED_ORDER,
     Flat,
     Unsupported,
     double_texts,
     promoted_columns,
-    promoted_hits,
     table_from_flat,
 )
 from tailscope.ingest.flat import native as _native
@@ -275,6 +275,31 @@ def _attribute_values(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return pa.concat_arrays(pieces).take(pa.array(inverse)), tags
 
 
+_PROMOTED_KEYS: Final = pa.array(PROMOTED_ORDER, pa.string())
+
+
+def _promoted_hits(keys: pa.Array, owners: np.ndarray, n_spans: int) -> dict[str, np.ndarray]:
+    """For each promoted key present, per span the index of its first attribute with that key
+    (or -1). One ``index_in`` pass over all keys, then numpy on the few hits."""
+    codes = pc.index_in(keys, value_set=_PROMOTED_KEYS)
+    if codes.null_count == len(codes):
+        return {}
+    code_np = np.asarray(pc.fill_null(codes, -1).to_numpy(zero_copy_only=False))
+    hits = np.flatnonzero(code_np >= 0)
+    hit_codes = code_np[hits]
+    out: dict[str, np.ndarray] = {}
+    for code in np.unique(hit_codes).tolist():
+        mine = hits[hit_codes == code]
+        span_of = owners[mine]
+        # hits are in attribute order, so each span's first one starts a run of equal owners
+        first = np.ones(len(mine), dtype=bool)
+        first[1:] = span_of[1:] != span_of[:-1]
+        index = np.full(n_spans, -1, dtype=np.int64)
+        index[span_of[first]] = mine[first]
+        out[str(_PROMOTED_KEYS[code].as_py())] = index
+    return out
+
+
 _RESOURCE_CACHE_SIZE: Final = 4096
 
 
@@ -472,7 +497,7 @@ def block_to_table(
 
     attributes, keys, texts, tags, attr_offsets = _attribute_lists(_field(spans, "attributes"))
     owners = np.repeat(np.arange(n), np.diff(attr_offsets))
-    hits = promoted_hits(keys, owners, n)
+    hits = _promoted_hits(keys, owners, n)
 
     resource_cols, unknown = _resource_columns(
         _field(resource_spans, "resource"),
@@ -512,12 +537,6 @@ def block_to_table(
         columns[name] = pc.take(per_resource, take_resource)
     arrays = [columns[f.name].cast(f.type) for f in s.SPAN_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA), n, unknown
-
-
-class DeferredLog(HeldLog):
-    """A problem log for reading ahead: problems met while fetching a block are held back and
-    replayed into the real log just before that block is processed, so problems keep file
-    order and ``strict`` fails on the same first one as a sequential read."""
 
 
 def _resource_of(encoded: bytes | None) -> ResourceColumns:
@@ -589,12 +608,7 @@ def read_document(data: bytes, log: ProblemLog) -> Iterator[pa.Table]:
         except Unsupported:
             pass
         else:
-            assert isinstance(scanned, dict)
-            log.stats.records += records
-            log.stats.unknown_service_resources += unknown
-            log.stats.non_trace_lines += int(scanned["n_non_trace"])
-            if table.num_rows:
-                yield table
+            yield from _account(log, table, records, unknown, scanned)
             return
     yield from otlp_json.read_document(data, log)
 
@@ -605,7 +619,7 @@ releases the GIL, so two blocks scan on two cores)."""
 
 
 def read_lines(
-    blocks: Iterator[Block], log: ProblemLog, ahead: DeferredLog | None = None
+    blocks: Iterator[Block], log: ProblemLog, ahead: HeldLog | None = None
 ) -> Iterator[pa.Table]:
     """JSON Lines blocks through the fast path, each falling back to the tolerant reader.
 
@@ -676,6 +690,14 @@ def _one_block(
     except Unsupported:
         yield from otlp_json.read_lines(iter([(first_line, bytes(block))]), log)
         return
+    yield from _account(log, table, records, unknown, parsed)
+
+
+def _account(
+    log: ProblemLog, table: pa.Table, records: int, unknown: int, parsed: Parsed
+) -> Iterator[pa.Table]:
+    """Count what a fast path read (nothing was counted before it succeeded) and pass the
+    table on."""
     log.stats.records += records
     log.stats.unknown_service_resources += unknown
     if isinstance(parsed, dict):

@@ -57,7 +57,6 @@ _NULL_INT64: Final = pa.scalar(None, pa.int64())
 _NULL_STRING: Final = pa.scalar(None, pa.string())
 PROMOTED_ORDER: Final = tuple(sorted(PROMOTED_KEYS))
 """Promoted keys in the order of the scanners' ``a_promo`` columns (native/flat.h)."""
-_PROMOTED_ORDER: Final = pa.array(PROMOTED_ORDER, pa.string())
 
 
 class Unsupported(Exception):
@@ -166,30 +165,9 @@ def _attribute_list(
     return pa.ListArray.from_arrays(offset_array, items, type=s.ATTRIBUTES_TYPE)
 
 
-def promoted_hits(keys: pa.Array, owners: np.ndarray, n_spans: int) -> dict[str, np.ndarray]:
-    """For each promoted key present, per span the index of its first attribute with that key
-    (or -1). One ``index_in`` pass over all keys, then numpy on the few hits."""
-    codes = pc.index_in(keys, value_set=_PROMOTED_ORDER)
-    if codes.null_count == len(codes):
-        return {}
-    code_np = np.asarray(pc.fill_null(codes, -1).to_numpy(zero_copy_only=False))
-    hits = np.flatnonzero(code_np >= 0)
-    hit_codes = code_np[hits]
-    out: dict[str, np.ndarray] = {}
-    for code in np.unique(hit_codes).tolist():
-        mine = hits[hit_codes == code]
-        span_of = owners[mine]
-        # hits are in attribute order, so each span's first one starts a run of equal owners
-        first = np.ones(len(mine), dtype=bool)
-        first[1:] = span_of[1:] != span_of[:-1]
-        index = np.full(n_spans, -1, dtype=np.int64)
-        index[span_of[first]] = mine[first]
-        out[str(_PROMOTED_ORDER[code].as_py())] = index
-    return out
-
-
 def promoted_text(texts: pa.Array, indexes: list[tuple[np.ndarray, np.ndarray]]) -> pa.Array:
-    """The text of the first of several keys present (``indexes`` from :func:`promoted_hits`)."""
+    """The text of the first of several keys present (``indexes``: per key, the span's first
+    attribute with it and whether there is one)."""
     result: pa.Array | None = None
     for index, found in indexes:
         column = pc.take(texts, pa.array(index, mask=~found))
@@ -335,18 +313,13 @@ def table_from_flat(
     flags_bitmap, flags_nulls = _validity(flat, "flags_valid")
 
     keys, texts, tags = _pool(flat, "a_")
-    promo = _np(flat, "a_promo", np.int32)
-    if len(promo) or not n:  # the scanner found the promoted keys
-        found_any = promo.reshape(n, len(PROMOTED_ORDER)).T if n else promo.reshape(0, 0)
-        hits = {
-            key: column.astype(np.int64)
-            for key, column in zip(PROMOTED_ORDER, found_any, strict=False)
-            if column.max() >= 0
-        }
-    else:
-        attr_offsets = _np(flat, "attr_off", np.int32)
-        owners = np.repeat(np.arange(n), np.diff(attr_offsets))
-        hits = promoted_hits(keys, owners, n)
+    # per span and promoted key, the index of its first attribute with that key (or -1)
+    promo = _np(flat, "a_promo", np.int32).reshape(n, len(PROMOTED_ORDER))
+    hits = {
+        key: promo[:, i].astype(np.int64)
+        for i, key in enumerate(PROMOTED_ORDER)
+        if n and promo[:, i].max() >= 0
+    }
 
     def per_resource(values: list[str | None]) -> pa.Array:
         return _spread(values, span_resource)

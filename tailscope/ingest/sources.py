@@ -162,19 +162,11 @@ class Source:
         """The whole decompressed content."""
         return b"".join(self.chunks(log))
 
-    def line_blocks(self, log: ProblemLog) -> Iterator[tuple[int, bytes]]:
-        """Blocks of whole lines ``(number of the first line, bytes)``, BOM removed; the last
-        block may end without a newline."""
-        line_no = 1
-        for block in self.raw_line_blocks(log):
-            data = bytes(block)
-            yield line_no, data
-            line_no += data.count(b"\n")
-
-    def raw_line_blocks(self, log: ProblemLog) -> Iterator[bytes | memoryview]:
-        """:meth:`line_blocks` without the line numbers (a reader that counts lines on its
-        own, off the main thread, saves a pass over the data). Blocks of a plain file are
-        read straight into their own buffers (memoryviews, no copy on the way)."""
+    def line_blocks(self, log: ProblemLog) -> Iterator[bytes | memoryview]:
+        """Blocks of whole lines, BOM removed; the last block may end without a newline.
+        Blocks of a plain file are read straight into their own buffers (memoryviews, no
+        copy on the way). Line numbers are the reader's to count (the native scanner does,
+        off the main thread)."""
         if self.compressed or self._stdin_data is not None:
             yield from _whole_lines(self.chunks(log))
             return

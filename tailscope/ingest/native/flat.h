@@ -114,7 +114,7 @@ typedef struct {
     Buf span_scope;     /* int32 index into scopes */
     Buf attr_off;       /* int32, n_spans + 1: span i owns attributes [attr_off[i], attr_off[i+1]) */
     AttrPool a;
-    Buf a_promo;        /* optional: int32 [n_spans][N_PROMOTED], index in `a` of the span's
+    Buf a_promo;        /* int32 [n_spans][N_PROMOTED], index in `a` of the span's
                            first attribute with each PROMOTED_KEYS key, -1 if none */
     /* events */
     Buf ev_off;         /* int32, n_spans + 1 */
