@@ -28,6 +28,7 @@ from tailscope.ingest import otlp_json
 from tailscope.ingest.columns import INT32_MAX, INT32_MIN, ResourceColumns
 from tailscope.ingest.flat import (
     PROMOTED_ORDER,
+    RESOURCE_CACHE_SIZE,
     Flat,
     Unsupported,
     double_texts,
@@ -300,9 +301,6 @@ def _promoted_hits(keys: pa.Array, owners: np.ndarray, n_spans: int) -> dict[str
     return out
 
 
-_RESOURCE_CACHE_SIZE: Final = 4096
-
-
 def _resource_columns(
     resources: pa.Array,
     line_offsets: np.ndarray,
@@ -346,7 +344,7 @@ def _resource_columns(
         row = None if key is None else cache.get(key)
         if row is None:
             row = otlp_json.resource_from_json(resource)
-            if key is not None and len(cache) < _RESOURCE_CACHE_SIZE:
+            if key is not None and len(cache) < RESOURCE_CACHE_SIZE:
                 cache[key] = row
         rows.append(row)
     unknown = sum(r.unknown_service for r in rows)

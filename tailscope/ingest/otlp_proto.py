@@ -45,7 +45,7 @@ from tailscope.ingest.columns import (
     SpanColumns,
     resource_columns,
 )
-from tailscope.ingest.flat import Unsupported, table_from_flat
+from tailscope.ingest.flat import RESOURCE_CACHE_SIZE, Unsupported, table_from_flat
 from tailscope.ingest.otlp_json import BATCH_SPANS
 from tailscope.ingest.problems import HeldLog, ProblemLog, replay
 from tailscope.ingest.sniff import proto_framing
@@ -265,7 +265,7 @@ def _append_resources(
         resource = cache.get(key)
         if resource is None:
             resource = _resource(rs.resource)
-            if len(cache) < 4096:
+            if len(cache) < RESOURCE_CACHE_SIZE:
                 cache[key] = resource
         if resource.unknown_service:
             log.stats.unknown_service_resources += 1
