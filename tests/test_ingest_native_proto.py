@@ -2,7 +2,7 @@
 everything it cannot read exactly (malformed wire data, bad records, array/kvlist values ...)
 back to upb instead of dropping or misreading it.
 
-Each input is read twice with :func:`otlp_proto.read`: ``native=False`` (upb + the per-span
+Each input is read twice with :func:`otlp_proto.read_chunks`: ``native=False`` (upb + the per-span
 Python loop, the reference) and ``native=True`` (scanner + Arrow assembly, upb where the
 scanner declines). Tables must be equal and the stats identical.
 """

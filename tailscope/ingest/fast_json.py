@@ -31,9 +31,10 @@ from tailscope.ingest.flat import (
     RESOURCE_CACHE_SIZE,
     Flat,
     Unsupported,
+    account,
     double_texts,
     promoted_columns,
-    table_from_flat,
+    scanned_table,
 )
 from tailscope.ingest.flat import native as _native
 from tailscope.ingest.problems import Held, HeldLog, ProblemLog, replay
@@ -573,11 +574,8 @@ def native_block_to_table(
         raise Unsupported("native scanner not built")
     if scanned is None:
         scanned = _native.scan_json(block)
-    if isinstance(scanned, str):
-        raise Unsupported(scanned)
     cache: NativeCache = {} if resource_cache is None else resource_cache
-    table, unknown = table_from_flat(scanned, block, _resource_of, _scope_of, cache)
-    return table, int(scanned["n_spans"]), unknown
+    return scanned_table(scanned, block, _resource_of, _scope_of, cache)
 
 
 Parsed: TypeAlias = "pa.Table | Flat | str | None"
@@ -606,7 +604,7 @@ def read_document(data: bytes, log: ProblemLog) -> Iterator[pa.Table]:
         except Unsupported:
             pass
         else:
-            yield from _account(log, table, records, unknown, scanned)
+            yield from account(log, table, records, unknown, _non_trace(scanned))
             return
     yield from otlp_json.read_document(data, log)
 
@@ -660,6 +658,11 @@ def read_lines(
         replay(tail, log)
 
 
+def _non_trace(parsed: Parsed) -> int:
+    """Metric/log lines the native scanner skipped (the pyarrow path declines them)."""
+    return int(parsed["n_non_trace"]) if isinstance(parsed, dict) else 0
+
+
 def _newlines(block: Block, parsed: Parsed) -> int:
     if isinstance(parsed, dict):
         return int(parsed["n_lines"])
@@ -688,17 +691,4 @@ def _one_block(
     except Unsupported:
         yield from otlp_json.read_lines(iter([(first_line, bytes(block))]), log)
         return
-    yield from _account(log, table, records, unknown, parsed)
-
-
-def _account(
-    log: ProblemLog, table: pa.Table, records: int, unknown: int, parsed: Parsed
-) -> Iterator[pa.Table]:
-    """Count what a fast path read (nothing was counted before it succeeded) and pass the
-    table on."""
-    log.stats.records += records
-    log.stats.unknown_service_resources += unknown
-    if isinstance(parsed, dict):
-        log.stats.non_trace_lines += int(parsed["n_non_trace"])
-    if table.num_rows:
-        yield table
+    yield from account(log, table, records, unknown, _non_trace(parsed))

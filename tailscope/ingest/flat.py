@@ -26,7 +26,7 @@ The buffers (all native-endian; see ``native/flat.h``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import numpy as np
@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from tailscope import schema as s
 from tailscope.ingest.columns import INT32_MAX, INT32_MIN, PROMOTED_KEYS, ResourceColumns
+from tailscope.ingest.problems import ProblemLog
 
 try:
     from tailscope.ingest import _native
@@ -386,3 +387,30 @@ def table_from_flat(
         for f in s.SPAN_SCHEMA
     ]
     return pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA), unknown
+
+
+def scanned_table(
+    scanned: Flat | str,
+    raw: bytes | memoryview,
+    resource_of: ResourceOf,
+    scope_of: ScopeOf,
+    resource_cache: dict[bytes | None, ResourceColumns],
+) -> tuple[pa.Table, int, int]:
+    """(span table, span records, resources without service.name) of what a scanner returned
+    for ``raw``; raises :class:`Unsupported` when it declined (a ``str`` reason)."""
+    if isinstance(scanned, str):
+        raise Unsupported(scanned)
+    table, unknown = table_from_flat(scanned, raw, resource_of, scope_of, resource_cache)
+    return table, int(scanned["n_spans"]), unknown
+
+
+def account(
+    log: ProblemLog, table: pa.Table, records: int, unknown: int, non_trace: int = 0
+) -> Iterator[pa.Table]:
+    """Count what a fast path read (nothing is counted before it succeeds) and pass the table
+    on when it has rows."""
+    log.stats.records += records
+    log.stats.unknown_service_resources += unknown
+    log.stats.non_trace_lines += non_trace
+    if table.num_rows:
+        yield table

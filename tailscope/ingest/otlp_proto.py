@@ -45,10 +45,10 @@ from tailscope.ingest.columns import (
     SpanColumns,
     resource_columns,
 )
-from tailscope.ingest.flat import RESOURCE_CACHE_SIZE, Unsupported, table_from_flat
+from tailscope.ingest.flat import RESOURCE_CACHE_SIZE, Unsupported, account, scanned_table
 from tailscope.ingest.otlp_json import BATCH_SPANS
-from tailscope.ingest.problems import HeldLog, ProblemLog, replay
-from tailscope.ingest.sniff import proto_framing
+from tailscope.ingest.problems import HeldLog, ProblemLog
+from tailscope.ingest.sniff import proto_framing, read_varint
 from tailscope.schema import ValueType
 
 
@@ -301,7 +301,7 @@ def _whole_fields(payload: bytes) -> bool:
     on into the next message)."""
     pos = 0
     while pos < len(payload):
-        length = _varint(payload, pos + 1) if payload[pos] == 0x0A else None
+        length = read_varint(payload, pos + 1) if payload[pos] == 0x0A else None
         if length is None:
             return False
         pos = length[1] + length[0]
@@ -339,14 +339,12 @@ def _convert(
     when it needs upb."""
     from tailscope.ingest import _native
 
-    scanned = _native.scan_proto(batch.joined)
-    if isinstance(scanned, str):
-        return None
     try:
-        table, unknown = table_from_flat(scanned, batch.joined, _resource_of, _scope_of, cache)
+        return scanned_table(
+            _native.scan_proto(batch.joined), batch.joined, _resource_of, _scope_of, cache
+        )
     except Unsupported:
         return None
-    return table, int(scanned["n_spans"]), unknown
 
 
 def _converted(
@@ -391,15 +389,7 @@ def _read_batches(batches: Iterator[_Batch], log: ProblemLog) -> Iterator[pa.Tab
         if done is None:
             yield from _bisect(batch, log, cache)
         else:
-            yield from _account(done, log)
-
-
-def _account(done: tuple[pa.Table, int, int], log: ProblemLog) -> Iterator[pa.Table]:
-    table, spans, unknown = done
-    log.stats.records += spans
-    log.stats.unknown_service_resources += unknown
-    if table.num_rows:
-        yield table
+            yield from account(log, *done)
 
 
 def _bisect(
@@ -417,38 +407,21 @@ def _bisect(
         if done is None:
             yield from _bisect(half, log, cache)
         else:
-            yield from _account(done, log)
-
-
-class _HeldLog(HeldLog):
-    """Counts and problems of one single message, held back until the whole message has
-    parsed: a message upb rejects anywhere yields nothing but one ``not protobuf`` problem."""
-
-    def __init__(self, target: ProblemLog) -> None:
-        super().__init__(target, own_stats=True)
-
-    def replay(self, log: ProblemLog) -> None:
-        """Pass the counts and problems on to ``log`` (which may raise under ``strict``)."""
-        log.stats.records += self.stats.records
-        log.stats.unknown_service_resources += self.stats.unknown_service_resources
-        replay(self.take(), log)
+            yield from account(log, *done)
 
 
 def _read_single(pieces: Iterator[bytes], log: ProblemLog) -> Iterator[pa.Table]:
     """One (possibly huge) message, given as pieces of whole top-level fields: each piece is
     a message of its own, read natively or else by upb. Tables and problems are held until
     the last piece, so a message upb rejects in any piece yields nothing, as it always did."""
-    held = _HeldLog(log)
+    held = HeldLog(log, own_stats=True)
     tables: list[pa.Table] = []
     upb_cache: dict[bytes, ResourceColumns] = {}
     batches = (_Batch([(0, piece)], piece) for piece in pieces)
     with closing(_converted(batches, {})) as converted:
         for batch, done in converted:
             if done is not None:
-                table, spans, unknown = done
-                held.stats.records += spans
-                held.stats.unknown_service_resources += unknown
-                tables.append(table)
+                tables.extend(account(held, *done))
                 continue
             message = TracesData()
             try:
@@ -459,27 +432,14 @@ def _read_single(pieces: Iterator[bytes], log: ProblemLog) -> Iterator[pa.Table]
             cols = SpanColumns()
             append_message(cols, message, held, 0, upb_cache)
             tables.append(cols.to_table())
-    held.replay(log)
+    held.replay_into(log)
     yield from (table for table in tables if table.num_rows)
-
-
-def _varint(buffer: bytes, pos: int) -> tuple[int, int] | None:
-    """(value, position after it) of the varint at ``buffer[pos]``; None when cut or overlong."""
-    value = shift = 0
-    while pos < len(buffer) and shift < 64:
-        byte = buffer[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-    return None
 
 
 def _field_end(buffer: bytes, pos: int) -> int | None:
     """Where the field starting at ``buffer[pos]`` ends (possibly beyond the buffer), or None
     when its header is not a plain field (field number 0, a group, a cut or overlong varint)."""
-    tag = _varint(buffer, pos)
+    tag = read_varint(buffer, pos)
     if tag is None or tag[0] >> 3 == 0:
         return None
     wire, pos = tag[0] & 7, tag[1]
@@ -489,7 +449,7 @@ def _field_end(buffer: bytes, pos: int) -> int | None:
         return pos + 4
     if wire not in (0, 2):
         return None
-    value = _varint(buffer, pos)
+    value = read_varint(buffer, pos)
     if value is None:
         return None
     return value[1] + (value[0] if wire == 2 else 0)
@@ -596,21 +556,12 @@ def _framed(chunks: Iterator[bytes]) -> tuple[bool, bytes]:
     decides on the whole content, and the content read for that: only as far as the first
     ``resource_spans`` of a single message, or else the first frame, could reach."""
     buffer = _refill(b"", 0, chunks, 16)
-    single = _varint(buffer, 1) if buffer[:1] == b"\x0a" else None
+    single = read_varint(buffer, 1) if buffer[:1] == b"\x0a" else None
     if single is not None:
         buffer = _refill(buffer, 0, chunks, single[0] + single[1])
     elif len(buffer) >= 5 and buffer[4] == 0x0A:
         buffer = _refill(buffer, 0, chunks, 4 + int.from_bytes(buffer[:4], "big"))
     return proto_framing(buffer[:16], len(buffer)) == "framed", buffer
-
-
-def read(
-    data: bytes, log: ProblemLog, *, native: bool = True, batch_bytes: int = BATCH_BYTES
-) -> Iterator[pa.Table]:
-    """Read OTLP protobuf content held in memory (single message or length-framed messages).
-    ``native=False`` reads every message with upb only (the reference the tests compare
-    against)."""
-    yield from read_chunks(iter((data,)), log, native=native, batch_bytes=batch_bytes)
 
 
 def read_chunks(

@@ -61,6 +61,15 @@ class HeldLog(ProblemLog):
         held, self.held = self.held, []
         return held
 
+    def replay_into(self, log: ProblemLog) -> None:
+        """Pass everything held on to ``log`` (which may raise under ``strict``): the
+        problems, and with ``own_stats`` the record counts too."""
+        if self.stats is not log.stats:
+            log.stats.records += self.stats.records
+            log.stats.unknown_service_resources += self.stats.unknown_service_resources
+            log.stats.non_trace_lines += self.stats.non_trace_lines
+        replay(self.take(), log)
+
 
 def replay(held: list[Held], log: ProblemLog) -> None:
     """Report held problems to ``log`` in order (which may raise under ``strict``)."""

@@ -75,7 +75,9 @@ def strip_bom(head: bytes) -> bytes:
     return head[3:] if head.startswith(b"\xef\xbb\xbf") else head
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int] | None:
+def read_varint(data: bytes, pos: int) -> tuple[int, int] | None:
+    """(value, position after it) of the protobuf varint at ``data[pos]``; None when cut or
+    overlong."""
     value = shift = 0
     while pos < len(data) and shift < 64:
         byte = data[pos]
@@ -96,7 +98,7 @@ def proto_framing(head: bytes, size: int | None) -> str | None:
     """
     single = False
     if head[:1] == b"\x0a":
-        parsed = _read_varint(head, 1)
+        parsed = read_varint(head, 1)
         if parsed is not None:
             length, after = parsed
             single = size is None or after + length <= size
@@ -104,7 +106,7 @@ def proto_framing(head: bytes, size: int | None) -> str | None:
         frame = int.from_bytes(head[:4], "big")
         # A first frame whose length starts with byte 0x0A is >= 160 MiB; far likelier, this
         # is one big message whose first resource_spans has a 2- or 3-byte length.
-        if frame > 0 and (size is None or frame + 4 <= size) and not (head[0] == 0x0A and single):
+        if frame > 0 and (size is None or frame + 4 <= size) and not single:
             return "framed"
     return "single" if single else None
 

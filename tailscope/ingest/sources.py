@@ -18,6 +18,7 @@ from typing import Final
 from tailscope.errors import InputError
 from tailscope.ingest.model import ProgressSink
 from tailscope.ingest.problems import ProblemLog
+from tailscope.ingest.sniff import strip_bom
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 HEAD_BYTES: Final = 64 * 1024
@@ -205,8 +206,7 @@ def _whole_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
     first = True
     for chunk in chunks:
         if first:
-            if chunk.startswith(b"\xef\xbb\xbf"):
-                chunk = chunk[3:]
+            chunk = strip_bom(chunk)
             first = False
         cut = chunk.rfind(b"\n")
         if cut < 0:

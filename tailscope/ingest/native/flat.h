@@ -57,6 +57,13 @@ static inline int buf_put(Buf *b, const void *src, size_t n) {
         if ((expr) < 0) return -1; \
     } while (0)
 
+/* True when the n bytes at p are all zero (an absent or invalid id). */
+static inline int all_zero(const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return 0;
+    return 1;
+}
+
 static inline void buf_free(Buf *b) {
     free(b->p);
     b->p = NULL;

@@ -432,11 +432,6 @@ static int hex_id(Sc *sc, unsigned char *out, size_t size) {
     return 0;
 }
 
-static inline int all_zero(const unsigned char *b, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (b[i]) return 0;
-    return 1;
-}
 
 /* Digits only, value <= max. */
 static int digits_value(Sc *sc, const char *s, size_t n, uint64_t max, uint64_t *out) {

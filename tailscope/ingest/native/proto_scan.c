@@ -40,7 +40,7 @@ typedef struct {
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
-/* BUF_PUT and friends return -1 on OOM without a reason: `why` stays "out of memory". */
+/* A known field must come with its own wire type. */
 #define WANT(sc, fl, type)                                                \
     do {                                                                  \
         if ((fl)->wt != (type)) FAIL((sc), "known field with another wire type"); \
@@ -345,8 +345,6 @@ static int json_string(Buf *b, const uint8_t *s, size_t n) {
     return 0;
 }
 
-static int put_base64(Buf *b, const uint8_t *s, size_t n);
-static int put_int(Buf *b, int64_t value);
 static int json_any(Sc *sc, Buf *b, const uint8_t *p, const uint8_t *end, int depth);
 
 /* KeyValue as {"key":...,"value":{...}} (a missing value is {}). */
@@ -512,12 +510,6 @@ static int scan_kv(Sc *sc, AttrPool *pool, int32_t *promo, const uint8_t *p,
 
 /* ------------------------------------------------------------------ spans */
 
-static inline int all_zero(const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if (p[i]) return 0;
-    }
-    return 1;
-}
 
 /* An id as otlp_proto._fix_id reads it: 1..size bytes, right-justified, not all zero. */
 static int put_id(Sc *sc, Buf *b, const uint8_t *id, size_t n, size_t size) {
