@@ -269,3 +269,22 @@ def test_spans_without_a_duration_are_not_latencies() -> None:
     timed = result.table.num_rows - untimed
     assert sum(op.count for op in report.operations) == timed
     assert sum(op.count for op in baseline.operations) == timed
+
+
+def test_roots_without_a_duration_are_not_requests() -> None:
+    from tailscope.analysis.pipeline import root_durations
+
+    frame = pl.DataFrame(
+        {
+            s.TRACE_ID: [b"t" * 16, b"u" * 16],
+            s.SPAN_ID: [b"1" * 8, b"2" * 8],
+            s.SERVICE: ["web", "web"],
+            s.NAME: ["GET /", "GET /"],
+            s.DURATION: [0, 5_000],
+            "is_root": [True, True],
+            "duration_unknown": [True, False],
+        }
+    )
+    roots = root_durations(frame)
+    assert roots["root_row"].to_list() == [1]
+    assert roots[s.DURATION].to_list() == [5_000]

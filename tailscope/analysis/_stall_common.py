@@ -170,16 +170,6 @@ def _exception_timeout_signal() -> pl.Expr:
     )
 
 
-def timeout_signal() -> pl.Expr:
-    """True where a span carries any timeout signal (status not checked here).
-
-    ``error.type`` saying timeout/deadline (or ``504``/``408``), gRPC status 4
-    (DEADLINE_EXCEEDED), ``rpc.response.status_code`` DEADLINE_EXCEEDED, HTTP 504/408, a status
-    message or an ``exception`` event whose type or message says timeout/deadline.
-    """
-    return _attribute_timeout_signal() | _exception_timeout_signal()
-
-
 def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
     """Every CLIENT span with its instrumented SERVER child, if any, and its call overhead.
 

@@ -39,11 +39,11 @@ from typing import Final
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from tailscope import schema as s
 from tailscope.analysis.span_tree import SpanTree, build_span_tree
+from tailscope.analysis.traces import rows_with_attribute
 from tailscope.schema import SpanKind
 
 COMPONENTS: Final = ("self", "network", "dependency")
@@ -228,28 +228,6 @@ def critical_path(spans: pa.Table, tree: SpanTree | None = None) -> pa.Table:
 
 FOLLOWS_FROM_KEY = "jaeger.reference_type"
 """Attribute the Jaeger reader sets on a span whose parent reference is ``FOLLOWS_FROM``."""
-
-
-def rows_with_attribute(
-    attributes: pa.ChunkedArray | pa.Array, key: str, value: str
-) -> NDArray[np.bool_]:
-    """Per span: True when its attribute ``key`` has the text ``value``.
-
-    Reads the Arrow ``attributes`` column (list of key/value structs) in place: values are
-    compared first (rarely a hit), so the attributes are never copied or converted to polars.
-    """
-    chunks = attributes.chunks if isinstance(attributes, pa.ChunkedArray) else [attributes]
-    marked = np.zeros(len(attributes), dtype=bool)
-    offset = 0
-    for chunk in chunks:
-        items = pc.list_flatten(chunk)
-        hit = pc.equal(pc.struct_field(items, "value"), value)
-        if pc.any(hit).as_py():
-            hit = pc.and_(hit, pc.equal(pc.struct_field(items, "key"), key))
-            rows = pc.filter(pc.list_parent_indices(chunk), hit).to_numpy()
-            marked[offset + rows] = True
-        offset += len(chunk)
-    return marked
 
 
 def follows_from_rows(attributes: pa.ChunkedArray | pa.Array) -> NDArray[np.bool_]:

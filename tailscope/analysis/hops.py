@@ -174,11 +174,12 @@ def _hop_times_by_root_row(path: pl.DataFrame, hop_keys: list[str]) -> pl.DataFr
     """
     hop_ns = (pl.col("seg_end") - pl.col("seg_start")).alias("hop_ns")
     names = path.schema["hop_service"], path.schema["hop_operation"]
-    if not all(isinstance(d, pl.Categorical) for d in names) or path.height == 0:
-        return path.group_by("root_row", *hop_keys).agg(hop_ns.sum())
-    service = path["hop_service"].to_physical().cast(pl.Int64).to_numpy()
-    operation = path["hop_operation"].to_physical().cast(pl.Int64).to_numpy()
-    if int(service.max()) >= 1 << 29 or int(operation.max()) >= 1 << 32:
+    packable = all(isinstance(d, pl.Categorical) for d in names) and path.height > 0
+    if packable:
+        service = path["hop_service"].to_physical().cast(pl.Int64).to_numpy()
+        operation = path["hop_operation"].to_physical().cast(pl.Int64).to_numpy()
+        packable = int(service.max()) < 1 << 29 and int(operation.max()) < 1 << 32
+    if not packable:
         return path.group_by("root_row", *hop_keys).agg(hop_ns.sum())
     component = path["component"].to_physical().cast(pl.Int64).to_numpy()
     packed = (service << 34) | (operation << 2) | component
@@ -247,11 +248,10 @@ def hop_attribution(
     for key, requests in ordered:
         requests = requests.sort(request_keys).with_row_index("_req")
         hop_rows = time_parts.get(key)
-        total_ms = requests["duration_ns"].clip(lower_bound=0).to_numpy() / NS_PER_MS
+        total_ns = requests["duration_ns"].clip(lower_bound=0).to_numpy()
+        total_ms = total_ns / NS_PER_MS
         n = total_ms.size
-        p50, p99 = hdr_quantiles_ns(
-            requests["duration_ns"].clip(lower_bound=0).to_numpy(), [0.5, TAIL_QUANTILE]
-        )
+        p50, p99 = hdr_quantiles_ns(total_ns, [0.5, TAIL_QUANTILE])
         threshold = float(np.quantile(total_ms, TAIL_QUANTILE, method="inverted_cdf"))
         in_tail = total_ms > threshold
         tail_requests = int(in_tail.sum())

@@ -18,6 +18,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from tailscope import schema as s
+from tailscope.analysis.traces import DURATION_UNKNOWN
 from tailscope.histogram import LatencyHistogram
 from tailscope.report.model import OperationStats
 from tailscope.schema import SpanKind, StatusCode
@@ -58,18 +59,6 @@ def hdr_quantiles_ns(durations_ns: NDArray[np.int64], quantiles: Sequence[float]
     ]
 
 
-def grouped_durations(
-    spans: pl.DataFrame, keys: list[str], duration: str = s.DURATION
-) -> tuple[pl.DataFrame, list[np.ndarray]]:
-    """Group ``spans`` by ``keys``: the groups (one row each, in the frame's key order) and
-    each group's durations (ns) as a numpy array. Reusable for per-root durations."""
-    grouped = spans.group_by(keys).agg(pl.col(duration).alias("_durations"))
-    lengths = grouped["_durations"].list.len().to_numpy()
-    flat = grouped["_durations"].explode().to_numpy()
-    splits = np.split(flat, np.cumsum(lengths, dtype=np.int64)[:-1]) if len(lengths) else []
-    return grouped.drop("_durations"), splits
-
-
 def operation_stats(
     spans: pl.DataFrame,
     exemplars: int = DEFAULT_EXEMPLARS,
@@ -86,8 +75,8 @@ def operation_stats(
     Returns:
         One :class:`OperationStats` per operation; times in ms.
     """
-    if "duration_unknown" in spans.columns:  # 0 ns stand-ins for missing durations
-        spans = spans.filter(~pl.col("duration_unknown"))
+    if DURATION_UNKNOWN in spans.columns:  # 0 ns stand-ins for missing durations
+        spans = spans.filter(~pl.col(DURATION_UNKNOWN))
     if spans.height == 0:
         return ()
     keys = [s.SERVICE, s.NAME, s.KIND]

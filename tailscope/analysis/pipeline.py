@@ -5,8 +5,9 @@ that interactive front ends draw from:
 
 * ``Analysis.spans`` — the span table after clock-skew adjustment, narrowed to the columns the
   analyses read (:data:`ANALYSIS_COLUMNS`: ids raw bytes, names as polars categoricals; the
-  nested ``attributes``, ``events``, ``links`` and ``resource_attributes`` stay in the Arrow
-  table, row-aligned with this frame), with ``start_unix_nano``/``end_unix_nano`` *shifted* into
+  nested ``attributes``, ``events``, ``links`` and ``resource_attributes`` are not kept: a
+  caller that needs them keeps the Arrow table, whose rows align with this frame, as the TUI
+  does), with ``start_unix_nano``/``end_unix_nano`` *shifted* into
   the parent's clock (``duration_ns`` unchanged), plus ``skew_adjustment_ns`` (int64 ns added to
   both; subtract it to get the exported times), ``skew_corrected`` (this span's own edge was
   corrected), ``is_root`` and ``is_orphan`` (booleans, see
@@ -14,7 +15,9 @@ that interactive front ends draw from:
   (derived from ``events``, see :func:`tailscope.analysis._stall_common.event_columns`), and
   ``duration_unknown`` (the export had no duration: a 0 ns stand-in, not a latency).
 * ``Analysis.path`` — critical-path segments of every trace (see
-  :data:`tailscope.analysis.critical_path.SEGMENT_COLUMNS`; times in the adjusted clock, ns).
+  :data:`tailscope.analysis.critical_path.SEGMENT_COLUMNS`; times in the adjusted clock, ns;
+  with ``AnalysisOptions(keep_frames=False)``, as the CLI runs, only the columns hop
+  attribution reads: ``seg_start``, ``seg_end``, the hop columns and ``root_row``).
 
 :func:`prepare_spans` is the only step that reads the Arrow table: a caller that drops its
 reference to the ingest result afterwards (the CLI does) frees the table before the analyses
@@ -36,7 +39,7 @@ import polars as pl
 from tailscope import __version__
 from tailscope import schema as s
 from tailscope.analysis._stall_common import event_columns
-from tailscope.analysis.critical_path import follows_from_rows, rows_with_attribute, segments_frame
+from tailscope.analysis.critical_path import follows_from_rows, segments_frame
 from tailscope.analysis.hops import (
     DEFAULT_MIN_TAIL_REQUESTS,
     DEFAULT_RESAMPLES,
@@ -53,6 +56,7 @@ from tailscope.analysis.skew import (
     skew_shifts,
 )
 from tailscope.analysis.span_tree import SpanTree, build_span_tree
+from tailscope.analysis.traces import DURATION_UNKNOWN, duration_unknown_rows
 from tailscope.report.model import (
     Cascade,
     InputSummary,
@@ -71,8 +75,7 @@ if TYPE_CHECKING:
     from tailscope.ingest.model import IngestResult, IngestStats
 
 MAX_PROBLEMS_IN_REPORT: Final = 20
-DURATION_UNKNOWN: Final = "duration_unknown"
-"""Prepared-frame column: the export had no duration (see ``schema.DURATION_MISSING_KEY``)."""
+
 
 ANALYSIS_COLUMNS: Final = (
     s.TRACE_ID,
@@ -141,8 +144,8 @@ class PreparedSpans:
     reference to the Arrow table."""
 
     spans: pl.DataFrame
-    """:data:`ANALYSIS_COLUMNS` with ``is_root``, ``is_orphan``, ``event_times`` and
-    ``exception_timeout`` (input row order)."""
+    """:data:`ANALYSIS_COLUMNS` with ``is_root``, ``is_orphan``, ``event_times``,
+    ``exception_timeout`` and ``duration_unknown`` (input row order)."""
     tree: SpanTree
     follows_from: NDArray[np.bool_]
     """Per span: marked as a Jaeger ``FOLLOWS_FROM`` child (pruned from critical paths)."""
@@ -159,8 +162,8 @@ def _column(table: pa.Table, name: str) -> pl.Series:
 def prepare_spans(ingest: IngestResult) -> PreparedSpans:
     """Link spans to their parents and convert the columns the analyses read to polars.
 
-    The nested columns are read in place (``FOLLOWS_FROM`` marks from ``attributes``, event
-    times and exception timeouts from ``events``) and never converted.
+    The nested columns are read in place (``FOLLOWS_FROM`` marks and missing durations from
+    ``attributes``, event times and exception timeouts from ``events``) and never converted.
     """
     table = ingest.table
     tree = build_span_tree(table)
@@ -175,7 +178,7 @@ def prepare_spans(ingest: IngestResult) -> PreparedSpans:
         *event_columns(table[s.EVENTS], error),
         pl.Series(
             DURATION_UNKNOWN,
-            rows_with_attribute(table[s.ATTRIBUTES], s.DURATION_MISSING_KEY, "true"),
+            duration_unknown_rows(table[s.ATTRIBUTES]),
             dtype=pl.Boolean,
         ),
     )
@@ -190,10 +193,13 @@ def prepare_spans(ingest: IngestResult) -> PreparedSpans:
 def root_durations(spans: pl.DataFrame) -> pl.DataFrame:
     """One row per root span (true roots and orphans): ``root_row`` (row number in ``spans``),
     ``trace_id``, ``root_span_id``, ``root_service``, ``root_operation``, ``duration_ns``.
-    Needs the ``is_root`` column."""
+    Needs the ``is_root`` column; roots exported without a duration are left out."""
+    timed_root = pl.col("is_root")
+    if DURATION_UNKNOWN in spans.columns:
+        timed_root = timed_root & ~pl.col(DURATION_UNKNOWN)
     return (
         spans.with_row_index("root_row")
-        .filter(pl.col("is_root"))
+        .filter(timed_root)
         .select(
             pl.col("root_row").cast(pl.Int64),
             pl.col(s.TRACE_ID),

@@ -123,8 +123,7 @@ def build_baseline(
     """
     import polars as pl
 
-    from tailscope.analysis.critical_path import rows_with_attribute
-    from tailscope.analysis.traces import with_roots
+    from tailscope.analysis.traces import duration_unknown_rows, with_roots
 
     spans = pl.from_arrow(
         table.select(
@@ -146,9 +145,7 @@ def build_baseline(
         spans.with_columns(pl.col(s.SERVICE).cast(pl.String), pl.col(s.NAME).cast(pl.String))
     )
     # spans exported without a duration carry a 0 ns stand-in: not a latency
-    timed = spans.filter(
-        pl.Series(~rows_with_attribute(table[s.ATTRIBUTES], s.DURATION_MISSING_KEY, "true"))
-    )
+    timed = spans.filter(pl.Series(~duration_unknown_rows(table[s.ATTRIBUTES])))
     operations = _histograms(timed, [s.SERVICE, s.NAME, s.KIND])
     roots = _histograms(timed.filter(pl.col("is_root")), [s.SERVICE, s.NAME])
     return Baseline(
