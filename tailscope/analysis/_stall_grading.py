@@ -1,6 +1,6 @@
 """Grade stall and cascade findings against a simulator's ground truth (``truth.json``).
 
-Used by ``tests/test_stalls_accuracy.py`` and ``benchmarks/accuracy.py``; kept in the package so
+Used by ``tests/e2e/test_stalls_accuracy.py`` and ``benchmarks/accuracy.py``; kept in the package so
 both grade the same way. Pure: findings and the truth object in, numbers out.
 
 * A detected stall is **correct** when it overlaps, on the same instance, a true pause of any

@@ -125,7 +125,7 @@ def double_texts(values: np.ndarray) -> pa.Array:
 
     orjson prints a double as the shortest text that reads back as the same value (Ryu),
     which is what ``repr`` prints too, in the same plain notation for magnitudes in
-    [1e-4, 1e16); ``tests/test_ingest_fastpath.py`` checks this on half a million values.
+    [1e-4, 1e16); ``tests/unit/test_ingest_fastpath.py`` checks this on half a million values.
     Zero, other magnitudes, NaN and infinities are formatted by ``repr`` itself.
     """
     values = np.ascontiguousarray(values, dtype=np.float64)
