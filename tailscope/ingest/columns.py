@@ -187,22 +187,7 @@ def resource_columns(attrs: dict[str, tuple[str, int]], attributes_json: str) ->
     )
 
 
-PROMOTED_KEYS: Final = frozenset(
-    {
-        "http.response.status_code",
-        "http.status_code",
-        "rpc.grpc.status_code",
-        "rpc.response.status_code",
-        "rpc.method",
-        "rpc.system",
-        "rpc.system.name",
-        "server.address",
-        "error.type",
-        "http.request.resend_count",
-        "db.system",
-        "db.system.name",
-    }
-)
+PROMOTED_KEYS: Final = s.PROMOTED_KEYS
 """Span attribute keys copied into typed columns (see :mod:`tailscope.schema`)."""
 
 
@@ -363,17 +348,12 @@ class SpanColumns:
             s.RUNTIME_VERSION: dict_col([r.runtime_version for r in resources]),
             s.SCOPE_NAME: dict_col(self.scope_name),
             s.SCOPE_VERSION: dict_col(self.scope_version),
-            s.HTTP_STATUS_CODE: pa.array(
-                promoted_int("http.response.status_code", "http.status_code"), pa.int32()
-            ),
-            s.RPC_GRPC_STATUS_CODE: pa.array(promoted_int("rpc.grpc.status_code"), pa.int32()),
-            s.RPC_RESPONSE_STATUS_CODE: dict_col(promoted_text("rpc.response.status_code")),
-            s.RPC_METHOD: dict_col(promoted_text("rpc.method")),
-            s.RPC_SYSTEM: dict_col(promoted_text("rpc.system", "rpc.system.name")),
-            s.SERVER_ADDRESS: dict_col(promoted_text("server.address")),
-            s.ERROR_TYPE: dict_col(promoted_text("error.type")),
-            s.HTTP_RESEND_COUNT: pa.array(promoted_int("http.request.resend_count"), pa.int32()),
-            s.DB_SYSTEM: dict_col(promoted_text("db.system", "db.system.name")),
+            **{
+                column: pa.array(promoted_int(*keys), pa.int32())
+                if kind == "int32"
+                else dict_col(promoted_text(*keys))
+                for column, kind, keys in s.PROMOTIONS
+            },
             s.TRACE_STATE: pa.array(self.trace_state, pa.string()),
             s.FLAGS: pa.array(self.flags, pa.uint32()),
             s.ATTRIBUTES: _attributes_array(
