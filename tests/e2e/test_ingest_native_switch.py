@@ -78,13 +78,9 @@ def _read_without_native(paths: list[Path], out: Path) -> dict[str, dict[str, ob
 def protobuf_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fixture's spans as collector-framed protobuf, written by ``tailscope generate``."""
     out = tmp_path_factory.mktemp("pb") / "gc-cascade.pb"
-    run = subprocess.run(
-        [sys.executable, "-m", "tailscope", "generate", "gc-cascade", "--seed", "3"]
-        + ["--requests", "300", "-o", str(out), "--quiet"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [sys.executable, "-m", "tailscope", "generate", "gc-cascade", "--seed", "3"]
+    command += ["--requests", "300", "-o", str(out), "--quiet"]
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     return out
 
