@@ -19,7 +19,7 @@ Conventions
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Final
+from typing import Final, Literal
 
 import pyarrow as pa
 
@@ -187,6 +187,26 @@ dictionary-encoded so each distinct resource is stored once.
 ``service_instance`` is ``service.instance.id``, else ``host.name`` + ``:`` + ``process.pid``,
 else ``host.name``, else the service name.
 """
+
+PROMOTIONS: Final[tuple[tuple[str, Literal["text", "int32"], tuple[str, ...]], ...]] = (
+    (HTTP_STATUS_CODE, "int32", ("http.response.status_code", "http.status_code")),
+    (RPC_GRPC_STATUS_CODE, "int32", ("rpc.grpc.status_code",)),
+    (RPC_RESPONSE_STATUS_CODE, "text", ("rpc.response.status_code",)),
+    (RPC_METHOD, "text", ("rpc.method",)),
+    (RPC_SYSTEM, "text", ("rpc.system", "rpc.system.name")),
+    (SERVER_ADDRESS, "text", ("server.address",)),
+    (ERROR_TYPE, "text", ("error.type",)),
+    (HTTP_RESEND_COUNT, "int32", ("http.request.resend_count",)),
+    (DB_SYSTEM, "text", ("db.system", "db.system.name")),
+)
+"""The one promotions table: (column, type, span attribute keys in order of precedence).
+
+A ``text`` column copies the first key present; an ``int32`` column the first key whose value
+reads as an integer (INT, or a STRING of digits) in int32 range. Every reader uses this table;
+the C scanners' list (``ingest/native/flat.h``) is checked against it by a test."""
+
+PROMOTED_KEYS: Final = frozenset(key for _, _, keys in PROMOTIONS for key in keys)
+"""Every span attribute key that feeds a promoted column."""
 
 SCHEMA_VERSION: Final = 1
 

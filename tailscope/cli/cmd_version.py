@@ -11,8 +11,8 @@ from tailscope.cli.app import app
 @app.command()
 def version() -> None:
     """Print the tailscope version and which OTLP readers are in use."""
-    from tailscope.ingest.flat import native
+    from tailscope.ingest.flat import reader_in_use
 
     typer.echo(f"tailscope {__version__}")
-    scanner = "native (C)" if native is not None else "pyarrow.json (native scanner not built)"
-    typer.echo(f"OTLP/JSON Lines reader: {scanner}")
+    typer.echo(f"OTLP/JSON reader: {reader_in_use('otlp-json')}")
+    typer.echo(f"OTLP protobuf reader: {reader_in_use('otlp-proto')}")

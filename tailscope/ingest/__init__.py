@@ -2,7 +2,8 @@
 
 :func:`read_spans` is the single entry point every command uses. It expands inputs (files,
 directories walked in sorted order, ``-`` for stdin), undoes gzip, sniffs each input's format by
-content, reads it in bounded record batches, drops duplicate spans (same trace and span id,
+content, reads it with that format's reader (:mod:`tailscope.ingest.readers`) in bounded record
+batches, drops duplicate spans (same trace and span id,
 first one kept) and returns the table with an honest account of everything skipped.
 
 Bad-input policy: a malformed record is skipped and counted with its file, line (or byte offset)
@@ -16,12 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-import orjson
-
 from tailscope.errors import InputError
 from tailscope.ingest.model import IngestResult, IngestStats, Problem, ProgressSink
-from tailscope.ingest.problems import HeldLog, ProblemLog
-from tailscope.ingest.sniff import FormatUnavailable, NotATraceExport, foreign_format, sniff
+from tailscope.ingest.problems import ProblemLog
+from tailscope.ingest.readers import get_reader
+from tailscope.ingest.sniff import NotATraceExport, sniff
 from tailscope.ingest.sources import Source, expand_inputs
 from tailscope.types import INPUT_FORMATS, InputFormat
 
@@ -84,55 +84,7 @@ def _read_source(source: Source, input_format: str, log: ProblemLog) -> Iterator
                 raise InputError(f"{source.name}: {message}") from None
             log.bad(None, "not a trace export", message)
             return
-    if fmt == "otlp-json":
-        from tailscope.ingest import fast_json
-
-        if _looks_like_json_lines(head):
-            ahead = HeldLog(log)  # problems met reading ahead, replayed in file order
-            yield from fast_json.read_lines(source.line_blocks(ahead), log, ahead)
-        else:
-            yield from fast_json.read_document(source.read_all(log), log)
-    elif fmt == "otlp-proto":
-        from tailscope.ingest import otlp_proto
-
-        yield from otlp_proto.read_chunks(source.chunks(log), log)
-    elif fmt in ("parquet", "arrow"):
-        from tailscope.ingest import arrow_io
-
-        yield arrow_io.read_table(source.read_all(log), source.name, fmt)
-    else:
-        try:
-            reader = foreign_format(fmt)
-        except FormatUnavailable as exc:
-            raise InputError(f"{source.name}: {exc}") from None
-        skipped_before = log.stats.skipped_records
-        try:
-            table = reader.read(source.read_all(log), source.name, log.stats)
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            # A reader that meets data it cannot handle must not end in a traceback.
-            raise InputError(f"{source.name}: unreadable {fmt} data ({exc})") from None
-        if log.strict and log.stats.skipped_records > skipped_before:
-            first = log.stats.problems[-1] if log.stats.problems else None
-            where = f"{first.location()}: {first.reason}" if first else source.name
-            raise InputError(f"{where} (--strict)")
-        yield table
-
-
-def _looks_like_json_lines(head: bytes) -> bool:
-    """JSON Lines when the first or second non-empty line is a complete JSON value; a
-    pretty-printed document's first line (``{``) never is. A head without a newline is one
-    long line: reading it as lines is right for both shapes."""
-    text = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
-    if b"\n" not in text.strip():
-        return True
-    lines = [line for line in text.split(b"\n")[:-1] if line.strip()][:2]
-    for line in lines:
-        try:
-            orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        return True
-    return False
+    yield from get_reader(fmt).read(source, log)
 
 
 def _finish(tables: list[pa.Table], stats: IngestStats) -> pa.Table:

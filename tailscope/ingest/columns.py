@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 
@@ -187,22 +188,7 @@ def resource_columns(attrs: dict[str, tuple[str, int]], attributes_json: str) ->
     )
 
 
-PROMOTED_KEYS: Final = frozenset(
-    {
-        "http.response.status_code",
-        "http.status_code",
-        "rpc.grpc.status_code",
-        "rpc.response.status_code",
-        "rpc.method",
-        "rpc.system",
-        "rpc.system.name",
-        "server.address",
-        "error.type",
-        "http.request.resend_count",
-        "db.system",
-        "db.system.name",
-    }
-)
+PROMOTED_KEYS: Final = s.PROMOTED_KEYS
 """Span attribute keys copied into typed columns (see :mod:`tailscope.schema`)."""
 
 
@@ -214,8 +200,124 @@ LinkRow = tuple[bytes, bytes, AttributeRows]
 """(trace id, span id, attributes) of one span link."""
 
 
+class AttributeLists:
+    """Flat builder of one ``list<struct<key, value, type>>`` column (span, event or link
+    attributes): three flat lists plus offsets, no per-attribute dict."""
+
+    __slots__ = ("keys", "offsets", "types", "values")
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = [0]
+        self.keys: list[str] = []
+        self.values: list[str] = []
+        self.types: list[int] = []
+
+    def append(self, attributes: AttributeRows) -> None:
+        """One list, given as (keys, value texts, ValueType tags)."""
+        keys, values, types = attributes
+        self.keys.extend(keys)
+        self.values.extend(values)
+        self.types.extend(types)
+        self.offsets.append(len(self.keys))
+
+    def append_items(self, items: Iterable[tuple[str, str, int]]) -> None:
+        """One list, given as (key, value text, ValueType tag) items."""
+        for key, value, tag in items:
+            self.keys.append(key)
+            self.values.append(value)
+            self.types.append(tag)
+        self.offsets.append(len(self.keys))
+
+    def build(self) -> pa.Array:
+        items = pa.StructArray.from_arrays(
+            [
+                pa.array(self.keys, pa.string()),
+                pa.array(self.values, pa.string()),
+                pa.array(self.types, pa.uint8()),
+            ],
+            fields=list(s.ATTRIBUTE_TYPE),
+        )
+        return pa.ListArray.from_arrays(
+            pa.array(self.offsets, pa.int32()), items, type=s.ATTRIBUTES_TYPE
+        )
+
+
+class EventLists:
+    """Flat builder of the ``events`` column."""
+
+    __slots__ = ("attributes", "names", "offsets", "times")
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = [0]
+        self.times: list[int] = []
+        self.names: list[str] = []
+        self.attributes = AttributeLists()
+
+    def close(self) -> None:
+        """End the current span's list."""
+        self.offsets.append(len(self.times))
+
+    def build(self) -> pa.Array:
+        items = pa.StructArray.from_arrays(
+            [
+                pa.array(self.times, pa.int64()),
+                pa.array(self.names, pa.string()),
+                self.attributes.build(),
+            ],
+            fields=list(s.EVENT_TYPE),
+        )
+        return pa.ListArray.from_arrays(
+            pa.array(self.offsets, pa.int32()), items, type=s.EVENTS_TYPE
+        )
+
+
+class LinkLists:
+    """Flat builder of the ``links`` column."""
+
+    __slots__ = ("attributes", "offsets", "span_ids", "trace_ids")
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = [0]
+        self.trace_ids: list[bytes] = []
+        self.span_ids: list[bytes] = []
+        self.attributes = AttributeLists()
+
+    def close(self) -> None:
+        """End the current span's list."""
+        self.offsets.append(len(self.trace_ids))
+
+    def build(self) -> pa.Array:
+        items = pa.StructArray.from_arrays(
+            [
+                pa.array(self.trace_ids, pa.binary(16)),
+                pa.array(self.span_ids, pa.binary(8)),
+                self.attributes.build(),
+            ],
+            fields=list(s.LINK_TYPE),
+        )
+        return pa.ListArray.from_arrays(
+            pa.array(self.offsets, pa.int32()), items, type=s.LINKS_TYPE
+        )
+
+
+def build_table(columns: Mapping[str, pa.Array | Sequence[Any]]) -> pa.Table:
+    """The one Python span-table builder: a :data:`~tailscope.schema.SPAN_SCHEMA` table from
+    every column, each an Arrow array or a list of Python values of that column's type
+    (nested columns come from :class:`AttributeLists`, :class:`EventLists`, :class:`LinkLists`).
+    """
+    arrays = []
+    for f in s.SPAN_SCHEMA:
+        values = columns[f.name]
+        if not isinstance(values, pa.Array):
+            values = pa.array(values, type=f.type)
+        elif values.type != f.type:
+            values = values.cast(f.type)
+        arrays.append(values)
+    return pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA)
+
+
 class SpanColumns:
-    """Append-only column lists for one record batch of spans."""
+    """Append-only column lists for one record batch of spans (the OTLP reference readers)."""
 
     def __init__(self) -> None:
         self.trace_id: list[bytes] = []
@@ -233,24 +335,9 @@ class SpanColumns:
         self.promoted: list[dict[str, tuple[str, int]] | None] = []
         self.trace_state: list[str | None] = []
         self.flags: list[int | None] = []
-        self.attr_offsets: list[int] = [0]
-        self.attr_keys: list[str] = []
-        self.attr_values: list[str] = []
-        self.attr_types: list[int] = []
-        self.event_offsets: list[int] = [0]
-        self.event_time: list[int] = []
-        self.event_name: list[str] = []
-        self.event_attr_offsets: list[int] = [0]
-        self.event_attr_keys: list[str] = []
-        self.event_attr_values: list[str] = []
-        self.event_attr_types: list[int] = []
-        self.link_offsets: list[int] = [0]
-        self.link_trace_id: list[bytes] = []
-        self.link_span_id: list[bytes] = []
-        self.link_attr_offsets: list[int] = [0]
-        self.link_attr_keys: list[str] = []
-        self.link_attr_values: list[str] = []
-        self.link_attr_types: list[int] = []
+        self.attributes = AttributeLists()
+        self.events = EventLists()
+        self.links = LinkLists()
 
     def __len__(self) -> int:
         return len(self.trace_id)
@@ -290,36 +377,23 @@ class SpanColumns:
         self.promoted.append(promoted)
         self.trace_state.append(trace_state)
         self.flags.append(flags)
-        keys, values, types = attributes
-        self.attr_keys.extend(keys)
-        self.attr_values.extend(values)
-        self.attr_types.extend(types)
-        self.attr_offsets.append(len(self.attr_keys))
-        for when, event_name, (ek, ev, et) in events:
-            self.event_time.append(when)
-            self.event_name.append(event_name)
-            self.event_attr_keys.extend(ek)
-            self.event_attr_values.extend(ev)
-            self.event_attr_types.extend(et)
-            self.event_attr_offsets.append(len(self.event_attr_keys))
-        self.event_offsets.append(len(self.event_time))
-        for link_trace, link_span, (lk, lv, lt) in links:
-            self.link_trace_id.append(link_trace)
-            self.link_span_id.append(link_span)
-            self.link_attr_keys.extend(lk)
-            self.link_attr_values.extend(lv)
-            self.link_attr_types.extend(lt)
-            self.link_attr_offsets.append(len(self.link_attr_keys))
-        self.link_offsets.append(len(self.link_trace_id))
+        self.attributes.append(attributes)
+        if events:
+            for when, event_name, event_attributes in events:
+                self.events.times.append(when)
+                self.events.names.append(event_name)
+                self.events.attributes.append(event_attributes)
+        self.events.close()
+        if links:
+            for link_trace, link_span, link_attributes in links:
+                self.links.trace_ids.append(link_trace)
+                self.links.span_ids.append(link_span)
+                self.links.attributes.append(link_attributes)
+        self.links.close()
 
     def to_table(self) -> pa.Table:
         """One record batch of exactly ``SPAN_SCHEMA`` (as a single-chunk table)."""
-        n = len(self.trace_id)
         resources = self.resource
-
-        def dict_col(values: list[str | None]) -> pa.Array:
-            return pa.array(values, pa.string()).dictionary_encode()
-
         promoted = self.promoted
 
         def promoted_text(*keys: str) -> list[str | None]:
@@ -342,88 +416,35 @@ class SpanColumns:
         def promoted_int(*keys: str) -> list[int | None]:
             return [first_int(f, keys) if f else None for f in promoted]
 
-        start = pa.array(self.start, pa.int64())
-        end = pa.array(self.end, pa.int64())
-        columns: dict[str, pa.Array] = {
-            s.TRACE_ID: pa.array(self.trace_id, pa.binary(16)),
-            s.SPAN_ID: pa.array(self.span_id, pa.binary(8)),
-            s.PARENT_SPAN_ID: pa.array(self.parent_span_id, pa.binary(8)),
-            s.NAME: dict_col(self.name),  # type: ignore[arg-type]
-            s.KIND: pa.array(self.kind, pa.int8()),
-            s.START: start,
-            s.END: end,
-            s.DURATION: pa.array([e - b for b, e in zip(self.start, self.end, strict=True)]),
-            s.STATUS_CODE: pa.array(self.status_code, pa.int8()),
-            s.STATUS_MESSAGE: pa.array(self.status_message, pa.string()),
-            s.SERVICE: dict_col([r.service for r in resources]),
-            s.INSTANCE: dict_col([r.instance for r in resources]),
-            s.HOST: dict_col([r.host for r in resources]),
-            s.LANGUAGE: dict_col([r.language for r in resources]),
-            s.RUNTIME_NAME: dict_col([r.runtime_name for r in resources]),
-            s.RUNTIME_VERSION: dict_col([r.runtime_version for r in resources]),
-            s.SCOPE_NAME: dict_col(self.scope_name),
-            s.SCOPE_VERSION: dict_col(self.scope_version),
-            s.HTTP_STATUS_CODE: pa.array(
-                promoted_int("http.response.status_code", "http.status_code"), pa.int32()
-            ),
-            s.RPC_GRPC_STATUS_CODE: pa.array(promoted_int("rpc.grpc.status_code"), pa.int32()),
-            s.RPC_RESPONSE_STATUS_CODE: dict_col(promoted_text("rpc.response.status_code")),
-            s.RPC_METHOD: dict_col(promoted_text("rpc.method")),
-            s.RPC_SYSTEM: dict_col(promoted_text("rpc.system", "rpc.system.name")),
-            s.SERVER_ADDRESS: dict_col(promoted_text("server.address")),
-            s.ERROR_TYPE: dict_col(promoted_text("error.type")),
-            s.HTTP_RESEND_COUNT: pa.array(promoted_int("http.request.resend_count"), pa.int32()),
-            s.DB_SYSTEM: dict_col(promoted_text("db.system", "db.system.name")),
-            s.TRACE_STATE: pa.array(self.trace_state, pa.string()),
-            s.FLAGS: pa.array(self.flags, pa.uint32()),
-            s.ATTRIBUTES: _attributes_array(
-                self.attr_offsets, self.attr_keys, self.attr_values, self.attr_types
-            ),
-            s.RESOURCE_ATTRIBUTES: dict_col([r.attributes_json for r in resources]),
-        }
-        event_struct = pa.StructArray.from_arrays(
-            [
-                pa.array(self.event_time, pa.int64()),
-                pa.array(self.event_name, pa.string()),
-                _attributes_array(
-                    self.event_attr_offsets,
-                    self.event_attr_keys,
-                    self.event_attr_values,
-                    self.event_attr_types,
-                ),
-            ],
-            fields=list(s.EVENT_TYPE),
+        return build_table(
+            {
+                s.TRACE_ID: self.trace_id,
+                s.SPAN_ID: self.span_id,
+                s.PARENT_SPAN_ID: self.parent_span_id,
+                s.NAME: self.name,
+                s.KIND: self.kind,
+                s.START: self.start,
+                s.END: self.end,
+                s.DURATION: [e - b for b, e in zip(self.start, self.end, strict=True)],
+                s.STATUS_CODE: self.status_code,
+                s.STATUS_MESSAGE: self.status_message,
+                s.SERVICE: [r.service for r in resources],
+                s.INSTANCE: [r.instance for r in resources],
+                s.HOST: [r.host for r in resources],
+                s.LANGUAGE: [r.language for r in resources],
+                s.RUNTIME_NAME: [r.runtime_name for r in resources],
+                s.RUNTIME_VERSION: [r.runtime_version for r in resources],
+                s.SCOPE_NAME: self.scope_name,
+                s.SCOPE_VERSION: self.scope_version,
+                **{
+                    column: promoted_int(*keys) if kind == "int32" else promoted_text(*keys)
+                    for column, kind, keys in s.PROMOTIONS
+                },
+                s.TRACE_STATE: self.trace_state,
+                s.FLAGS: self.flags,
+                s.ATTRIBUTES: self.attributes.build(),
+                s.RESOURCE_ATTRIBUTES: [r.attributes_json for r in resources],
+                s.EVENTS: self.events.build(),
+                s.LINKS: self.links.build(),
+            }
         )
-        columns[s.EVENTS] = pa.ListArray.from_arrays(
-            pa.array(self.event_offsets, pa.int32()), event_struct, type=s.EVENTS_TYPE
-        )
-        link_struct = pa.StructArray.from_arrays(
-            [
-                pa.array(self.link_trace_id, pa.binary(16)),
-                pa.array(self.link_span_id, pa.binary(8)),
-                _attributes_array(
-                    self.link_attr_offsets,
-                    self.link_attr_keys,
-                    self.link_attr_values,
-                    self.link_attr_types,
-                ),
-            ],
-            fields=list(s.LINK_TYPE),
-        )
-        columns[s.LINKS] = pa.ListArray.from_arrays(
-            pa.array(self.link_offsets, pa.int32()), link_struct, type=s.LINKS_TYPE
-        )
-        arrays = [columns[f.name] for f in s.SPAN_SCHEMA]
-        table = pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA)
-        assert table.num_rows == n
-        return table
-
-
-def _attributes_array(
-    offsets: list[int], keys: list[str], values: list[str], types: list[int]
-) -> pa.Array:
-    items = pa.StructArray.from_arrays(
-        [pa.array(keys, pa.string()), pa.array(values, pa.string()), pa.array(types, pa.uint8())],
-        fields=list(s.ATTRIBUTE_TYPE),
-    )
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items, type=s.ATTRIBUTES_TYPE)

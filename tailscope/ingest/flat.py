@@ -26,8 +26,9 @@ The buffers (all native-endian; see ``native/flat.h``):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import orjson
@@ -35,15 +36,50 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tailscope import schema as s
-from tailscope.ingest.columns import INT32_MAX, INT32_MIN, PROMOTED_KEYS, ResourceColumns
+from tailscope.ingest.columns import INT32_MAX, INT32_MIN, ResourceColumns
 from tailscope.ingest.problems import ProblemLog
 
-try:
-    from tailscope.ingest import _native
-except ImportError:  # pragma: no cover - installed without a C compiler
-    _native = None  # type: ignore[assignment]
-native = _native
-"""The native scanners (``tailscope.ingest._native``), or None when they were not built."""
+if TYPE_CHECKING:
+    from types import ModuleType
+
+NATIVE_SWITCH: Final = "TAILSCOPE_NATIVE"
+"""Environment variable: ``0`` makes tailscope behave exactly as if the C extension had not
+been built (CI runs the ingest and CLI tests that way, as a machine without a compiler would)."""
+
+
+def switched_off() -> bool:
+    """Whether :data:`NATIVE_SWITCH` turns the C scanners off."""
+    return os.environ.get(NATIVE_SWITCH, "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def _load_native() -> ModuleType | None:
+    if switched_off():
+        return None
+    try:
+        from tailscope.ingest import _native
+    except ImportError:  # installed without a C compiler
+        return None
+    return _native
+
+
+native = _load_native()
+"""The native scanners (``tailscope.ingest._native``), or None when they were not built or
+:data:`NATIVE_SWITCH` is ``0``: then every input is read by the tolerant Python readers."""
+
+READER_NAMES: Final = {
+    "otlp-json": ("C scanner", "Python (orjson), per record"),
+    "otlp-proto": ("C scanner", "Python (upb via protobuf), per message"),
+}
+
+
+def reader_in_use(fmt: str) -> str:
+    """Which reader reads ``fmt`` (OTLP/JSON or protobuf) in this process, for ``version``."""
+    fast, reference = READER_NAMES[fmt]
+    if native is not None:
+        return f"{fast} (falls back to {reference} where it declines)"
+    why = f"switched off by {NATIVE_SWITCH}=0" if switched_off() else "not built"
+    return f"{reference} (C scanner {why})"
+
 
 Flat = dict[str, bytes | int]
 ResourceOf = Callable[[bytes | None], ResourceColumns]
@@ -56,7 +92,7 @@ _INT32_MIN: Final = pa.scalar(INT32_MIN, pa.int64())
 _INT32_MAX: Final = pa.scalar(INT32_MAX, pa.int64())
 _NULL_INT64: Final = pa.scalar(None, pa.int64())
 _NULL_STRING: Final = pa.scalar(None, pa.string())
-PROMOTED_ORDER: Final = tuple(sorted(PROMOTED_KEYS))
+PROMOTED_ORDER: Final = tuple(sorted(s.PROMOTED_KEYS))
 """Promoted keys in the order of the scanners' ``a_promo`` columns (native/flat.h)."""
 
 
@@ -238,15 +274,8 @@ def promoted_columns(
         return promoted_int(texts, tags, found)
 
     return {
-        s.HTTP_STATUS_CODE: int_col("http.response.status_code", "http.status_code"),
-        s.RPC_GRPC_STATUS_CODE: int_col("rpc.grpc.status_code"),
-        s.RPC_RESPONSE_STATUS_CODE: text_col("rpc.response.status_code"),
-        s.RPC_METHOD: text_col("rpc.method"),
-        s.RPC_SYSTEM: text_col("rpc.system", "rpc.system.name"),
-        s.SERVER_ADDRESS: text_col("server.address"),
-        s.ERROR_TYPE: text_col("error.type"),
-        s.HTTP_RESEND_COUNT: int_col("http.request.resend_count"),
-        s.DB_SYSTEM: text_col("db.system", "db.system.name"),
+        column: int_col(*keys) if kind == "int32" else text_col(*keys)
+        for column, kind, keys in s.PROMOTIONS
     }
 
 

@@ -137,23 +137,22 @@ def _int32(value: object) -> int | None:
     return number if -(2**31) <= number < 2**31 else None
 
 
+_JAEGER_ONLY: Final = {s.DB_SYSTEM: ("db.type",)}
+"""OpenTracing tags read after the promotion table's keys (``schema.PROMOTIONS``)."""
 _TEXT_COLUMNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
-    ("status_message", ("otel.status_description",)),
-    ("rpc_response_status_code", ("rpc.response.status_code",)),
-    ("rpc_method", ("rpc.method",)),
-    ("rpc_system", ("rpc.system", "rpc.system.name")),
-    ("server_address", ("server.address",)),
-    ("error_type", ("error.type",)),
-    ("db_system", ("db.system", "db.system.name", "db.type")),
-    ("scope_name", ("otel.scope.name", "otel.library.name")),
-    ("scope_version", ("otel.scope.version", "otel.library.version")),
-    ("trace_state", ("w3c.tracestate",)),
+    (s.STATUS_MESSAGE, ("otel.status_description",)),
+    *(
+        (column, keys + _JAEGER_ONLY.get(column, ()))
+        for column, kind, keys in s.PROMOTIONS
+        if kind == "text"
+    ),
+    (s.SCOPE_NAME, ("otel.scope.name", "otel.library.name")),
+    (s.SCOPE_VERSION, ("otel.scope.version", "otel.library.version")),
+    (s.TRACE_STATE, ("w3c.tracestate",)),
 )
 """Text columns and the tags they come from, in order of precedence."""
-_INT_COLUMNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
-    ("http_status_code", ("http.response.status_code", "http.status_code")),
-    ("rpc_grpc_status_code", ("rpc.grpc.status_code",)),
-    ("http_resend_count", ("http.request.resend_count",)),
+_INT_COLUMNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = tuple(
+    (column, keys) for column, kind, keys in s.PROMOTIONS if kind == "int32"
 )
 """int32 columns and the tags they come from, in order of precedence."""
 _LEGACY_PEER_KEYS: Final = ("net.peer.name", "peer.service")

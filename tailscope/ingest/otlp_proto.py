@@ -13,7 +13,7 @@ cutting a single message) into pieces of about :data:`BATCH_BYTES` converted on 
 threads. It declines anything it cannot read exactly as the upb path does (malformed data,
 bad records, doubles inside array/kvlist values ...), and upb reads those messages instead:
 upb parses, :func:`_append_span` walks each span in Python and counts problems. Tests read
-inputs both ways (``native=False``) and require identical tables, counts and problems.
+inputs both ways (``fast=False``) and require identical tables, counts and problems.
 """
 
 from __future__ import annotations
@@ -45,7 +45,13 @@ from tailscope.ingest.columns import (
     SpanColumns,
     resource_columns,
 )
-from tailscope.ingest.flat import RESOURCE_CACHE_SIZE, Unsupported, account, scanned_table
+from tailscope.ingest.flat import (
+    RESOURCE_CACHE_SIZE,
+    Unsupported,
+    account,
+    native,
+    scanned_table,
+)
 from tailscope.ingest.otlp_json import BATCH_SPANS
 from tailscope.ingest.problems import HeldLog, ProblemLog
 from tailscope.ingest.sniff import proto_framing, read_varint
@@ -337,11 +343,11 @@ def _convert(
 ) -> tuple[pa.Table, int, int] | None:
     """(table, spans, resources without service.name) of one batch read natively, or None
     when it needs upb."""
-    from tailscope.ingest import _native
-
+    if native is None:
+        return None
     try:
         return scanned_table(
-            _native.scan_proto(batch.joined), batch.joined, _resource_of, _scope_of, cache
+            native.scan_proto(batch.joined), batch.joined, _resource_of, _scope_of, cache
         )
     except Unsupported:
         return None
@@ -568,17 +574,19 @@ def read_chunks(
     chunks: Iterable[bytes],
     log: ProblemLog,
     *,
-    native: bool = True,
+    fast: bool = True,
     batch_bytes: int = BATCH_BYTES,
 ) -> Iterator[pa.Table]:
     """Read OTLP protobuf content given as chunks of any size, as it arrives: frames are cut
     from the chunks, and a single message into pieces of whole top-level fields, so memory
     does not grow with the input beyond the tables. ``batch_bytes`` is how much encoded data
-    one native scan takes."""
+    one native scan takes. ``fast=False`` (or no C scanner) reads every message with upb, the
+    reference path."""
+    fast = fast and native is not None
     stream = iter(chunks)
     framed, buffer = _framed(stream)
     if not framed:
-        if native:
+        if fast:
             yield from _read_single(_message_pieces(buffer, stream, batch_bytes), log)
             for _ in stream:  # a rejected message: still read to the end (gzip checks)
                 pass
@@ -587,7 +595,7 @@ def read_chunks(
         return
     ending: list[tuple[str, int]] = []
     frames = _frames(buffer, stream, ending)
-    if native:
+    if fast:
         yield from _read_batches(_framed_batches(frames, batch_bytes), log)
     else:
         yield from _read_upb(frames, log)

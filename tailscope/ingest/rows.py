@@ -1,7 +1,8 @@
 """Build span tables from Python rows: the tolerant path used by small or quirky inputs.
 
-Fast readers build Arrow columns directly; readers of small formats (Jaeger, Zipkin) and the
-per-record fallback of the OTLP reader append one :class:`SpanRow` at a time here.
+Readers of small formats (Jaeger, Zipkin) make one :class:`SpanRow` per span, with its promoted
+columns already decided; :func:`table_from_rows` hands them to the one Python table builder,
+:func:`tailscope.ingest.columns.build_table`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from tailscope import schema as s
+from tailscope.ingest.columns import AttributeLists, EventLists, LinkLists, build_table
 from tailscope.schema import ValueType
 
 Attribute = tuple[str, str, int]
@@ -118,24 +120,35 @@ class SpanRow:
     links: list[tuple[bytes, bytes, list[Attribute]]] = field(default_factory=list)
 
 
-def _attrs(items: list[Attribute]) -> list[dict[str, Any]]:
-    return [{"key": k, "value": v, "type": t} for k, v, t in items]
-
-
 def table_from_rows(rows: list[SpanRow]) -> pa.Table:
     """Build a :data:`~tailscope.schema.SPAN_SCHEMA` table from rows (duration is end - start)."""
-    cols: dict[str, list[Any]] = {name: [] for name in s.COLUMNS}
     simple = [n for n in s.COLUMNS if n not in (s.DURATION, s.ATTRIBUTES, s.EVENTS, s.LINKS)]
+    cols: dict[str, list[Any]] = {name: [] for name in simple}
+    durations: list[int] = []
+    attributes = AttributeLists()
+    events = EventLists()
+    links = LinkLists()
     for row in rows:
         for n in simple:
             cols[n].append(getattr(row, n))
-        cols[s.DURATION].append(row.end_unix_nano - row.start_unix_nano)
-        cols[s.ATTRIBUTES].append(_attrs(row.attributes))
-        cols[s.EVENTS].append(
-            [{"time_unix_nano": t, "name": n, "attributes": _attrs(a)} for t, n, a in row.events]
-        )
-        cols[s.LINKS].append(
-            [{"trace_id": t, "span_id": sp, "attributes": _attrs(a)} for t, sp, a in row.links]
-        )
-    arrays = [pa.array(cols[f.name], type=f.type) for f in s.SPAN_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA)
+        durations.append(row.end_unix_nano - row.start_unix_nano)
+        attributes.append_items(row.attributes)
+        for when, name, event_attributes in row.events:
+            events.times.append(when)
+            events.names.append(name)
+            events.attributes.append_items(event_attributes)
+        events.close()
+        for trace_id, span_id, link_attributes in row.links:
+            links.trace_ids.append(trace_id)
+            links.span_ids.append(span_id)
+            links.attributes.append_items(link_attributes)
+        links.close()
+    return build_table(
+        {
+            **cols,
+            s.DURATION: durations,
+            s.ATTRIBUTES: attributes.build(),
+            s.EVENTS: events.build(),
+            s.LINKS: links.build(),
+        }
+    )

@@ -1,27 +1,19 @@
-"""Format detection by content, and the registry of readers for other tracing formats.
+"""Format detection by content.
 
-``sniff(head)`` looks at the first 64 KiB of decompressed content and names the format, or
-raises :class:`NotATraceExport` with a short description of what the bytes look like instead
-(CSV, PNG, a JSON object without ``resourceSpans`` ...). File names are never trusted.
-
-Jaeger and Zipkin readers live in :mod:`tailscope.ingest.jaeger` and
-:mod:`tailscope.ingest.zipkin`; each provides ``sniff(head: bytes) -> bool`` and
-``read(data: bytes, file: str, stats: IngestStats) -> pa.Table``. They are imported lazily and
-a missing module simply makes that format unavailable.
+``sniff(head)`` looks at the first 64 KiB of decompressed content and names the format (a key
+of :func:`tailscope.ingest.readers.get_reader`), or raises :class:`NotATraceExport` with a short
+description of what the bytes look like instead (CSV, PNG, a JSON object without
+``resourceSpans`` ...). File names are never trusted. Jaeger and Zipkin JSON are recognised by
+their modules' own ``sniff(head) -> bool``.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from tailscope.ingest.model import IngestStats
+    pass
 
 PARQUET_MAGIC: Final = b"PAR1"
 ARROW_FILE_MAGIC: Final = b"ARROW1"
@@ -44,31 +36,6 @@ _LOOKS_LIKE: Final[tuple[tuple[bytes, str], ...]] = (
 
 class NotATraceExport(Exception):
     """The content is not any trace format we read; the message says what it looks like."""
-
-
-class FormatUnavailable(Exception):
-    """A format's reader module is not installed in this build."""
-
-
-@dataclass(frozen=True, slots=True)
-class ForeignFormat:
-    """A reader plugged in from another module (Jaeger, Zipkin)."""
-
-    sniff: Callable[[bytes], bool]
-    read: Callable[[bytes, str, IngestStats], pa.Table]
-
-
-def foreign_format(name: str) -> ForeignFormat:
-    """The ``sniff``/``read`` pair of :mod:`tailscope.ingest.<name>`, or FormatUnavailable."""
-    try:
-        module = importlib.import_module(f"tailscope.ingest.{name}")
-    except ImportError:
-        raise FormatUnavailable(f"the {name} reader is not available in this build") from None
-    sniff_fn = getattr(module, "sniff", None)
-    read_fn = getattr(module, "read", None)
-    if sniff_fn is None or read_fn is None:
-        raise FormatUnavailable(f"the {name} reader is not available in this build")
-    return ForeignFormat(sniff_fn, read_fn)
 
 
 def strip_bom(head: bytes) -> bytes:
@@ -151,12 +118,12 @@ def sniff(head: bytes, size: int | None) -> str:
     if body[:1] in (b"{", b"["):
         if _OTLP_KEYS.search(head):
             return "otlp-json"
-        for name in ("jaeger", "zipkin"):
-            try:
-                if foreign_format(name).sniff(head):
-                    return name
-            except FormatUnavailable:
-                continue
+        from tailscope.ingest import jaeger, zipkin
+
+        if jaeger.sniff(head):
+            return "jaeger"
+        if zipkin.sniff(head):
+            return "zipkin"
         raise NotATraceExport(_describe_json(body))
     if proto_framing(head, size) is not None:
         return "otlp-proto"

@@ -8,13 +8,14 @@ export request: ids in lowercase hex, 64-bit integers as strings, enums as integ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from tailscope import schema as s
+from tailscope.ingest.columns import AttributeLists, EventLists, LinkLists, build_table
 from tailscope.ingest.rows import attribute_from_python, resource_json
 from tailscope.schema import SpanKind
 from tailscope.simulate.engine import Instance, SimSpan, TraceResult
@@ -23,19 +24,6 @@ EPOCH_NS = 1_768_478_400 * 1_000_000_000
 """True-clock origin of every simulation: 2026-01-15T12:00:00Z (fixed, for same-seed bytes)."""
 
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.26.0"
-
-_PROMOTED_INT = {
-    "http.response.status_code": s.HTTP_STATUS_CODE,
-    "rpc.grpc.status_code": s.RPC_GRPC_STATUS_CODE,
-    "http.request.resend_count": s.HTTP_RESEND_COUNT,
-}
-_PROMOTED_STR = {
-    "rpc.method": s.RPC_METHOD,
-    "rpc.system": s.RPC_SYSTEM,
-    "server.address": s.SERVER_ADDRESS,
-    "error.type": s.ERROR_TYPE,
-    "db.system": s.DB_SYSTEM,
-}
 
 
 def span_id_bytes(span_id: int) -> bytes:
@@ -203,41 +191,17 @@ def _set_attributes(target: Any, attrs: Sequence[tuple[str, Any]]) -> None:
             kv.value.string_value = str(value)
 
 
-class _AttributeColumn:
-    """Flat builder of a ``list<struct<key, value, type>>`` column (no per-row dicts)."""
-
-    __slots__ = ("keys", "offsets", "types", "values")
-
-    def __init__(self) -> None:
-        self.offsets = [0]
-        self.keys: list[str] = []
-        self.values: list[str] = []
-        self.types: list[int] = []
-
-    def append(self, attrs: Sequence[tuple[str, Any]]) -> None:
-        for pair in attrs:
-            encoded = _ATTRIBUTE_CACHE.get(pair) if type(pair[1]) in (str, int) else None
-            if encoded is None:
-                encoded = attribute_from_python(pair[0], pair[1])
-                if type(pair[1]) in (str, int) and len(_ATTRIBUTE_CACHE) < 100_000:
-                    _ATTRIBUTE_CACHE[pair] = encoded
-            self.keys.append(encoded[0])
-            self.values.append(encoded[1])
-            self.types.append(encoded[2])
-        self.offsets.append(len(self.keys))
-
-    def build(self) -> pa.Array:
-        items = pa.StructArray.from_arrays(
-            [
-                pa.array(self.keys, pa.string()),
-                pa.array(self.values, pa.string()),
-                pa.array(self.types, pa.uint8()),
-            ],
-            fields=list(s.ATTRIBUTE_TYPE),
-        )
-        return pa.ListArray.from_arrays(
-            pa.array(self.offsets, pa.int32()), items, type=s.ATTRIBUTES_TYPE
-        )
+def _encoded(attrs: Sequence[tuple[str, Any]]) -> Iterator[tuple[str, str, int]]:
+    """Attributes as (key, value text, ValueType); str and int values are cached (the same few
+    repeat on every span)."""
+    for pair in attrs:
+        cacheable = type(pair[1]) in (str, int)
+        encoded = _ATTRIBUTE_CACHE.get(pair) if cacheable else None
+        if encoded is None:
+            encoded = attribute_from_python(pair[0], pair[1])
+            if cacheable and len(_ATTRIBUTE_CACHE) < 100_000:
+                _ATTRIBUTE_CACHE[pair] = encoded
+        yield encoded
 
 
 _ATTRIBUTE_CACHE: dict[tuple[str, Any], tuple[str, str, int]] = {}
@@ -246,11 +210,9 @@ _ATTRIBUTE_CACHE: dict[tuple[str, Any], tuple[str, str, int]] = {}
 def table_from_traces(traces: Sequence[TraceResult], host_offsets_ns: dict[str, int]) -> pa.Table:
     """The exported spans as a :data:`~tailscope.schema.SPAN_SCHEMA` table (skewed clock)."""
     cols: dict[str, list[Any]] = {name: [] for name in s.COLUMNS}
-    attributes = _AttributeColumn()
-    event_offsets = [0]
-    event_times: list[int] = []
-    event_names: list[str] = []
-    event_attributes = _AttributeColumn()
+    attributes = AttributeLists()
+    events = EventLists()
+    links = LinkLists()
     resources: dict[int, str] = {}
     for trace in traces:
         for span in trace.spans:
@@ -281,48 +243,20 @@ def table_from_traces(traces: Sequence[TraceResult], host_offsets_ns: dict[str, 
             cols[s.RUNTIME_VERSION].append(inst.runtime_version)
             cols[s.SCOPE_NAME].append(inst.scope_name)
             cols[s.SCOPE_VERSION].append(inst.scope_version)
-            for key, column in _PROMOTED_INT.items():
-                cols[column].append(attrs.get(key))
-            for key, column in _PROMOTED_STR.items():
-                value = attrs.get(key)
-                cols[column].append(None if value is None else str(value))
+            for column, kind, keys in s.PROMOTIONS:
+                value = next((attrs[k] for k in keys if k in attrs), None)
+                cols[column].append(value if value is None or kind == "int32" else str(value))
+            cols[s.TRACE_STATE].append(None)
             cols[s.FLAGS].append(_flags(span))
-            attributes.append(span.attributes)
+            attributes.append_items(_encoded(span.attributes))
             cols[s.RESOURCE_ATTRIBUTES].append(resource)
             for t, name, event_attrs in span.events:
-                event_times.append(t + offset)
-                event_names.append(name)
-                event_attributes.append(event_attrs)
-            event_offsets.append(len(event_times))
-    rows = len(cols[s.TRACE_ID])
-    nulls = pa.nulls(rows)
-    events = pa.ListArray.from_arrays(
-        pa.array(event_offsets, pa.int32()),
-        pa.StructArray.from_arrays(
-            [
-                pa.array(event_times, pa.int64()),
-                pa.array(event_names, pa.string()),
-                event_attributes.build(),
-            ],
-            fields=list(s.EVENT_TYPE),
-        ),
-        type=s.EVENTS_TYPE,
-    )
-    built = {
-        s.ATTRIBUTES: attributes.build(),
-        s.EVENTS: events,
-        s.LINKS: pa.ListArray.from_arrays(
-            pa.array([0] * (rows + 1), pa.int32()),
-            pa.array([], s.LINK_TYPE),
-            type=s.LINKS_TYPE,
-        ),
-        s.RPC_RESPONSE_STATUS_CODE: nulls.cast(
-            s.SPAN_SCHEMA.field(s.RPC_RESPONSE_STATUS_CODE).type
-        ),
-        s.TRACE_STATE: nulls.cast(pa.string()),
-    }
-    arrays = [
-        built[f.name] if f.name in built else pa.array(cols[f.name], type=f.type)
-        for f in s.SPAN_SCHEMA
-    ]
-    return pa.Table.from_arrays(arrays, schema=s.SPAN_SCHEMA)
+                events.times.append(t + offset)
+                events.names.append(name)
+                events.attributes.append_items(_encoded(event_attrs))
+            events.close()
+            links.close()
+    cols[s.ATTRIBUTES] = attributes.build()
+    cols[s.EVENTS] = events.build()
+    cols[s.LINKS] = links.build()
+    return build_table(cols)

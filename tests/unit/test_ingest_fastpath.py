@@ -1,12 +1,12 @@
-"""The fast JSON Lines paths (the native scanner and the pyarrow.json one) give exactly the
-tolerant path's table, and every quirk they cannot represent is routed to the tolerant path
-instead of being dropped."""
+"""The fast OTLP/JSON path (the C scanner) gives exactly the tolerant reader's table, and every
+quirk it cannot represent is routed to the tolerant reader instead of being dropped. Tests that
+call the scanner itself are skipped when it is not built or ``TAILSCOPE_NATIVE=0``; the others
+run on whichever path is in use."""
 
 from __future__ import annotations
 
 import base64
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,13 @@ from test_ingest_roundtrip import resource_spans_json, traces_data
 
 from tailscope import schema as s
 from tailscope.ingest import fast_json, otlp_json, read_spans
+from tailscope.ingest.flat import native
 from tailscope.ingest.model import IngestStats, ProgressSink
 from tailscope.ingest.problems import ProblemLog
 
-BlockReader = Callable[[bytes], tuple[pa.Table, int, int]]
-BLOCK_READERS: dict[str, BlockReader] = {
-    "native": lambda block: fast_json.native_block_to_table(block),
-    "pyarrow": lambda block: fast_json.block_to_table(block),
-}
-both_paths = pytest.mark.parametrize("fast_path", sorted(BLOCK_READERS))
+requires_native = pytest.mark.skipif(
+    native is None, reason="C scanner not built or TAILSCOPE_NATIVE=0 (tolerant reader only)"
+)
 
 
 def tolerant(block: bytes) -> tuple[pa.Table, IngestStats]:
@@ -110,17 +108,18 @@ def sample_lines(n_lines: int, seed: int) -> bytes:
     return b"\n".join(out) + b"\n"
 
 
-@both_paths
+@requires_native
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fast_path_equals_tolerant_path(fast_path: str, seed: int) -> None:
+def test_fast_path_equals_tolerant_path(seed: int) -> None:
     block = sample_lines(60, seed)
-    fast, records, unknown = BLOCK_READERS[fast_path](block)  # must not need the fallback
+    fast, records, unknown = fast_json.native_block_to_table(block)  # must not need the fallback
     slow, stats = tolerant(block)
     assert records == stats.records == slow.num_rows > 0
     assert unknown == stats.unknown_service_resources > 0
     assert plain(fast).equals(plain(slow))
 
 
+@requires_native
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(msg=traces_data())
 def test_fast_path_equals_tolerant_path_on_random_messages(msg: TracesData) -> None:
@@ -129,13 +128,12 @@ def test_fast_path_equals_tolerant_path_on_random_messages(msg: TracesData) -> N
         for rs in msg.resource_spans
     )
     slow, stats = tolerant(block)
-    for fast_path, read in BLOCK_READERS.items():
-        try:
-            fast, records, _ = read(block)
-        except fast_json.Unsupported:
-            continue  # arrays, events, links ...: the tolerant path reads the block
-        assert plain(fast).equals(plain(slow)), fast_path
-        assert records == stats.records
+    try:
+        fast, records, _ = fast_json.native_block_to_table(block)
+    except fast_json.Unsupported:
+        return  # e.g. NaN doubles: the tolerant path reads the block
+    assert plain(fast).equals(plain(slow))
+    assert records == stats.records
 
 
 SPEC_LINE = sample_lines(1, 11).splitlines()[0]
@@ -336,11 +334,11 @@ def test_stdin(tmp_path: Path) -> None:
     assert plain(read_spans([str(out)]).table).equals(plain(read_spans([str(spec)]).table))
 
 
-@both_paths
-def test_fast_path_reads_real_events_and_links_like_the_tolerant_path(fast_path: str) -> None:
-    from test_ingest_corpus import OTLP
+@requires_native
+def test_fast_path_reads_real_events_and_links_like_the_tolerant_path() -> None:
+    from repo_paths import OTLP_CORPUS as OTLP
 
-    read = BLOCK_READERS[fast_path]
+    read = fast_json.native_block_to_table
     lines = (OTLP / "otel-demo-otel-tui.jsonl").read_bytes().split(b"\n")
     fast_lines = []
     for raw in lines:
@@ -367,14 +365,14 @@ def test_fast_path_reads_real_events_and_links_like_the_tolerant_path(fast_path:
         "nezha-trainticket-2023-01-29-08_50.jsonl.gz",
     ],
 )
-@both_paths
-def test_fast_path_equals_tolerant_path_on_real_captures(fast_path: str, name: str) -> None:
+@requires_native
+def test_fast_path_equals_tolerant_path_on_real_captures(name: str) -> None:
     import gzip
 
-    from test_ingest_corpus import OTLP
+    from repo_paths import OTLP_CORPUS as OTLP
 
     block = gzip.decompress((OTLP / name).read_bytes())
-    fast, _, _ = BLOCK_READERS[fast_path](block)
+    fast, _, _ = fast_json.native_block_to_table(block)
     slow, _ = tolerant(block)
     assert plain(fast).equals(plain(slow))
 
@@ -410,12 +408,12 @@ def test_read_ahead_keeps_problem_order(tmp_path: Path, monkeypatch: pytest.Monk
     assert stats.problems == result.stats.problems
 
 
+@requires_native
 def test_native_scanner_knows_the_promoted_keys() -> None:
-    from tailscope.ingest import _native
-    from tailscope.ingest.columns import PROMOTED_KEYS
     from tailscope.ingest.flat import PROMOTED_ORDER
 
-    assert _native.PROMOTED_KEYS == PROMOTED_ORDER == tuple(sorted(PROMOTED_KEYS))
+    assert native is not None
+    assert native.PROMOTED_KEYS == PROMOTED_ORDER == tuple(sorted(s.PROMOTED_KEYS))
 
 
 def _one_span_line(**span_fields: Any) -> bytes:
@@ -472,9 +470,11 @@ NATIVE_FALLBACK_LINES: dict[str, bytes] = {
 }
 
 
+@requires_native
 @pytest.mark.parametrize("case", sorted(NATIVE_FALLBACK_LINES))
 def test_native_scanner_hands_quirks_to_the_tolerant_reader(case: str) -> None:
-    from tailscope.ingest import _native
+    _native = native
+    assert _native is not None
 
     block = _one_span_line() + b"\n" + NATIVE_FALLBACK_LINES[case] + b"\n"
     assert isinstance(_native.scan_json(block), str)
@@ -507,6 +507,7 @@ def test_native_scanner_hands_quirks_to_the_tolerant_reader(case: str) -> None:
         b' \t{"resourceSpans":[]}\r',
     ],
 )
+@requires_native
 def test_native_scanner_reads_legal_variations_exactly(line: bytes) -> None:
     block = line + b"\n"
     fast, records, _ = fast_json.native_block_to_table(block)
@@ -516,10 +517,12 @@ def test_native_scanner_reads_legal_variations_exactly(line: bytes) -> None:
     assert plain(fast).equals(plain(slow))
 
 
+@requires_native
 def test_native_scanner_survives_random_corruption() -> None:
     """Mutated lines: the scanner must never crash, and whatever it accepts must be exactly
     what the tolerant reader reads, with nothing skipped."""
-    from tailscope.ingest import _native
+    _native = native
+    assert _native is not None
 
     rng = random.Random(42)
     base = sample_lines(3, 9)
@@ -573,29 +576,64 @@ def test_double_texts_are_python_reprs() -> None:
     assert double_texts(values).to_pylist() == [repr(v) for v in values.tolist()]
 
 
-def test_native_scanner_is_built() -> None:
-    """The install compiles the scanner (a C compiler is needed; without one tailscope falls
-    back to the pyarrow.json path, which the tests above also cover)."""
+def test_c_header_lists_the_schema_promotions() -> None:
+    """The scanners' promoted keys (native/flat.h) are the schema's table, sorted, with their
+    lengths: read from the header text, so this holds without the extension too."""
+    import re
+
+    from repo_paths import REPO
+
+    header = (REPO / "tailscope/ingest/native/flat.h").read_text()
+    keys_block = re.search(r"PROMOTED_KEYS\[N_PROMOTED\] = \{(.*?)\};", header, re.S)
+    lengths_block = re.search(r"PROMOTED_LENGTHS\[N_PROMOTED\] = \{(.*?)\};", header, re.S)
+    count = re.search(r"#define N_PROMOTED (\d+)", header)
+    assert keys_block and lengths_block and count
+    keys = re.findall(r'"([^"]+)"', keys_block.group(1))
+    lengths = [int(n) for n in re.findall(r"\d+", lengths_block.group(1))]
+    assert keys == sorted(s.PROMOTED_KEYS)
+    assert lengths == [len(k) for k in keys]
+    assert int(count.group(1)) == len(keys)
+
+
+def test_native_scanner_is_built_when_a_compiler_is() -> None:
+    """``pip install`` compiles the scanner wherever a C compiler is found; ``version`` says
+    which reader is in use, and ``TAILSCOPE_NATIVE=0`` switches it off."""
+    import os
+    import shutil
     import subprocess
     import sys
+    import sysconfig
 
-    from tailscope.ingest.flat import native
+    from tailscope.ingest.flat import switched_off
 
-    assert native is not None
-    run = subprocess.run(
-        [sys.executable, "-m", "tailscope", "version"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "OTLP/JSON Lines reader: native (C)" in run.stdout
+    def version(switch: str) -> str:
+        env = {**os.environ, "TAILSCOPE_NATIVE": switch}
+        return subprocess.run(
+            [sys.executable, "-m", "tailscope", "version"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout
+
+    assert "OTLP/JSON reader: Python" in version("0")
+    assert "switched off by TAILSCOPE_NATIVE=0" in version("0")
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        assert native is None or not switched_off()
+        return
+    assert "OTLP/JSON reader: C scanner" in version("1")
+    assert "OTLP protobuf reader: C scanner" in version("1")
+    assert (native is None) == switched_off()
 
 
+@requires_native
 @pytest.mark.parametrize("seed", [4, 5])
 def test_native_scanner_reads_pretty_printed_documents(tmp_path: Path, seed: int) -> None:
     import json
 
-    from tailscope.ingest import _native
+    _native = native
+    assert _native is not None
 
     lines = sample_lines(1, seed).splitlines()
     doc = orjson.loads(lines[0])
@@ -647,6 +685,7 @@ def test_gzip_is_decompressed_in_bounded_steps(
     assert read_spans([str(path)]).table.num_rows == tolerant(text)[0].num_rows
 
 
+@requires_native
 def test_native_scanner_counts_metric_and_log_lines_like_the_tolerant_reader() -> None:
     block = b"\n".join(
         [
@@ -658,7 +697,8 @@ def test_native_scanner_counts_metric_and_log_lines_like_the_tolerant_reader() -
             _one_span_line(spanId="eee19b7ec3c1b175"),
         ]
     )
-    from tailscope.ingest import _native
+    _native = native
+    assert _native is not None
 
     scanned = _native.scan_json(block + b"\n")
     assert isinstance(scanned, dict) and scanned["n_non_trace"] == 2

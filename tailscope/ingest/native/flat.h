@@ -80,7 +80,7 @@ typedef struct {
     int64_t count;
 } AttrPool;
 
-/* Span attribute keys promoted to typed columns, sorted (tailscope.ingest.columns.PROMOTED_KEYS;
+/* Span attribute keys promoted to typed columns, sorted (tailscope.schema.PROMOTIONS;
  * a test checks both lists agree). */
 #define N_PROMOTED 12
 static const char *const PROMOTED_KEYS[N_PROMOTED] = {
