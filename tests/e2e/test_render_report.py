@@ -141,7 +141,7 @@ def test_wrong_schema_version_and_bad_documents_are_clear_errors(analysis: Analy
     with pytest.raises(ReportFormatError, match="schema_version 99 is not supported"):
         report_from_dict({**document, "schema_version": 99})
     broken = {**document, "input": {k: v for k, v in document["input"].items() if k != "spans"}}
-    with pytest.raises(ReportFormatError, match="missing key 'spans'"):
+    with pytest.raises(ReportFormatError, match=r"missing required field `spans` - at `\$.input`"):
         report_from_dict(broken)
     with pytest.raises(ReportFormatError, match="not a JSON report"):
         report_from_json(b"{nope")
