@@ -47,10 +47,10 @@ def report_to_dict(report: Report) -> dict[str, Any]:
 
 
 def _finite(value: Any) -> Any:
-    """Non-finite floats as ``None`` (what the JSON text holds), recursively."""
+    """Tuples as lists and non-finite floats as ``None`` (what the JSON text holds)."""
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
