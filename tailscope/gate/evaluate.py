@@ -1,19 +1,17 @@
 """Gate a run against a baseline: ``evaluate(current, baseline, policy) -> GateVerdict``.
 
-For each gated operation and quantile the decision uses a confidence interval for the change of
-the quantile. Each side gets a distribution-free order-statistic interval
-(:mod:`tailscope.gate.intervals`) at confidence ``1 - α/2``; by Bonferroni both hold together with
-probability at least ``1 - α``, so the difference interval
-``[current_low - baseline_high, current_high - baseline_low]`` (and the ratio interval
-``[current_low / baseline_high, current_high / baseline_low]``) covers the true change with
-probability at least ``1 - α``. An operation **fails only when the whole interval lies beyond the
-allowed increase**; with both a relative and an absolute allowance, it must exceed both. Under
-the assumptions (independent requests, the same load in both runs) the false-alarm rate per
-operation and quantile is at most ``α/2``.
+For each gated operation and quantile, each side (both read from HdrHistograms, as a stored
+baseline file holds them) gets a Harrell–Davis estimate with its Maritz–Jarrett standard error
+(:mod:`tailscope.gate.intervals`). The change gets a two-sided normal interval at the policy's
+confidence: of the log-ratio (delta method) and of the difference. An operation **fails only
+when the lower end of the interval lies beyond the allowed increase** (with both a relative and
+an absolute allowance, beyond both): a one-sided test of "the quantile rose by no more than the
+allowance" at level ``(1 - confidence) / 2``. Its false-alarm rate and power are measured by
+``benchmarks/gate_power.py`` (``docs/gating.md``).
 
-Too few samples for the interval to exist at this confidence (p99 at 95 % needs 437 per side),
-fewer than ``min_samples``, or an operation present on one side only: "inconclusive", which
-passes unless the policy is strict.
+Too few samples for the tail to be reached (fewer than the order-statistic minimum, e.g. p99 at
+95 % needs 437 per side), fewer than ``min_samples``, or an operation present on one side only:
+"inconclusive", which passes unless the policy is strict.
 """
 
 from __future__ import annotations

@@ -1,12 +1,18 @@
-"""Distribution-free confidence intervals for a quantile, from order statistics.
+"""Quantile estimates for the gate: Harrell–Davis with Maritz–Jarrett standard errors (the
+decision), and distribution-free order-statistic intervals (the sample-size floor).
 
-Why order statistics: tail latencies are skewed, multi-modal and heavy-tailed, so intervals that
-assume normality (or a bootstrap of a few dozen tail samples) are not trustworthy at p99. The
-order-statistic interval assumes only that the samples are independent draws from one continuous
-distribution: if ``B`` counts the samples below the true quantile ``ξ_q``, then
+The Harrell–Davis estimate weights every order statistic by a Beta probability mass around rank
+``qn``; it has a smaller variance than the single sample quantile, and the Maritz–Jarrett standard
+error comes from the same weights. Both work on distinct values with counts, i.e. on a histogram's
+buckets, in O(buckets). Two of them give the gate's change interval
+(:func:`tailscope.gate.evaluate.quantile_change`); its false-alarm rate and power are measured, not
+bounded (``benchmarks/gate_power.py``).
+
+The order-statistic interval assumes only that the samples are independent draws from one
+continuous distribution: if ``B`` counts the samples below the true quantile ``ξ_q``, then
 ``B ~ Binomial(n, q)`` and ``P(X_(l) <= ξ_q <= X_(u)) >= P(l <= B <= u - 1)`` for any ranks
-``l < u``. We pick the equal-tailed ranks, so the interval exists only when ``n`` is large enough
-(for p99 at 97.5 % two-sided confidence: n >= 435); otherwise the caller reports "inconclusive".
+``l < u``. With equal-tailed ranks it exists only when ``n`` is large enough (p99 at 97.5 %
+two-sided: n >= 437): below that the tail is not reached and the gate reports "inconclusive".
 
 Everything here is pure numpy: no scipy, no per-sample Python loop.
 """

@@ -209,7 +209,8 @@ class GatePolicy:
     max_increase_ms: float | None = None
     """Allowed absolute increase, milliseconds. ``None``: no absolute limit."""
     confidence: float = 0.95
-    """Joint confidence of the change interval (each side is computed at ``1 - α/2``)."""
+    """Two-sided confidence of the change interval; failing needs its lower end beyond the
+    allowance, so the false-alarm rate at the allowance is at most ``(1 - confidence) / 2``."""
     min_samples: int = 0
     """Operations with fewer samples on either side are inconclusive."""
     operations: tuple[str, ...] = ()
@@ -238,7 +239,8 @@ class GatePolicy:
 
     @property
     def side_confidence(self) -> float:
-        """Confidence of each side's quantile interval (Bonferroni: ``1 - α/2``)."""
+        """``1 - α/2``: the confidence at which each side's order-statistic interval must exist
+        for the comparison to be conclusive (the sample-size floor)."""
         return 1.0 - (1.0 - self.confidence) / 2.0
 
 
