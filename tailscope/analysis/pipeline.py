@@ -171,7 +171,7 @@ def prepare_spans(ingest: IngestResult) -> PreparedSpans:
     # later selection of the id columns would copy them again
     spans = pl.DataFrame([_column(table, name) for name in ANALYSIS_COLUMNS])
     error = (spans[s.STATUS_CODE] == int(s.StatusCode.ERROR)).to_numpy()
-    # the same roots and orphans as tailscope.analysis.traces.with_roots, from the tree
+    # roots and orphans from the span tree (the one definition; see traces.with_roots)
     spans = spans.with_columns(
         pl.Series("is_root", tree.parent < 0, dtype=pl.Boolean),
         pl.Series("is_orphan", tree.is_orphan, dtype=pl.Boolean),

@@ -15,21 +15,19 @@ from tailscope import schema as s
 
 
 def with_roots(spans: pl.DataFrame) -> pl.DataFrame:
-    """Add boolean columns ``is_root`` and ``is_orphan``.
+    """Add boolean columns ``is_root`` and ``is_orphan``, from the span tree
+    (:func:`tailscope.analysis.span_tree.build_span_tree`: the one definition of a root).
 
     A span is a root when it has no parent id, or when its parent is not in the input (an
     *orphan*: it becomes the root of its own sub-trace and is counted as such).
     """
-    present = spans.select(
-        pl.col(s.TRACE_ID), pl.col(s.SPAN_ID).alias(s.PARENT_SPAN_ID), pl.lit(True).alias("_p")
-    ).unique(subset=[s.TRACE_ID, s.PARENT_SPAN_ID])
-    joined = spans.join(present, on=[s.TRACE_ID, s.PARENT_SPAN_ID], how="left")
-    has_parent_id = pl.col(s.PARENT_SPAN_ID).is_not_null()
-    parent_found = pl.col("_p").fill_null(False)
-    return joined.with_columns(
-        is_orphan=has_parent_id & ~parent_found,
-        is_root=~has_parent_id | ~parent_found,
-    ).drop("_p")
+    from tailscope.analysis.span_tree import build_span_tree
+
+    tree = build_span_tree(spans)
+    return spans.with_columns(
+        pl.Series("is_orphan", tree.is_orphan, dtype=pl.Boolean),
+        pl.Series("is_root", tree.parent < 0, dtype=pl.Boolean),
+    )
 
 
 def rows_with_attribute(

@@ -111,7 +111,8 @@ def gate(
 ) -> None:
     """Gate on tail-latency regressions against a baseline (exit 0 pass, 1 regression, 2 error).
 
-    Each side gets a distribution-free order-statistic interval for the quantile (Bonferroni).
+    Each quantile is a Harrell-Davis estimate with its Maritz-Jarrett standard error; the
+    change gets a two-sided interval at --confidence.
 
     An operation fails only when the whole interval of the change is beyond the allowed increase.
 
@@ -120,12 +121,12 @@ def gate(
     Example: [bold]tailscope gate traces/ -b baseline.json --format junit -o gate.xml[/bold]
     """
     from tailscope import __version__
+    from tailscope.analysis.pipeline import prepare_spans
     from tailscope.cli.cmd_baseline import read_baseline_file, utc_now_iso
     from tailscope.cli.inputs import load, summary_line
-    from tailscope.gate.baseline import build_baseline
-    from tailscope.gate.evaluate import GatePolicy, evaluate
-    from tailscope.gate.findings import finding_checks
+    from tailscope.gate.run import gate as gate_run
     from tailscope.render.gate import render_gate
+    from tailscope.report.model import GatePolicy
 
     if output_format not in GATE_FORMATS:
         raise UsageError(
@@ -153,15 +154,17 @@ def gate(
     result = load(inputs, input_format, strict_input, quiet)
     if not quiet:
         print(summary_line(result), file=sys.stderr)
-    current = build_baseline(
-        result.table,
-        label=label,
+    verdict = gate_run(
+        prepare_spans(result),
+        reference,
+        policy,
         created=utc_now_iso(),
         tailscope_version=__version__,
+        label=label,
         inputs=result.stats.files,
+        max_stalls=fail_on_stalls,
+        max_cascades=fail_on_cascades,
     )
-    checks = finding_checks(result, fail_on_stalls, fail_on_cascades)
-    verdict = evaluate(current, reference, policy, checks)
 
     rendered = render_gate(verdict, output_format)
     if output is None:

@@ -2,10 +2,12 @@
 
 * :mod:`tailscope.gate.baseline` — per-operation HdrHistograms of a run, as a portable,
   mergeable JSON file.
-* :mod:`tailscope.gate.intervals` — distribution-free order-statistic confidence intervals for a
-  quantile, from raw samples or from histogram counts.
+* :mod:`tailscope.gate.intervals` — Harrell–Davis quantile estimates with Maritz–Jarrett
+  standard errors, and distribution-free order-statistic intervals (the sample-size floor), from
+  raw samples or from histogram counts.
 * :mod:`tailscope.gate.evaluate` — the decision: fail only when the whole confidence interval of
   the quantile change lies beyond the allowed increase.
+* :mod:`tailscope.gate.run` — :func:`gate`, the one entry point of the CLI and the TUI.
 
 Pure library code: no printing, no files, no exits (the CLI does that).
 """
@@ -23,20 +25,26 @@ from tailscope.gate.baseline import (
 from tailscope.gate.evaluate import (
     GatePolicy,
     GateVerdict,
+    QuantileChange,
     QuantileComparison,
     ThresholdCheck,
     evaluate,
     minimum_samples,
+    quantile_change,
     quantile_label,
     threshold_check,
 )
 from tailscope.gate.intervals import (
+    QuantileEstimate,
     QuantileInterval,
     RankInterval,
+    harrell_davis,
+    harrell_davis_from_histogram,
     order_statistic_ranks,
     quantile_interval_from_histogram,
     quantile_interval_from_samples,
 )
+from tailscope.gate.run import gate
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -45,7 +53,9 @@ __all__ = [
     "GatePolicy",
     "GateVerdict",
     "OperationHistogram",
+    "QuantileChange",
     "QuantileComparison",
+    "QuantileEstimate",
     "QuantileInterval",
     "RankInterval",
     "ThresholdCheck",
@@ -53,9 +63,13 @@ __all__ = [
     "decode_baseline",
     "encode_baseline",
     "evaluate",
+    "gate",
+    "harrell_davis",
+    "harrell_davis_from_histogram",
     "merge_baselines",
     "minimum_samples",
     "order_statistic_ranks",
+    "quantile_change",
     "quantile_interval_from_histogram",
     "quantile_interval_from_samples",
     "quantile_label",

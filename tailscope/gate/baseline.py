@@ -31,6 +31,8 @@ from tailscope.schema import SpanKind
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from tailscope.analysis.pipeline import PreparedSpans
+
 BASELINE_FORMAT: Final = "tailscope-baseline"
 BASELINE_FORMAT_VERSION: Final = 1
 HISTOGRAM_ENCODING: Final = (
@@ -105,17 +107,22 @@ def kind_name(kind: int) -> str:
 
 # --- building ---------------------------------------------------------------------------------
 def build_baseline(
-    table: pa.Table,
+    spans: pa.Table | PreparedSpans,
     *,
     label: str | None,
     created: str,
     tailscope_version: str,
     inputs: Sequence[str] = (),
 ) -> Baseline:
-    """Summarise a span table into per-operation and per-root-operation histograms.
+    """Summarise spans into per-operation and per-root-operation histograms.
+
+    Root operations are those of the span tree (:mod:`tailscope.analysis.span_tree`): a span is a
+    root when it has no parent id or its parent is not in the input — the same roots as
+    ``tailscope analyze``. Spans exported without a duration are left out of the histograms.
 
     Args:
-        table: spans of :data:`~tailscope.schema.SPAN_SCHEMA`.
+        spans: spans of :data:`~tailscope.schema.SPAN_SCHEMA`, or the pipeline's prepared spans
+            (:func:`tailscope.analysis.pipeline.prepare_spans`, whose span tree is then reused).
         label: free text stored with the baseline (e.g. a git sha).
         created: creation time to record (ISO 8601 UTC); passed in so this stays pure.
         tailscope_version: version to record.
@@ -123,41 +130,48 @@ def build_baseline(
     """
     import polars as pl
 
-    from tailscope.analysis.traces import duration_unknown_rows, with_roots
+    from tailscope.analysis.traces import DURATION_UNKNOWN
 
-    spans = pl.from_arrow(
-        table.select(
-            [
-                s.TRACE_ID,
-                s.SPAN_ID,
-                s.PARENT_SPAN_ID,
-                s.SERVICE,
-                s.NAME,
-                s.KIND,
-                s.START,
-                s.END,
-                s.DURATION,
-            ]
-        )
-    )
-    assert isinstance(spans, pl.DataFrame)
-    spans = with_roots(
-        spans.with_columns(pl.col(s.SERVICE).cast(pl.String), pl.col(s.NAME).cast(pl.String))
-    )
-    # spans exported without a duration carry a 0 ns stand-in: not a latency
-    timed = spans.filter(pl.Series(~duration_unknown_rows(table[s.ATTRIBUTES])))
+    frame = _span_frame(spans)
+    timed = frame.filter(~pl.col(DURATION_UNKNOWN))
     operations = _histograms(timed, [s.SERVICE, s.NAME, s.KIND])
     roots = _histograms(timed.filter(pl.col("is_root")), [s.SERVICE, s.NAME])
     return Baseline(
         label=label,
         created=created,
         tailscope_version=tailscope_version,
-        spans=spans.height,
-        traces=spans.get_column(s.TRACE_ID).n_unique() if spans.height else 0,
+        spans=frame.height,
+        traces=frame.get_column(s.TRACE_ID).n_unique() if frame.height else 0,
         roots=roots,
         operations=operations,
         inputs=tuple(inputs),
     )
+
+
+_BASELINE_COLUMNS: Final = (s.TRACE_ID, s.SERVICE, s.NAME, s.KIND, s.START, s.END, s.DURATION)
+
+
+def _span_frame(spans: pa.Table | PreparedSpans) -> Any:
+    """The columns a baseline reads, names as strings, with the span tree's ``is_root`` and the
+    ``duration_unknown`` mark (read from the prepared spans when given, else computed once)."""
+    import polars as pl
+
+    from tailscope.analysis.pipeline import PreparedSpans
+    from tailscope.analysis.span_tree import build_span_tree
+    from tailscope.analysis.traces import DURATION_UNKNOWN, duration_unknown_rows
+
+    if isinstance(spans, PreparedSpans):
+        frame = spans.spans.select(*_BASELINE_COLUMNS, "is_root", DURATION_UNKNOWN)
+    else:
+        converted = pl.from_arrow(spans.select(list(_BASELINE_COLUMNS)))
+        assert isinstance(converted, pl.DataFrame)
+        frame = converted.with_columns(
+            pl.Series("is_root", build_span_tree(spans).parent < 0, dtype=pl.Boolean),
+            pl.Series(
+                DURATION_UNKNOWN, duration_unknown_rows(spans[s.ATTRIBUTES]), dtype=pl.Boolean
+            ),
+        )
+    return frame.with_columns(pl.col(s.SERVICE).cast(pl.String), pl.col(s.NAME).cast(pl.String))
 
 
 def _histograms(spans: Any, keys: list[str]) -> tuple[OperationHistogram, ...]:

@@ -1,19 +1,17 @@
 """Gate a run against a baseline: ``evaluate(current, baseline, policy) -> GateVerdict``.
 
-For each gated operation and quantile the decision uses a confidence interval for the change of
-the quantile. Each side gets a distribution-free order-statistic interval
-(:mod:`tailscope.gate.intervals`) at confidence ``1 - α/2``; by Bonferroni both hold together with
-probability at least ``1 - α``, so the difference interval
-``[current_low - baseline_high, current_high - baseline_low]`` (and the ratio interval
-``[current_low / baseline_high, current_high / baseline_low]``) covers the true change with
-probability at least ``1 - α``. An operation **fails only when the whole interval lies beyond the
-allowed increase**; with both a relative and an absolute allowance, it must exceed both. Under
-the assumptions (independent requests, the same load in both runs) the false-alarm rate per
-operation and quantile is at most ``α/2``.
+For each gated operation and quantile, each side (both read from HdrHistograms, as a stored
+baseline file holds them) gets a Harrell–Davis estimate with its Maritz–Jarrett standard error
+(:mod:`tailscope.gate.intervals`). The change gets a two-sided normal interval at the policy's
+confidence: of the log-ratio (delta method) and of the difference. An operation **fails only
+when the lower end of the interval lies beyond the allowed increase** (with both a relative and
+an absolute allowance, beyond both): a one-sided test of "the quantile rose by no more than the
+allowance" at level ``(1 - confidence) / 2``. Its false-alarm rate and power are measured by
+``benchmarks/gate_power.py`` (``docs/gating.md``).
 
-Too few samples for the interval to exist at this confidence (p99 at 95 % needs 437 per side),
-fewer than ``min_samples``, or an operation present on one side only: "inconclusive", which
-passes unless the policy is strict.
+Too few samples for the tail to be reached (fewer than the order-statistic minimum, e.g. p99 at
+95 % needs 437 per side), fewer than ``min_samples``, or an operation present on one side only:
+"inconclusive", which passes unless the policy is strict.
 """
 
 from __future__ import annotations
@@ -22,148 +20,39 @@ import fnmatch
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from tailscope.errors import BaselineError, UsageError
 from tailscope.gate.baseline import Baseline, OperationHistogram
-from tailscope.gate.intervals import order_statistic_ranks, quantile_interval_from_histogram
+from tailscope.gate.intervals import (
+    QuantileEstimate,
+    harrell_davis_from_histogram,
+    order_statistic_ranks,
+)
+from tailscope.report.model import (
+    GatePolicy,
+    GateVerdict,
+    QuantileComparison,
+    ThresholdCheck,
+    quantile_label,
+)
 from tailscope.types import Verdict
 
+__all__ = [
+    "GatePolicy",
+    "GateVerdict",
+    "QuantileChange",
+    "QuantileComparison",
+    "ThresholdCheck",
+    "evaluate",
+    "minimum_samples",
+    "quantile_change",
+    "quantile_label",
+    "select_series",
+    "threshold_check",
+]
+
 NS_PER_MS = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class GatePolicy:
-    """What counts as a regression."""
-
-    quantiles: tuple[float, ...] = (0.99,)
-    max_increase_pct: float | None = 10.0
-    """Allowed relative increase of each quantile, percent. ``None``: no relative limit."""
-    max_increase_ms: float | None = None
-    """Allowed absolute increase, milliseconds. ``None``: no absolute limit."""
-    confidence: float = 0.95
-    """Joint confidence of the change interval (each side is computed at ``1 - α/2``)."""
-    min_samples: int = 0
-    """Operations with fewer samples on either side are inconclusive."""
-    operations: tuple[str, ...] = ()
-    """Globs over ``service/operation``; empty: gate the root operations."""
-    strict: bool = False
-    """Inconclusive operations fail the gate."""
-
-    def __post_init__(self) -> None:
-        if not self.quantiles:
-            raise UsageError("give at least one --quantile")
-        for q in self.quantiles:
-            if not 0.0 < q < 1.0:
-                raise UsageError(f"--quantile must be between 0 and 1 (exclusive), got {q}")
-        if not 0.5 <= self.confidence < 1.0:
-            raise UsageError(f"--confidence must be in [0.5, 1), got {self.confidence}")
-        if self.max_increase_pct is None and self.max_increase_ms is None:
-            raise UsageError("give --max-increase-pct and/or --max-increase-ms")
-        for name, value in (
-            ("--max-increase-pct", self.max_increase_pct),
-            ("--max-increase-ms", self.max_increase_ms),
-        ):
-            if value is not None and (value < 0 or not math.isfinite(value)):
-                raise UsageError(f"{name} must be a non-negative number, got {value}")
-        if self.min_samples < 0:
-            raise UsageError(f"--min-samples must be >= 0, got {self.min_samples}")
-
-    @property
-    def side_confidence(self) -> float:
-        """Confidence of each side's quantile interval (Bonferroni: ``1 - α/2``)."""
-        return 1.0 - (1.0 - self.confidence) / 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class QuantileComparison:
-    """One row of the gate table: one operation at one quantile."""
-
-    name: str
-    """``service/operation``, with `` (kind)`` for non-root operations."""
-    service: str
-    operation: str
-    kind: str | None
-    """Span kind, or ``None`` for a root operation (end-to-end request latency)."""
-    quantile: float
-    baseline_count: int
-    current_count: int
-    baseline_ms: float | None
-    current_ms: float | None
-    change_ms: float | None
-    change_pct: float | None
-    """Point estimate of the change, percent of the baseline quantile."""
-    interval_ms: tuple[float, float] | None
-    """Confidence interval of the change, ms (``None`` when inconclusive)."""
-    interval_pct: tuple[float, float] | None
-    """Confidence interval of the relative change, percent."""
-    verdict: Verdict
-    reason: str
-    """One line: why this verdict."""
-
-    @property
-    def quantile_label(self) -> str:
-        return quantile_label(self.quantile)
-
-
-@dataclass(frozen=True, slots=True)
-class ThresholdCheck:
-    """A count that must not exceed a limit (``--fail-on-stalls``, ``--fail-on-cascades``)."""
-
-    name: str
-    observed: int
-    limit: int
-    verdict: Verdict
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class GateVerdict:
-    """The outcome of ``tailscope gate``: every row, every threshold check, and the decision."""
-
-    verdict: Verdict
-    """``fail`` if any row or check failed (or, with ``strict``, was inconclusive); otherwise
-    ``inconclusive`` if any row was, else ``pass``."""
-    rows: tuple[QuantileComparison, ...]
-    checks: tuple[ThresholdCheck, ...]
-    policy: GatePolicy
-    baseline_label: str | None
-    baseline_created: str
-    current_label: str | None
-
-    @property
-    def failed(self) -> bool:
-        return self.verdict == "fail"
-
-    def rows_with(self, verdict: Verdict) -> tuple[QuantileComparison, ...]:
-        return tuple(r for r in self.rows if r.verdict == verdict)
-
-    def summary(self) -> str:
-        """One line, e.g. ``FAIL: 3 operation(s) gated; 1 regression(s) (a/b p99 +23.0%)``."""
-        failed = self.rows_with("fail")
-        inconclusive = self.rows_with("inconclusive")
-        names = sorted({r.name for r in self.rows})
-        parts = [f"{self.verdict.upper()}: {len(names)} operation(s) gated"]
-        if failed:
-            worst = ", ".join(
-                f"{r.name} {r.quantile_label} {_signed_pct(r.change_pct)}" for r in failed[:3]
-            )
-            parts.append(f"{len(failed)} regression(s) ({worst})")
-        if inconclusive:
-            parts.append(f"{len(inconclusive)} inconclusive")
-        failed_checks = [c for c in self.checks if c.verdict == "fail"]
-        if failed_checks:
-            parts.append(", ".join(f"{c.name} {c.observed} > {c.limit}" for c in failed_checks))
-        return "; ".join(parts)
-
-
-def quantile_label(q: float) -> str:
-    """``p99``, ``p99.9``, ``p50``."""
-    text = f"{q * 100:.4f}".rstrip("0").rstrip(".")
-    return f"p{text}"
-
-
-def _signed_pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.1f}%"
 
 
 def minimum_samples(quantile: float, confidence: float) -> int:
@@ -287,8 +176,10 @@ def _compare(
     label = quantile_label(q)
     ref = base or cur
     assert ref is not None
-    base_ms = base.histogram.quantile_ns(q) / NS_PER_MS if base else None
-    cur_ms = cur.histogram.quantile_ns(q) / NS_PER_MS if cur else None
+    base_est = harrell_davis_from_histogram(base.histogram, q) if base else None
+    cur_est = harrell_davis_from_histogram(cur.histogram, q) if cur else None
+    base_ms = base_est.estimate_ns / NS_PER_MS if base_est else None
+    cur_ms = cur_est.estimate_ns / NS_PER_MS if cur_est else None
     change_ms = cur_ms - base_ms if cur_ms is not None and base_ms is not None else None
     change_pct = 100.0 * change_ms / base_ms if change_ms is not None and base_ms else None
 
@@ -323,27 +214,20 @@ def _compare(
     fewest = min(base.count, cur.count)
     if fewest < policy.min_samples:
         return row("inconclusive", f"{fewest} samples < --min-samples {policy.min_samples}")
-    side = policy.side_confidence
-    base_ci = quantile_interval_from_histogram(base.histogram, q, side)
-    cur_ci = quantile_interval_from_histogram(cur.histogram, q, side)
-    if base_ci is None or cur_ci is None:
-        need = minimum_samples(q, side)
+    need = minimum_samples(q, policy.side_confidence)
+    if fewest < need or base_est is None or cur_est is None:
         return row(
             "inconclusive",
-            f"{fewest} samples: a {label} interval at {policy.confidence:.0%} needs >= {need} "
+            f"{fewest} samples: a {label} comparison at {policy.confidence:.0%} needs >= {need} "
             "per side",
         )
-    low_ms = (cur_ci.lower_ns - base_ci.upper_ns) / NS_PER_MS
-    high_ms = (cur_ci.upper_ns - base_ci.lower_ns) / NS_PER_MS
-    low_pct = 100.0 * (cur_ci.lower_ns / base_ci.upper_ns - 1.0)
-    high_pct = (
-        100.0 * (cur_ci.upper_ns / base_ci.lower_ns - 1.0) if base_ci.lower_ns > 0 else math.inf
-    )
+    change = quantile_change(base_est, cur_est, policy.confidence)
+    interval = change.interval_ms
+    interval_pct = change.interval_pct
+    low_ms, low_pct = interval[0], interval_pct[0]
     beyond_pct = policy.max_increase_pct is None or low_pct > policy.max_increase_pct
     beyond_ms = policy.max_increase_ms is None or low_ms > policy.max_increase_ms
     allowed = _allowance(policy)
-    interval = (low_ms, high_ms)
-    interval_pct = (low_pct, high_pct)
     if beyond_pct and beyond_ms:
         return row(
             "fail",
@@ -364,6 +248,43 @@ def _compare(
         else f"within {allowed}"
     )
     return row("pass", reason, interval, interval_pct)
+
+
+@dataclass(frozen=True, slots=True)
+class QuantileChange:
+    """Two-sided confidence intervals of a quantile's change, current vs baseline."""
+
+    interval_ms: tuple[float, float]
+    """Difference ``current - baseline``, milliseconds."""
+    interval_pct: tuple[float, float]
+    """Ratio ``current / baseline`` minus 1, percent (the upper end may be ``inf``)."""
+
+
+def quantile_change(
+    baseline: QuantileEstimate, current: QuantileEstimate, confidence: float
+) -> QuantileChange:
+    """Normal-theory intervals of the difference and of the log-ratio of two independent
+    Harrell–Davis estimates, with their Maritz–Jarrett standard errors.
+
+    Difference: ``d ± z·sqrt(se_b² + se_c²)``. Ratio: ``exp(log(c/b) ± z·sqrt((se_b/b)² +
+    (se_c/c)²))`` (delta method on the log scale, where a ratio of quantiles is close to normal
+    and the interval stays positive). ``z`` is the two-sided normal quantile of ``confidence``.
+    """
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    b, c = baseline.estimate_ns, current.estimate_ns
+    se_diff = math.hypot(baseline.standard_error_ns, current.standard_error_ns)
+    diff = (c - b) / NS_PER_MS
+    half = z * se_diff / NS_PER_MS
+    interval_ms = (diff - half, diff + half)
+    if b <= 0.0 or c <= 0.0:
+        return QuantileChange(interval_ms, (-100.0, math.inf))
+    se_log = math.hypot(baseline.standard_error_ns / b, current.standard_error_ns / c)
+    log_ratio = math.log(c / b)
+    interval_pct = (
+        100.0 * math.expm1(log_ratio - z * se_log),
+        100.0 * math.expm1(log_ratio + z * se_log),
+    )
+    return QuantileChange(interval_ms, interval_pct)
 
 
 def _allowance(policy: GatePolicy) -> str:

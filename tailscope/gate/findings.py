@@ -11,23 +11,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tailscope.errors import InputError
-from tailscope.gate.evaluate import ThresholdCheck, threshold_check
+from tailscope.gate.evaluate import threshold_check
+from tailscope.report.model import ThresholdCheck
 
 if TYPE_CHECKING:
-    from tailscope.ingest.model import IngestResult
+    from tailscope.analysis.pipeline import PreparedSpans
 
 
 def finding_checks(
-    ingest: IngestResult, max_stalls: int | None, max_cascades: int | None
+    prepared: PreparedSpans, max_stalls: int | None, max_cascades: int | None
 ) -> tuple[ThresholdCheck, ...]:
-    """One check per limit given (None: that finding is not gated, and not computed)."""
+    """One check per limit given (None: that finding is not gated, and not computed), on the
+    spans the gate already prepared (their span tree is not rebuilt)."""
     if max_stalls is None and max_cascades is None:
         return ()
-    from tailscope.analysis.pipeline import prepare_spans, stall_sections
+    from tailscope.analysis.pipeline import stall_sections
 
-    if ingest.table.num_rows == 0:
+    if prepared.spans.height == 0:
         return ()
-    prepared = prepare_spans(ingest)
     try:
         stalls, cascades, _unexplained, _runtimes = stall_sections(prepared.spans)
     except Exception as exc:  # a detector bug must not become a silent pass or a traceback

@@ -1,12 +1,18 @@
-"""Distribution-free confidence intervals for a quantile, from order statistics.
+"""Quantile estimates for the gate: Harrell–Davis with Maritz–Jarrett standard errors (the
+decision), and distribution-free order-statistic intervals (the sample-size floor).
 
-Why order statistics: tail latencies are skewed, multi-modal and heavy-tailed, so intervals that
-assume normality (or a bootstrap of a few dozen tail samples) are not trustworthy at p99. The
-order-statistic interval assumes only that the samples are independent draws from one continuous
-distribution: if ``B`` counts the samples below the true quantile ``ξ_q``, then
+The Harrell–Davis estimate weights every order statistic by a Beta probability mass around rank
+``qn``; it has a smaller variance than the single sample quantile, and the Maritz–Jarrett standard
+error comes from the same weights. Both work on distinct values with counts, i.e. on a histogram's
+buckets, in O(buckets). Two of them give the gate's change interval
+(:func:`tailscope.gate.evaluate.quantile_change`); its false-alarm rate and power are measured, not
+bounded (``benchmarks/gate_power.py``).
+
+The order-statistic interval assumes only that the samples are independent draws from one
+continuous distribution: if ``B`` counts the samples below the true quantile ``ξ_q``, then
 ``B ~ Binomial(n, q)`` and ``P(X_(l) <= ξ_q <= X_(u)) >= P(l <= B <= u - 1)`` for any ranks
-``l < u``. We pick the equal-tailed ranks, so the interval exists only when ``n`` is large enough
-(for p99 at 97.5 % two-sided confidence: n >= 435); otherwise the caller reports "inconclusive".
+``l < u``. With equal-tailed ranks it exists only when ``n`` is large enough (p99 at 97.5 %
+two-sided: n >= 437): below that the tail is not reached and the gate reports "inconclusive".
 
 Everything here is pure numpy: no scipy, no per-sample Python loop.
 """
@@ -151,3 +157,81 @@ def quantile_interval_from_histogram(
     lower_ns = math.floor(lower_high_ns * (1.0 - relative_resolution()))
     upper_ns = upper_high_ns + NS_PER_UNIT
     return QuantileInterval(estimate_ns, lower_ns, upper_ns, n, ranks.coverage)
+
+
+# --- Harrell–Davis estimate with its Maritz–Jarrett standard error ------------------------------
+_BETA_GRID = 4097
+"""Points of the grid on which the Beta CDF is integrated (over ±14 standard deviations)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuantileEstimate:
+    """A Harrell–Davis quantile estimate and its Maritz–Jarrett standard error, nanoseconds."""
+
+    estimate_ns: float
+    standard_error_ns: float
+    samples: int
+
+
+def _beta_cdf(points: NDArray[np.float64], a: float, b: float) -> NDArray[np.float64]:
+    """CDF of Beta(a, b) at ``points`` (a, b >= 1), by integrating the density on a grid that
+    covers all but a negligible part of the mass. Pure numpy: no scipy for one function."""
+    mean = a / (a + b)
+    sd = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0)))
+    lo = max(0.0, mean - _WINDOW_SDS * sd)
+    hi = min(1.0, mean + _WINDOW_SDS * sd)
+    grid = np.linspace(lo, hi, _BETA_GRID)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_pdf = (np.log(grid) * (a - 1.0) if a > 1.0 else 0.0) + (
+            np.log1p(-grid) * (b - 1.0) if b > 1.0 else 0.0
+        )
+    log_pdf = np.nan_to_num(np.broadcast_to(log_pdf, grid.shape), nan=-np.inf, neginf=-np.inf)
+    pdf = np.exp(log_pdf - np.max(log_pdf))
+    cdf = np.concatenate(([0.0], np.cumsum((pdf[1:] + pdf[:-1]) * 0.5 * np.diff(grid))))
+    cdf /= cdf[-1]
+    return np.interp(points, grid, cdf, left=0.0, right=1.0)
+
+
+def harrell_davis(
+    values_ns: NDArray[np.int64] | NDArray[np.float64],
+    counts: NDArray[np.int64],
+    quantile: float,
+) -> QuantileEstimate | None:
+    """Harrell–Davis estimate of ``quantile`` with the Maritz–Jarrett standard error.
+
+    The sample is given as distinct ascending values and their counts (a histogram's buckets, or
+    ``np.unique(samples, return_counts=True)``). The estimate is ``Σ W_i X_(i)`` with ``W_i`` the
+    probability that a Beta((n+1)q, (n+1)(1-q)) variable falls in ``((i-1)/n, i/n]``: a smooth
+    weighting of the order statistics around rank ``qn``. Its standard error is
+    ``sqrt(Σ W_i X_(i)² - (Σ W_i X_(i))²)`` (Maritz & Jarrett 1978). Order statistics that share
+    a value (one histogram bucket) share its weight, so this is O(buckets), never O(samples).
+
+    ``None`` for fewer than two samples.
+    """
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be strictly between 0 and 1, got {quantile}")
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    if n < 2:
+        return None
+    a = (n + 1) * quantile
+    b = (n + 1) * (1.0 - quantile)
+    if a < 1.0 or b < 1.0:
+        return None
+    edges = np.concatenate(([0], np.cumsum(counts))) / n
+    weights = np.diff(_beta_cdf(edges, a, b))
+    x = np.asarray(values_ns, dtype=np.float64)
+    # centre before squaring: the variance of values near 1e9 ns is then computed exactly enough
+    centre = float(x[int(np.argmax(weights))])
+    c1 = float(np.dot(weights, x - centre))
+    c2 = float(np.dot(weights, (x - centre) ** 2))
+    return QuantileEstimate(centre + c1, math.sqrt(max(c2 - c1 * c1, 0.0)), n)
+
+
+def harrell_davis_from_histogram(
+    histogram: LatencyHistogram, quantile: float
+) -> QuantileEstimate | None:
+    """:func:`harrell_davis` on an HdrHistogram's buckets (each at its midpoint, so a value is
+    off by at most half a bucket: 0.05 % of the value, or 0.5 µs)."""
+    values, counts = histogram.bucket_values_and_counts()
+    return harrell_davis(values, counts, quantile)

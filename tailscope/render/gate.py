@@ -21,7 +21,7 @@ from itertools import groupby
 from typing import Any
 
 from tailscope.errors import UsageError
-from tailscope.gate.evaluate import GateVerdict, QuantileComparison
+from tailscope.report.model import GateVerdict, QuantileComparison
 from tailscope.types import GATE_FORMATS
 
 GATE_JSON_FORMAT = "tailscope-gate"

@@ -9,9 +9,11 @@ Trace ids are lowercase hex strings everywhere.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-from tailscope.types import HopComponent, StallKind
+from tailscope.errors import UsageError
+from tailscope.types import HopComponent, StallKind, Verdict
 
 SCHEMA_VERSION = 1
 
@@ -196,6 +198,144 @@ class RuntimeSummary:
     stall_ms_per_minute_per_instance: float
 
 
+# --- the gate's verdict (``tailscope gate``, the TUI's Compare screen) -------------------------
+@dataclass(frozen=True, slots=True)
+class GatePolicy:
+    """What counts as a regression."""
+
+    quantiles: tuple[float, ...] = (0.99,)
+    max_increase_pct: float | None = 10.0
+    """Allowed relative increase of each quantile, percent. ``None``: no relative limit."""
+    max_increase_ms: float | None = None
+    """Allowed absolute increase, milliseconds. ``None``: no absolute limit."""
+    confidence: float = 0.95
+    """Two-sided confidence of the change interval; failing needs its lower end beyond the
+    allowance, so the false-alarm rate at the allowance is at most ``(1 - confidence) / 2``."""
+    min_samples: int = 0
+    """Operations with fewer samples on either side are inconclusive."""
+    operations: tuple[str, ...] = ()
+    """Globs over ``service/operation``; empty: gate the root operations."""
+    strict: bool = False
+    """Inconclusive operations fail the gate."""
+
+    def __post_init__(self) -> None:
+        if not self.quantiles:
+            raise UsageError("give at least one --quantile")
+        for q in self.quantiles:
+            if not 0.0 < q < 1.0:
+                raise UsageError(f"--quantile must be between 0 and 1 (exclusive), got {q}")
+        if not 0.5 <= self.confidence < 1.0:
+            raise UsageError(f"--confidence must be in [0.5, 1), got {self.confidence}")
+        if self.max_increase_pct is None and self.max_increase_ms is None:
+            raise UsageError("give --max-increase-pct and/or --max-increase-ms")
+        for name, value in (
+            ("--max-increase-pct", self.max_increase_pct),
+            ("--max-increase-ms", self.max_increase_ms),
+        ):
+            if value is not None and (value < 0 or not math.isfinite(value)):
+                raise UsageError(f"{name} must be a non-negative number, got {value}")
+        if self.min_samples < 0:
+            raise UsageError(f"--min-samples must be >= 0, got {self.min_samples}")
+
+    @property
+    def side_confidence(self) -> float:
+        """``1 - α/2``: the confidence at which each side's order-statistic interval must exist
+        for the comparison to be conclusive (the sample-size floor)."""
+        return 1.0 - (1.0 - self.confidence) / 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class QuantileComparison:
+    """One row of the gate table: one operation at one quantile."""
+
+    name: str
+    """``service/operation``, with `` (kind)`` for non-root operations."""
+    service: str
+    operation: str
+    kind: str | None
+    """Span kind, or ``None`` for a root operation (end-to-end request latency)."""
+    quantile: float
+    baseline_count: int
+    current_count: int
+    baseline_ms: float | None
+    current_ms: float | None
+    change_ms: float | None
+    change_pct: float | None
+    """Point estimate of the change, percent of the baseline quantile."""
+    interval_ms: tuple[float, float] | None
+    """Confidence interval of the change, ms (``None`` when inconclusive)."""
+    interval_pct: tuple[float, float] | None
+    """Confidence interval of the relative change, percent."""
+    verdict: Verdict
+    reason: str
+    """One line: why this verdict."""
+
+    @property
+    def quantile_label(self) -> str:
+        return quantile_label(self.quantile)
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdCheck:
+    """A count that must not exceed a limit (``--fail-on-stalls``, ``--fail-on-cascades``)."""
+
+    name: str
+    observed: int
+    limit: int
+    verdict: Verdict
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GateVerdict:
+    """The outcome of ``tailscope gate``: every row, every threshold check, and the decision."""
+
+    verdict: Verdict
+    """``fail`` if any row or check failed (or, with ``strict``, was inconclusive); otherwise
+    ``inconclusive`` if any row was, else ``pass``."""
+    rows: tuple[QuantileComparison, ...]
+    checks: tuple[ThresholdCheck, ...]
+    policy: GatePolicy
+    baseline_label: str | None
+    baseline_created: str
+    current_label: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == "fail"
+
+    def rows_with(self, verdict: Verdict) -> tuple[QuantileComparison, ...]:
+        return tuple(r for r in self.rows if r.verdict == verdict)
+
+    def summary(self) -> str:
+        """One line, e.g. ``FAIL: 3 operation(s) gated; 1 regression(s) (a/b p99 +23.0%)``."""
+        failed = self.rows_with("fail")
+        inconclusive = self.rows_with("inconclusive")
+        names = sorted({r.name for r in self.rows})
+        parts = [f"{self.verdict.upper()}: {len(names)} operation(s) gated"]
+        if failed:
+            worst = ", ".join(
+                f"{r.name} {r.quantile_label} {_signed_pct(r.change_pct)}" for r in failed[:3]
+            )
+            parts.append(f"{len(failed)} regression(s) ({worst})")
+        if inconclusive:
+            parts.append(f"{len(inconclusive)} inconclusive")
+        failed_checks = [c for c in self.checks if c.verdict == "fail"]
+        if failed_checks:
+            parts.append(", ".join(f"{c.name} {c.observed} > {c.limit}" for c in failed_checks))
+        return "; ".join(parts)
+
+
+def quantile_label(q: float) -> str:
+    """``p99``, ``p99.9``, ``p50``."""
+    text = f"{q * 100:.4f}".rstrip("0").rstrip(".")
+    return f"p{text}"
+
+
+def _signed_pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}%"
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """Everything ``tailscope analyze`` found. Sections are tuples, ordered most important first."""
@@ -210,3 +350,6 @@ class Report:
     unexplained_timeouts: tuple[UnexplainedTimeout, ...] = ()
     runtimes: tuple[RuntimeSummary, ...] = ()
     schema_version: int = SCHEMA_VERSION
+    gate: GateVerdict | None = None
+    """The gate's verdict against a baseline (``tailscope gate``, ``tailscope tui --baseline``);
+    ``None`` when the run was not gated."""

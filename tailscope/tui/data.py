@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
-    from tailscope.gate.evaluate import GateVerdict
+    from tailscope.report.model import GateVerdict
 
 SortColumn = Literal[
     "service", "operation", "kind", "count", "error_rate", "p50_ms", "p99_ms", "p999_ms", "max_ms"
@@ -61,10 +61,15 @@ class TriageData:
     spans: pl.DataFrame | None = None
     path: pl.DataFrame | None = None
     verdict: GateVerdict | None = None
+    """Defaults to ``report.gate`` (the report model carries the gate's verdict)."""
     table: pa.Table | None = None
     """The ingested Arrow table, row-aligned with ``spans``, when ``spans`` lacks the nested
     ``attributes`` and ``events`` columns (the pipeline's frame): a trace's rows are looked up
     here only when it is drawn."""
+
+    def __post_init__(self) -> None:
+        if self.verdict is None and self.report.gate is not None:
+            object.__setattr__(self, "verdict", self.report.gate)
 
 
 def filter_operations(operations: Sequence[OperationStats], text: str) -> list[OperationStats]:

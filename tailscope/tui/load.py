@@ -16,10 +16,9 @@ from tailscope.tui.data import TriageData
 from tailscope.types import InputFormat
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
+    from tailscope.analysis.pipeline import PreparedSpans
     from tailscope.gate.baseline import Baseline
-    from tailscope.gate.evaluate import GatePolicy, GateVerdict
+    from tailscope.report.model import GatePolicy, GateVerdict
 
 
 class LoadProgress(ProgressSink):
@@ -44,7 +43,9 @@ def triage_loader(
     file, gates the input against it (:func:`compare_policy`) for the Compare screen."""
 
     def load(progress: LoadProgress) -> TriageData:
-        from tailscope.analysis.pipeline import AnalysisOptions, analyze
+        from dataclasses import replace
+
+        from tailscope.analysis.pipeline import AnalysisOptions, analyze, prepare_spans
         from tailscope.ingest import read_spans
 
         # A bad baseline file fails before minutes of reading, not after.
@@ -54,16 +55,17 @@ def triage_loader(
             f"Analysing {result.table.num_rows:,} spans "
             "(percentiles, critical paths, hops, stalls)…"
         )
-        analysis = analyze(result, AnalysisOptions())
-        verdict = None
+        prepared = prepare_spans(result)
+        analysis = analyze(prepared, AnalysisOptions())
+        report = analysis.report
         if known_good is not None:
             progress.stage("Comparing with the baseline…")
-            verdict = compare_with_baseline(result.table, known_good, result.stats.files)
+            verdict = compare_with_baseline(prepared, known_good, result.stats.files)
+            report = replace(report, gate=verdict)
         return TriageData(
-            report=analysis.report,
+            report=report,
             spans=analysis.spans,
             path=analysis.path,
-            verdict=verdict,
             table=result.table,
         )
 
@@ -93,10 +95,10 @@ def read_baseline(path: Path) -> Baseline:
 
 
 def compare_with_baseline(
-    table: pa.Table, known_good: Baseline, files: Sequence[str]
+    spans: PreparedSpans, known_good: Baseline, files: Sequence[str]
 ) -> GateVerdict:
-    """Gate ``table`` against a baseline, as ``tailscope gate`` would, per quantile of
-    :func:`compare_policy`.
+    """Gate the prepared spans against a baseline with the same function as ``tailscope gate``
+    (:func:`tailscope.gate.gate`), per quantile of :func:`compare_policy`.
 
     Raises:
         BaselineError: no operation is in both the baseline and the input.
@@ -104,13 +106,13 @@ def compare_with_baseline(
     from datetime import UTC, datetime
 
     import tailscope
-    from tailscope.gate import build_baseline, evaluate
+    from tailscope.gate import gate
 
-    current = build_baseline(
-        table,
-        label=None,
+    return gate(
+        spans,
+        known_good,
+        compare_policy(),
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         tailscope_version=tailscope.__version__,
         inputs=tuple(files),
     )
-    return evaluate(current, known_good, compare_policy())

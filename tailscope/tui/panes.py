@@ -17,8 +17,13 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
-from tailscope.gate.evaluate import QuantileComparison
-from tailscope.report.model import Cascade, HopShare, OperationStats, RootSummary
+from tailscope.report.model import (
+    Cascade,
+    HopShare,
+    OperationStats,
+    QuantileComparison,
+    RootSummary,
+)
 from tailscope.tui.bars import (
     Palette,
     format_ms,

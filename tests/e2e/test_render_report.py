@@ -3,7 +3,9 @@ text and Markdown, the renderer registry, and the ``analyze`` command end to end
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from tailscope.report.codec import (
 from tailscope.report.model import (
     Cascade,
     ProblemEntry,
+    Report,
     RuntimeSummary,
     Stall,
     UnexplainedTimeout,
@@ -141,7 +144,7 @@ def test_wrong_schema_version_and_bad_documents_are_clear_errors(analysis: Analy
     with pytest.raises(ReportFormatError, match="schema_version 99 is not supported"):
         report_from_dict({**document, "schema_version": 99})
     broken = {**document, "input": {k: v for k, v in document["input"].items() if k != "spans"}}
-    with pytest.raises(ReportFormatError, match="missing key 'spans'"):
+    with pytest.raises(ReportFormatError, match=r"missing required field `spans` - at `\$.input`"):
         report_from_dict(broken)
     with pytest.raises(ReportFormatError, match="not a JSON report"):
         report_from_json(b"{nope")
@@ -221,3 +224,86 @@ def test_skipped_records_reach_the_report(capsys: pytest.CaptureFixture[str]) ->
     document = json.loads(capsys.readouterr().out)
     assert document["input"]["skipped_records"] >= 1
     assert document["input"]["problems"][0]["file"].endswith("trace_invalid_kind.json")
+
+
+def _reference_dict(value: object) -> object:
+    """The report as a dict, written independently of the codec: dataclass fields by name,
+    tuples as lists, non-finite floats as None (what the JSON text must hold)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _reference_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_reference_dict(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _reference_dict(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _gated(report: Report) -> Report:
+    """The report with a gate verdict holding an infinite and a NaN number."""
+    from tailscope.report.model import (
+        GatePolicy,
+        GateVerdict,
+        QuantileComparison,
+        ThresholdCheck,
+    )
+
+    row = QuantileComparison(
+        "web/GET /x",
+        "web",
+        "GET /x",
+        None,
+        0.99,
+        3000,
+        2990,
+        40.5,
+        55.25,
+        14.75,
+        36.4,
+        (9.5, 20.0),
+        (21.0, math.inf),
+        "fail",
+        "p99 rose",
+    )
+    odd = replace(row, name="web/GET /y", operation="GET /y", change_pct=math.nan, verdict="pass")
+    verdict = GateVerdict(
+        "fail",
+        (row, odd),
+        (ThresholdCheck("stalls", 2, 0, "fail", "longest a/b 300 ms"),),
+        GatePolicy(quantiles=(0.5, 0.99), max_increase_ms=2.0),
+        "abc123",
+        "2026-12-05T00:00:00Z",
+        None,
+    )
+    return replace(report, gate=verdict)
+
+
+def test_msgspec_codec_round_trips_every_field_and_keeps_the_json_bytes(analysis: Analysis) -> None:
+    import orjson
+
+    for report in (analysis.report, full_report(analysis).report, _gated(analysis.report)):
+        # the JSON text is byte for byte what an independent dataclass walk + orjson writes
+        text = report_to_json(report)
+        assert text == orjson.dumps(_reference_dict(report), option=orjson.OPT_INDENT_2)
+        assert report_to_dict(report) == _reference_dict(report)
+        back = report_from_json(text)
+        assert report_from_dict(json.loads(text)) == back
+        if report.gate is None:
+            assert back == report
+    # a gated report: equal except the non-finite numbers, which come back as NaN
+    gated = _gated(analysis.report)
+    back = report_from_json(report_to_json(gated))
+    assert back.gate is not None and gated.gate is not None
+    assert replace(back, gate=None) == replace(gated, gate=None)
+    assert back.gate.rows[0].interval_pct is not None
+    assert back.gate.rows[0].interval_pct[0] == 21.0
+    assert math.isnan(back.gate.rows[0].interval_pct[1])
+    # an optional number (float | None) that was NaN is read back as None, not NaN
+    assert back.gate.rows[1].change_pct is None
+    assert back.gate.policy == gated.gate.policy and back.gate.checks == gated.gate.checks
+    # a document with a mistyped field names the field
+    document = report_to_dict(gated)
+    document["gate"]["rows"][0]["verdict"] = "maybe"
+    with pytest.raises(ReportFormatError, match=r"\$\.gate\.rows\[0\]\.verdict"):
+        report_from_dict(document)

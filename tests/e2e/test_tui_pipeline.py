@@ -203,3 +203,63 @@ def test_bad_baseline_and_bad_input_end_the_app_with_typed_errors(tmp_path: Path
     asyncio.run(run(app))
     assert isinstance(app.failure, InputError)
     assert app.return_code == 2
+
+
+def test_tui_and_cli_run_the_same_gate(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # GIVEN a baseline of the steady fixture and the gc-cascade run
+    baseline = tmp_path / "steady.baseline.json"
+    baseline.write_bytes(
+        encode_baseline(
+            build_baseline(
+                read_spans([str(STEADY)]).table,
+                label="steady",
+                created="2026-01-15T00:00:00Z",
+                tailscope_version="0.1.0",
+            )
+        )
+    )
+    # WHEN the TUI loader gates it (Compare screen) and the CLI gates it at the same quantiles
+    data = triage_loader([str(GC_CASCADE)], baseline=baseline)(LoadProgress())
+    verdict = data.report.gate
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tailscope",
+            "gate",
+            str(GC_CASCADE),
+            "-b",
+            str(baseline),
+            "--quantile",
+            "0.5",
+            "--quantile",
+            "0.99",
+            "--quantile",
+            "0.999",
+            "--format",
+            "json",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # THEN the report model carries the verdict, and it is the CLI's, row for row
+    assert verdict is not None and data.verdict is verdict
+    assert done.returncode == (1 if verdict.failed else 0), done.stderr
+    document = json.loads(done.stdout)
+    assert document["verdict"] == verdict.verdict
+    cli_rows = {(r["name"], r["quantile"]): r for r in document["rows"]}
+    assert len(cli_rows) == len(verdict.rows)
+    for row in verdict.rows:
+        cli = cli_rows[(row.name, row.quantile)]
+        assert cli["verdict"] == row.verdict
+        for key in ("baseline_ms", "current_ms"):
+            if getattr(row, key) is None:
+                assert cli[key] is None
+            else:
+                assert cli[key] == pytest.approx(getattr(row, key), rel=1e-9)
