@@ -13,8 +13,9 @@ ReportFormat = Literal["text", "json", "markdown"]
 GateFormat = Literal["text", "json", "markdown", "junit"]
 """Gate verdict renderers."""
 
-HopComponent = Literal["self", "network", "dependency"]
-"""What a critical-path segment is: own work, network/queue, or an uninstrumented dependency."""
+HopComponent = Literal["self", "network", "dependency", "stall"]
+"""What a critical-path segment is: own work, network/queue, an uninstrumented dependency, or
+time behind a detected stop-the-world stall of the instance that served it."""
 
 StallKind = Literal["process", "host"]
 """A stall of one process, or of every instance on a host."""

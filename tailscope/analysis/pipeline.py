@@ -288,7 +288,9 @@ def analyze(
         pl.Series(SKEW_ADJUSTMENT, shift),
         pl.Series(SKEW_CORRECTED, corrected),
     )
-    path = segments_frame(adjusted, tree, prepared.follows_from, ids=options.keep_frames)
+    path = segments_frame(
+        adjusted, tree, prepared.follows_from, ids=options.keep_frames, stalls=stalls
+    )
 
     root_keys = {
         (str(a), str(b), int(c))
