@@ -33,6 +33,7 @@ segments of a root still partition its duration exactly.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Final
 
@@ -88,7 +89,7 @@ def _disjoint(windows: StallWindows) -> StallWindows:
     for code in np.unique(inst):
         mine = np.flatnonzero(inst == code)
         edges = np.unique(np.concatenate([a[mine], b[mine]]))
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        for lo, hi in itertools.pairwise(edges):
             covering = mine[(a[mine] <= lo) & (b[mine] >= hi)]
             if covering.size == 0:
                 continue
