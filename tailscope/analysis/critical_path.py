@@ -315,11 +315,14 @@ def stall_windows(
         instances.setdefault((stall.service, stall.instance), len(instances))
     offsets = np.zeros(len(instances), dtype=np.int64)
     if instances and s.INSTANCE in frame.columns:
-        service = frame[s.SERVICE].cast(pl.String)
-        instance = frame[s.INSTANCE].cast(pl.String)
+        # one pass over the instance column per stalled instance (categoricals compare to a
+        # string without a cast), the service checked only on those rows
+        instance = frame[s.INSTANCE]
         shift = frame[SKEW_ADJUSTMENT].to_numpy() if SKEW_ADJUSTMENT in frame.columns else None
         for (name, inst), code in instances.items():
-            mine = ((service == name) & (instance == inst)).fill_null(False).to_numpy()
+            mine = (instance == inst).fill_null(False).to_numpy()
+            rows = np.flatnonzero(mine)
+            mine[rows] = (frame[s.SERVICE].gather(rows) == name).fill_null(False).to_numpy()
             codes[mine] = code
             if shift is not None and mine.any():
                 offsets[code] = int(np.median(shift[mine]))
