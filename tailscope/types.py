@@ -13,8 +13,16 @@ ReportFormat = Literal["text", "json", "markdown"]
 GateFormat = Literal["text", "json", "markdown", "junit"]
 """Gate verdict renderers."""
 
-HopComponent = Literal["self", "network", "dependency"]
-"""What a critical-path segment is: own work, network/queue, or an uninstrumented dependency."""
+HopComponent = Literal["self", "network", "dependency", "stall"]
+"""What a critical-path segment is: own work, network/queue, an uninstrumented dependency, or
+time behind a detected stop-the-world stall of the instance that served it."""
+
+RankingStatus = Literal["conclusive", "ambiguous", "too_few_tail_requests", "no_hops"]
+"""Whether a root operation's top hop is told apart from the next one by their 95 % intervals
+(``ambiguous``: the intervals overlap), or there is not enough to rank at all."""
+
+DEFAULT_MIN_TAIL_REQUESTS = 10
+"""Floor of requests above p99 below which a root's hops are not ranked (CLI and analysis)."""
 
 StallKind = Literal["process", "host"]
 """A stall of one process, or of every instance on a host."""

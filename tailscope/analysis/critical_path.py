@@ -34,7 +34,8 @@ of segments, so it can run per partition on a distributed engine.
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
@@ -42,12 +43,20 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from tailscope import schema as s
+from tailscope.analysis.skew import SKEW_ADJUSTMENT
 from tailscope.analysis.span_tree import SpanTree, build_span_tree
+from tailscope.analysis.stall_time import StallWindows, split_stalled
 from tailscope.analysis.traces import rows_with_attribute
 from tailscope.schema import SpanKind
 
-COMPONENTS: Final = ("self", "network", "dependency")
-"""Segment components, in the order of the integer codes used internally."""
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from tailscope.report.model import Stall
+
+COMPONENTS: Final = ("self", "network", "dependency", "stall")
+"""Segment components, in the order of the integer codes used internally (``stall``: time
+behind a detected stop-the-world stall, see :mod:`tailscope.analysis.stall_time`)."""
 SEGMENT_COLUMNS: Final = (
     "trace_id",
     "span_id",
@@ -60,9 +69,11 @@ SEGMENT_COLUMNS: Final = (
     "root_operation",
     "root_span_id",
     "root_row",
+    "stall",
 )
 """Columns of the segment table (times Unix ns, ids raw bytes like the span table;
-``root_row`` is the root span's row number in the input table)."""
+``root_row`` is the root span's row number in the input table; ``stall`` the index into
+``Report.stalls`` of a ``stall`` segment, else null)."""
 PATH_INPUT_COLUMNS: Final = (s.TRACE_ID, s.SPAN_ID, s.SERVICE, s.NAME, s.KIND, s.START, s.END)
 """Span columns :func:`segments_frame` reads (besides the tree and the ``FOLLOWS_FROM`` marks)."""
 
@@ -132,6 +143,40 @@ def critical_path_rows(
     tree: SpanTree,
     follows_from: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int8]]:
+    """Segments of every trace's critical path as numpy arrays (see :func:`path_segments`).
+
+    Returns:
+        ``(owner_row, seg_start, seg_end, component_code)``.
+    """
+    segments = path_segments(start_ns, end_ns, kind, tree, follows_from)
+    return segments.owner, segments.start, segments.end, segments.component
+
+
+@dataclass(frozen=True, slots=True)
+class PathSegments:
+    """Critical-path segments as parallel numpy arrays (ordered by root row, then time)."""
+
+    owner: NDArray[np.int64]
+    """Row of the span whose time each segment is."""
+    start: NDArray[np.int64]
+    end: NDArray[np.int64]
+    """Segment interval (ns, the clock of the given times)."""
+    component: NDArray[np.int8]
+    """Index into :data:`COMPONENTS`."""
+    neighbor: NDArray[np.int64]
+    """The owner's child next to the segment: the taken child whose start ends it, or for the
+    owner's last segment its last taken child (when it took none, one of its children, a
+    SERVER span if any; -1 for a span without children). For a ``network`` segment that is
+    the callee's span whose instance the request waited on."""
+
+
+def path_segments(
+    start_ns: NDArray[np.int64],
+    end_ns: NDArray[np.int64],
+    kind: NDArray[np.int8],
+    tree: SpanTree,
+    follows_from: NDArray[np.bool_] | None = None,
+) -> PathSegments:
     """Segments of every trace's critical path as numpy arrays.
 
     Args:
@@ -142,8 +187,8 @@ def critical_path_rows(
             ``FOLLOWS_FROM``); such children are pruned like CONSUMER-under-PRODUCER.
 
     Returns:
-        ``(owner_row, seg_start, seg_end, component_code)`` — the span whose time each segment
-        is, its interval (ns), and an index into :data:`COMPONENTS`. Zero-length segments are
+        The :class:`PathSegments`: the span whose time each segment is, its interval (ns), an
+        index into :data:`COMPONENTS` and the adjacent taken child. Zero-length segments are
         dropped; segments are ordered by root row, then time.
     """
     n = tree.size
@@ -182,20 +227,32 @@ def critical_path_rows(
         last = np.ones(children.size, dtype=bool)
         last[:-1] = child_parent[1:] != child_parent[:-1]
         last_child_end[child_parent[last]] = clamped_end[children[last]]
+    # a span that took no child (a call that timed out before its server started) still
+    # waited on the instance of one of its children: the last one in row order, preferring a
+    # SERVER span
+    last_child = np.full(n, -1, dtype=np.int64)
+    linked = np.flatnonzero(parent >= 0)
+    linked = linked[np.argsort(kind[linked] == SpanKind.SERVER, kind="stable")]
+    last_child[parent[linked]] = linked
+    if children.size:
+        last_child[child_parent[last]] = children[last]
     tail_start = last_child_end[owners]
     tail_end = clamped_end[owners]
 
     owner = np.concatenate([child_parent, owners])
     seg_start = np.concatenate([gap_start, tail_start])
     seg_end = np.concatenate([gap_end, tail_end])
+    neighbor = np.concatenate([children, last_child[owners]])
     keep = seg_end > seg_start
     owner, seg_start, seg_end = owner[keep], seg_start[keep], seg_end[keep]
+    neighbor = neighbor[keep]
     order = np.lexsort((seg_start, tree.root[owner]))
     owner, seg_start, seg_end = owner[order], seg_start[order], seg_end[order]
+    neighbor = neighbor[order]
 
     is_client = kind[owner] == SpanKind.CLIENT
     component = np.where(is_client, np.where(tree.has_children[owner], 1, 2), 0).astype(np.int8)
-    return owner, seg_start, seg_end, component
+    return PathSegments(owner, seg_start, seg_end, component, neighbor)
 
 
 def critical_path(spans: pa.Table, tree: SpanTree | None = None) -> pa.Table:
@@ -242,31 +299,83 @@ def follows_from_children(frame: pl.DataFrame) -> NDArray[np.bool_]:
     return follows_from_rows(frame[s.ATTRIBUTES].to_arrow())
 
 
+def stall_windows(
+    frame: pl.DataFrame, stalls: Sequence[Stall]
+) -> tuple[NDArray[np.int64], StallWindows]:
+    """Per-span instance codes (-1: an instance with no stall) and the stall windows in them.
+
+    A span belongs to a stall's instance when its service and ``service.instance.id`` are the
+    stall's. Windows are the stalls' ``start_unix_nano``/``end_unix_nano`` (the instance's own
+    clock) plus the median ``skew_adjustment_ns`` of the instance's spans, i.e. in the clock of
+    ``frame``'s (adjusted) times; see :mod:`tailscope.analysis.stall_time`.
+    """
+    codes = np.full(frame.height, -1, dtype=np.int64)
+    instances: dict[tuple[str, str], int] = {}
+    for stall in stalls:
+        instances.setdefault((stall.service, stall.instance), len(instances))
+    offsets = np.zeros(len(instances), dtype=np.int64)
+    if instances and s.INSTANCE in frame.columns:
+        # one pass over the instance column per stalled instance (categoricals compare to a
+        # string without a cast), the service checked only on those rows
+        instance = frame[s.INSTANCE]
+        shift = frame[SKEW_ADJUSTMENT].to_numpy() if SKEW_ADJUSTMENT in frame.columns else None
+        for (name, inst), code in instances.items():
+            mine = (instance == inst).fill_null(False).to_numpy()
+            rows = np.flatnonzero(mine)
+            mine[rows] = (frame[s.SERVICE].gather(rows) == name).fill_null(False).to_numpy()
+            codes[mine] = code
+            if shift is not None and mine.any():
+                offsets[code] = int(np.median(shift[mine]))
+    instance_of = np.array([instances[(x.service, x.instance)] for x in stalls], dtype=np.int64)
+    windows = StallWindows(
+        instance=instance_of,
+        start=np.array([x.start_unix_nano for x in stalls], dtype=np.int64) + offsets[instance_of],
+        end=np.array([x.end_unix_nano for x in stalls], dtype=np.int64) + offsets[instance_of],
+        stall=np.arange(len(stalls), dtype=np.int64),
+    )
+    return codes, windows
+
+
 def segments_frame(
     frame: pl.DataFrame,
     tree: SpanTree,
     follows_from: NDArray[np.bool_] | None = None,
     *,
     ids: bool = True,
+    stalls: Sequence[Stall] = (),
 ) -> pl.DataFrame:
     """:func:`critical_path` on a polars frame (the form the pipeline uses).
 
     ``follows_from`` is :func:`follows_from_rows` of the table when the caller has it (the
     frame then needs no ``attributes`` column). With ``ids=False`` only the columns hop
     attribution reads are built (``seg_start``, ``seg_end``, ``hop_service``,
-    ``hop_operation``, ``component``, ``root_row``): no per-segment copies of ids and root names.
+    ``hop_operation``, ``component``, ``root_row``, ``stall``): no per-segment copies of ids
+    and root names. With ``stalls`` (``Report.stalls``), the time spent behind them is cut out
+    as ``stall`` segments named after the span of the paused instance
+    (:func:`tailscope.analysis.stall_time.split_stalled`); the frame then needs
+    ``service_instance`` and, if its times are skew-adjusted, ``skew_adjustment_ns``.
     """
     if follows_from is None:
         follows_from = follows_from_children(frame)
-    owner, seg_start, seg_end, component = critical_path_rows(
+    segments = path_segments(
         frame[s.START].to_numpy(),
         frame[s.END].to_numpy(),
         frame[s.KIND].to_numpy(),
         tree,
         follows_from,
     )
+    owner, seg_start, seg_end = segments.owner, segments.start, segments.end
+    component, label = segments.component, segments.owner
+    stall = np.full(owner.size, -1, dtype=np.int64)
+    if stalls:
+        codes, windows = stall_windows(frame, stalls)
+        split = split_stalled(
+            owner, seg_start, seg_end, component, segments.neighbor, codes, windows
+        )
+        owner, label, seg_start, seg_end = split.owner, split.label, split.start, split.end
+        component, stall = split.component, split.stall
     root = tree.root[owner]
-    owned = frame.select(s.SERVICE, s.NAME)[owner]
+    owned = frame.select(s.SERVICE, s.NAME)[label]
     columns: dict[str, pl.Series | NDArray[np.int64]] = {
         "seg_start": seg_start,
         "seg_end": seg_end,
@@ -278,10 +387,14 @@ def segments_frame(
             return_dtype=pl.Enum(list(COMPONENTS)),
         ),
         "root_row": root,
+        "stall": pl.Series("stall", stall, dtype=pl.Int64)
+        .to_frame()
+        .select(pl.when(pl.col("stall") >= 0).then(pl.col("stall")).alias("stall"))
+        .to_series(),
     }
     if not ids:
         return pl.DataFrame(columns)
-    owned_ids = frame.select(s.TRACE_ID, s.SPAN_ID)[owner]
+    owned_ids = frame.select(s.TRACE_ID, s.SPAN_ID)[label]
     rooted = frame.select(s.SPAN_ID, s.SERVICE, s.NAME)[root]
     columns |= {
         "trace_id": owned_ids[s.TRACE_ID],

@@ -11,29 +11,39 @@ sum to 1 over the hops of a root operation:
   ``inverted_cdf``);
 * the fraction of requests in which ``h`` is on the critical path at all.
 
+Hops of component ``stall`` (time behind a detected stop-the-world pause, see
+:mod:`tailscope.analysis.stall_time`) are hops like any other; their shares also add up per
+paused service and over all pauses (shares are linear in the hop times, so the share of a group
+of hops is the sum of their shares, in every bootstrap resample too).
+
 95 % confidence intervals come from a bootstrap over requests (``resamples`` resamples with a
 fixed seed, vectorised: resampling is a matrix of per-request weights, and all hops of a root
-operation are computed with one matrix product per chunk of resamples). With fewer tail requests
-than ``min_tail_requests`` a root operation is *inconclusive*: its shares are computed but flagged
-and not ranked as findings.
+operation are computed with one matrix product per chunk of resamples). The ranking of a root's
+hops is *conclusive* when the top hop's tail-share interval lies entirely above the next hop's,
+*ambiguous* otherwise (the verdict names the hops it cannot tell apart). Below a floor of
+``min_tail_requests`` requests above p99 a root operation is *inconclusive*: its shares are
+computed and shown but nothing is ranked.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
 from tailscope.analysis.percentiles import hdr_quantiles_ns
-from tailscope.report.model import HopShare, RootSummary
-from tailscope.types import HopComponent
+from tailscope.analysis.verdict import root_verdict
+from tailscope.report.model import HopShare, PausedService, RootSummary, Stall
+from tailscope.types import DEFAULT_MIN_TAIL_REQUESTS, HopComponent
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 NS_PER_MS: Final = 1_000_000
 TAIL_QUANTILE: Final = 0.99
-DEFAULT_MIN_TAIL_REQUESTS: Final = 100
 DEFAULT_RESAMPLES: Final = 200
 DEFAULT_SEED: Final = 20240531
 _CHUNK: Final = 25
@@ -46,7 +56,8 @@ class HopOptions:
     """Knobs of :func:`hop_attribution`."""
 
     min_tail_requests: int = DEFAULT_MIN_TAIL_REQUESTS
-    """Below this many requests above p99 a root operation is inconclusive."""
+    """Floor: below this many requests above p99 a root operation is inconclusive (nothing is
+    ranked); above it the intervals decide."""
     resamples: int = DEFAULT_RESAMPLES
     """Bootstrap resamples for the confidence intervals."""
     seed: int = DEFAULT_SEED
@@ -205,10 +216,47 @@ def _hop_times_by_root_row(path: pl.DataFrame, hop_keys: list[str]) -> pl.DataFr
     )
 
 
+def _stall_ids(
+    path: pl.DataFrame, roots: pl.DataFrame, by_row: bool
+) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """Stall indexes behind each (root service, root operation, hop service, hop operation)."""
+    if "stall" not in path.columns:
+        return {}
+    stalled = path.filter(pl.col("stall").is_not_null())
+    if stalled.height == 0:
+        return {}
+    if by_row:
+        stalled = stalled.join(
+            roots.select("root_row", "root_service", "root_operation"), on="root_row"
+        )
+    grouped = stalled.group_by(
+        pl.col("root_service").cast(pl.String),
+        pl.col("root_operation").cast(pl.String),
+        pl.col("hop_service").cast(pl.String),
+        pl.col("hop_operation").cast(pl.String),
+    ).agg(pl.col("stall").unique().sort())
+    return {
+        (row[0], row[1], row[2], row[3]): tuple(int(i) for i in row[4])
+        for row in grouped.iter_rows()
+    }
+
+
+def _group_share(
+    point: NDArray[np.float64], boot: NDArray[np.float64], columns: list[int]
+) -> tuple[float, tuple[float, float]]:
+    """Tail share of a group of hops (the sum of theirs) with its bootstrap interval."""
+    value = float(np.nansum(point[0, columns])) if columns else 0.0
+    if not columns:
+        return value, (0.0, 0.0)
+    return value, _interval(boot[:, columns].sum(axis=1, keepdims=True))[0]
+
+
 def hop_attribution(
     path: pl.DataFrame,
     roots: pl.DataFrame,
     options: HopOptions | None = None,
+    stalls: Sequence[Stall] = (),
+    languages: Mapping[str, str] | None = None,
 ) -> tuple[tuple[RootSummary, ...], tuple[HopShare, ...]]:
     """Root summaries and hop shares of every root operation.
 
@@ -219,10 +267,13 @@ def hop_attribution(
             ``root_operation``, ``duration_ns`` (and ``root_row`` when ``path`` has it: then
             requests are matched by it instead of by ids).
         options: thresholds and bootstrap settings.
+        stalls: ``Report.stalls`` (what ``path``'s ``stall`` column indexes), for the verdicts.
+        languages: service name -> SDK language, for the verdicts.
 
     Returns:
-        Root summaries (most requests first) and hop shares (grouped by root in that order;
-        within a root, largest tail share first, or largest variance share when inconclusive).
+        Root summaries (most requests first, each with its :class:`RootVerdict`) and hop shares
+        (grouped by root in that order; within a root, largest tail share first, or largest
+        variance share when inconclusive).
     """
     options = options or HopOptions()
     if roots.height == 0:
@@ -232,6 +283,7 @@ def hop_attribution(
     # a root's row number is the cheapest request key; hand-made frames may only have the ids
     by_row = "root_row" in path.columns and "root_row" in roots.columns
     request_keys = ["root_row"] if by_row else ["trace_id", "root_span_id"]
+    stall_ids = _stall_ids(path, roots, by_row)
     if by_row:
         # a root row names its root operation: group by integer keys only, then label
         times = _hop_times_by_root_row(path, hop_keys).join(
@@ -257,18 +309,19 @@ def hop_attribution(
         tail_requests = int(in_tail.sum())
         inconclusive = tail_requests < options.min_tail_requests
         root_service, root_operation = str(key[0]), str(key[1])
-        summaries.append(
-            RootSummary(
-                service=root_service,
-                operation=root_operation,
-                requests=n,
-                p50_ms=p50 / NS_PER_MS,
-                p99_ms=p99 / NS_PER_MS,
-                tail_requests=tail_requests,
-                inconclusive=inconclusive,
-            )
+        summary = RootSummary(
+            service=root_service,
+            operation=root_operation,
+            requests=n,
+            p50_ms=p50 / NS_PER_MS,
+            p99_ms=p99 / NS_PER_MS,
+            tail_requests=tail_requests,
+            inconclusive=inconclusive,
         )
         if hop_rows is None or hop_rows.height == 0:
+            summaries.append(
+                root_verdict(summary, (), (0.0, (0.0, 0.0)), (), options.min_tail_requests)
+            )
             continue
         hop_rows = hop_rows.join(
             requests.select(*request_keys, "_req"), on=request_keys, how="inner"
@@ -314,6 +367,17 @@ def hop_attribution(
                     tail_share_ci=tail_ci[h],
                     inconclusive=inconclusive,
                     exemplar_trace_ids=exemplars,
+                    stall_ids=stall_ids.get(
+                        (
+                            root_service,
+                            root_operation,
+                            str(hop["hop_service"]),
+                            str(hop["hop_operation"]),
+                        ),
+                        (),
+                    )
+                    if component == "stall"
+                    else (),
                 )
             )
         root_hops.sort(
@@ -326,4 +390,34 @@ def hop_attribution(
             )
         )
         shares.extend(root_hops)
+        components = catalog["component"].cast(pl.String).to_list()
+        services = catalog["hop_service"].cast(pl.String).to_list()
+        stall_columns = [h for h, c in enumerate(components) if c == "stall"]
+        paused: list[PausedService] = []
+        for service in sorted({services[h] for h in stall_columns}):
+            columns = [h for h in stall_columns if services[h] == service]
+            value, interval = _group_share(point.tail, boot.tail, columns)
+            ids = sorted({i for hs in root_hops if hs.hop_service == service for i in hs.stall_ids})
+            durations = [stalls[i].duration_ms for i in ids if i < len(stalls)]
+            paused.append(
+                PausedService(
+                    service=service,
+                    language=(languages or {}).get(service),
+                    stall_ids=tuple(ids),
+                    min_pause_ms=min(durations, default=0.0),
+                    max_pause_ms=max(durations, default=0.0),
+                    tail_share=value,
+                    tail_share_ci=interval,
+                )
+            )
+        paused.sort(key=lambda p: (-p.tail_share, p.service))
+        summaries.append(
+            root_verdict(
+                summary,
+                root_hops,
+                _group_share(point.tail, boot.tail, stall_columns),
+                tuple(paused),
+                options.min_tail_requests,
+            )
+        )
     return tuple(summaries), tuple(shares)

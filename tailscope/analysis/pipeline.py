@@ -41,7 +41,6 @@ from tailscope import schema as s
 from tailscope.analysis._stall_common import event_columns
 from tailscope.analysis.critical_path import follows_from_rows, segments_frame
 from tailscope.analysis.hops import (
-    DEFAULT_MIN_TAIL_REQUESTS,
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     HopOptions,
@@ -66,6 +65,7 @@ from tailscope.report.model import (
     Stall,
     UnexplainedTimeout,
 )
+from tailscope.types import DEFAULT_MIN_TAIL_REQUESTS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -211,6 +211,21 @@ def root_durations(spans: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def service_languages(spans: pl.DataFrame) -> dict[str, str]:
+    """Service name -> the ``telemetry.sdk.language`` most of its spans report."""
+    if s.LANGUAGE not in spans.columns or spans.height == 0:
+        return {}
+    counts = (
+        spans.select(pl.col(s.SERVICE).cast(pl.String), pl.col(s.LANGUAGE).cast(pl.String))
+        .drop_nulls()
+        .group_by(s.SERVICE, s.LANGUAGE)
+        .len()
+        .sort("len", s.SERVICE, s.LANGUAGE, descending=[True, False, False])
+        .unique(s.SERVICE, keep="first", maintain_order=True)
+    )
+    return {str(a): str(b) for a, b, _ in counts.iter_rows()}
+
+
 def stall_sections(
     raw: pl.DataFrame,
 ) -> tuple[
@@ -288,7 +303,9 @@ def analyze(
         pl.Series(SKEW_ADJUSTMENT, shift),
         pl.Series(SKEW_CORRECTED, corrected),
     )
-    path = segments_frame(adjusted, tree, prepared.follows_from, ids=options.keep_frames)
+    path = segments_frame(
+        adjusted, tree, prepared.follows_from, ids=options.keep_frames, stalls=stalls
+    )
 
     root_keys = {
         (str(a), str(b), int(c))
@@ -306,6 +323,8 @@ def analyze(
             resamples=options.bootstrap_resamples,
             seed=options.seed,
         ),
+        stalls=stalls,
+        languages=service_languages(raw),
     )
 
     time_range = (int(start.min()), int(end.max())) if raw.height else None

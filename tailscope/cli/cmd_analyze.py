@@ -11,7 +11,7 @@ import typer
 from tailscope.cli.app import app
 from tailscope.cli.options import InputFormatOpt, Inputs, Quiet, Strict
 from tailscope.errors import UsageError
-from tailscope.types import REPORT_FORMATS
+from tailscope.types import DEFAULT_MIN_TAIL_REQUESTS, REPORT_FORMATS
 
 _SUFFIX_FORMAT = {".json": "json", ".md": "markdown", ".markdown": "markdown"}
 
@@ -70,9 +70,10 @@ def analyze(
         typer.Option(
             "--min-tail-requests",
             min=0,
-            help="Below this many requests above p99, a root's hop shares are inconclusive.",
+            help="Floor: below this many requests above p99 a root's hops are not ranked "
+            "(above it the 95% intervals decide whether the ranking is conclusive).",
         ),
-    ] = 100,
+    ] = DEFAULT_MIN_TAIL_REQUESTS,
     top: Annotated[
         int, typer.Option("--top", min=1, help="Rows per table in text and markdown.")
     ] = 10,

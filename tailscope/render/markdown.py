@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tailscope.render.sections import Section, all_sections, summary_lines
+from tailscope.render.sections import Section, all_sections, summary_lines, verdict_lines
 from tailscope.report.model import Report
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ class MarkdownRenderer:
         parts = [
             f"## tailscope analyze ({report.tailscope_version})",
             "",
+            *(f"**Verdict** {_cell(line)}" + "\n" for line in verdict_lines(report, options.top)),
             *(f"- {line}" for line in summary_lines(report)),
         ]
         parts.extend(

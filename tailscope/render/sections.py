@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tailscope.report.model import HopShare, Report
+from tailscope.report.model import HopShare, Report, RootSummary
 
 DEFAULT_TOP = 10
 """Rows per table unless the caller asks otherwise."""
@@ -71,6 +71,29 @@ def summary_lines(report: Report) -> list[str]:
     return lines
 
 
+_STATUS_LABEL = {
+    "conclusive": "conclusive",
+    "ambiguous": "top hops overlap",
+    "too_few_tail_requests": "inconclusive (too few tail requests)",
+    "no_hops": "no hops",
+}
+
+
+def verdict_lines(report: Report, top: int = DEFAULT_TOP) -> list[str]:
+    """One line per entry point: ``service operation: <verdict sentence>`` (the model's text)."""
+    return [
+        f"{r.service} {r.operation}: {r.verdict.text}"
+        for r in report.roots[:top]
+        if r.verdict is not None
+    ]
+
+
+def _status(root: RootSummary) -> str:
+    if root.verdict is not None:
+        return _STATUS_LABEL[root.verdict.status]
+    return "inconclusive (too few tail requests)" if root.inconclusive else "ok"
+
+
 def roots_section(report: Report, top: int) -> Section:
     rows = tuple(
         (
@@ -79,7 +102,7 @@ def roots_section(report: Report, top: int) -> Section:
             ms(r.p50_ms),
             ms(r.p99_ms),
             f"{r.tail_requests:,}",
-            "inconclusive (too few tail requests)" if r.inconclusive else "ok",
+            _status(r),
         )
         for r in report.roots[:top]
     )
@@ -121,7 +144,7 @@ def hop_sections(report: Report, top: int) -> list[Section]:
         status = (
             f"inconclusive: {root.tail_requests} tail requests (ranked by variance share)"
             if root.inconclusive
-            else f"{root.tail_requests} tail requests"
+            else f"{root.tail_requests} tail requests, {_status(root)}"
         )
         note = _more(len(hops), len(rows), "hops")
         out.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from tailscope.render.sections import Section, all_sections, summary_lines
+from tailscope.render.sections import Section, all_sections, summary_lines, verdict_lines
 from tailscope.report.model import Report
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ class TextRenderer:
 
     def render(self, report: Report, options: RenderOptions) -> str:
         from rich.console import Console
+        from rich.markup import escape
 
         buffer = io.StringIO()
         console = Console(
@@ -51,6 +52,8 @@ class TextRenderer:
             highlight=False,
         )
         console.print(f"[bold]tailscope analyze[/bold] {report.tailscope_version}")
+        for line in verdict_lines(report, options.top):
+            console.print(f"[bold]Verdict[/bold] {escape(line)}", highlight=False)
         for line in summary_lines(report):
             console.print(line, highlight=False)
         console.print()

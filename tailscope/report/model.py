@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass, field
 
 from tailscope.errors import UsageError
-from tailscope.types import HopComponent, StallKind, Verdict
+from tailscope.types import HopComponent, RankingStatus, StallKind, Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,57 @@ class HopShare:
     """Too few tail requests for the shares to mean anything; shown but not ranked."""
     exemplar_trace_ids: tuple[str, ...] = ()
     """Slowest requests in which this hop took the most time."""
+    stall_ids: tuple[int, ...] = ()
+    """For ``component == "stall"``: indexes into ``Report.stalls`` of the pauses this time
+    was spent behind (``hop_service`` is the paused service)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HopRef:
+    """A hop named in a verdict, with its tail share and 95 % interval."""
+
+    hop_service: str
+    hop_operation: str
+    component: HopComponent
+    tail_share: float
+    tail_share_ci: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class PausedService:
+    """One service whose stop-the-world pauses are on a root operation's critical paths."""
+
+    service: str
+    language: str | None
+    """``telemetry.sdk.language`` of its spans (e.g. ``java``), if exported."""
+    stall_ids: tuple[int, ...]
+    """Indexes into ``Report.stalls`` of those pauses."""
+    min_pause_ms: float
+    max_pause_ms: float
+    tail_share: float
+    """Share of the root's tail spent behind this service's pauses."""
+    tail_share_ci: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class RootVerdict:
+    """The answer for one entry point: which hop owns its tail, and how much of it is pause.
+
+    Built by :func:`tailscope.analysis.verdict.root_verdict` from the numbers in this report;
+    ``text`` is the one sentence every output shows first."""
+
+    status: RankingStatus
+    """``conclusive``: the top hop's tail-share interval lies above the next hop's."""
+    text: str
+    top: HopRef | None
+    """The hop with the largest tail share (None when nothing is ranked)."""
+    indistinct: tuple[HopRef, ...]
+    """When ``ambiguous``: the other hops whose interval overlaps the top hop's."""
+    stall_tail_share: float
+    """Share of the tail spent behind detected stop-the-world pauses (all ``stall`` hops)."""
+    stall_tail_share_ci: tuple[float, float]
+    paused_services: tuple[PausedService, ...]
+    """Largest share first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +170,9 @@ class RootSummary:
     tail_requests: int
     """Requests above p99 (the tail that tail shares are computed on)."""
     inconclusive: bool
-    """Fewer tail requests than the minimum: shares are noise, say so."""
+    """Fewer tail requests than the floor: shares are noise, nothing is ranked."""
+    verdict: RootVerdict | None = None
+    """What to tell a person first (see :class:`RootVerdict`)."""
 
 
 @dataclass(frozen=True, slots=True)

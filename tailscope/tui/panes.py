@@ -6,6 +6,7 @@ scaling bars) and ask the app to open traces by posting :class:`OpenTraces`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -122,6 +123,35 @@ OPERATION_COLUMNS: dict[SortColumn, str] = {
 }
 
 
+ROOT_STATUS = {
+    "conclusive": "conclusive",
+    "ambiguous": "top hops overlap",
+    "too_few_tail_requests": "inconclusive",
+    "no_hops": "",
+}
+"""How the Hops pane labels a root's ranking status (the model's ``RootVerdict.status``)."""
+
+
+def verdict_text(roots: Sequence[RootSummary], top: int = 3) -> Text:
+    """The verdict sentences of the first ``top`` entry points (the model's text, verbatim)."""
+    text = Text()
+    for i, root in enumerate(r for r in roots[:top] if r.verdict is not None):
+        assert root.verdict is not None
+        if i:
+            text.append("\n")
+        text.append(f"{root.service} {root.operation}: ", style="bold")
+        text.append(root.verdict.text)
+    return text
+
+
+def _root_status(root: RootSummary, palette: Palette) -> Text | str:
+    if root.verdict is None:
+        return Text("inconclusive", style=palette.warning) if root.inconclusive else ""
+    label = ROOT_STATUS[root.verdict.status]
+    warn = root.verdict.status != "conclusive"
+    return Text(label, style=palette.warning) if warn and label else label
+
+
 class OverviewPane(Pane):
     """Every operation: count, error rate, quantiles; sortable, filterable, with a quantile
     ladder of the highlighted row. Enter lists the operation's slowest traces."""
@@ -141,6 +171,7 @@ class OverviewPane(Pane):
         self._filter_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
+        yield Static(verdict_text(self.data.report.roots), id="verdicts")
         yield Input(placeholder="filter: service or operation words", id="filter")
         with Horizontal(id="overview-body", classes="split"):
             yield DataTable(id="operations", cursor_type="row", zebra_stripes=True)
@@ -283,7 +314,7 @@ class OverviewPane(Pane):
 
 HOP_NAME_MIN = 26
 """Hop names are clipped to this many cells at 80 columns, and grow on wider terminals."""
-COMPONENT_SHORT = {"self": "self", "network": "net", "dependency": "dep"}
+COMPONENT_SHORT = {"self": "self", "network": "net", "dependency": "dep", "stall": "stall"}
 
 
 class HopsPane(Pane):
@@ -312,7 +343,7 @@ class HopsPane(Pane):
                 right(format_ms(root.p50_ms)),
                 right(format_ms(root.p99_ms), "bold"),
                 right(f"{root.tail_requests:,}"),
-                Text("inconclusive", style=self.palette.warning) if root.inconclusive else "",
+                _root_status(root, self.palette),
                 key=str(i),
             )
         self.redraw()
@@ -364,7 +395,7 @@ class HopsPane(Pane):
         ]
         share_width = (bar + 1 if bar else 0) + max((len(t) for t in texts), default=12)
         table.add_column("hop", key="hop", width=name_width)
-        table.add_column("kind", key="component", width=4)
+        table.add_column("kind", key="component", width=5)
         table.add_column("on path", key="on_path", width=7)
         table.add_column("mean ms", key="mean", width=7)
         table.add_column("tail share [CI]", key="tail", width=max(share_width, 15))

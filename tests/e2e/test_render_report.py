@@ -94,7 +94,7 @@ def test_json_round_trip_is_exact(analysis: Analysis) -> None:
     assert report_from_dict(report_to_dict(report)) == report
     assert report_from_json(report_to_json(report)) == report
     document = json.loads(get_renderer("json").render(report, RenderOptions()))
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert set(document["input"]) >= {
         "files",
         "spans",

@@ -75,6 +75,25 @@ def test_overview_lists_operations_by_p99_with_input_summary() -> None:
     asyncio.run(run())
 
 
+def test_overview_shows_the_models_verdict_first() -> None:
+    async def run() -> None:
+        app = TriageApp(data=sample_triage())
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            # GIVEN a report whose entry point has a verdict WHEN the app opens
+            verdict = sample_report().roots[0].verdict
+            assert verdict is not None
+            # THEN the overview shows that sentence verbatim, with its entry point
+            shown = " ".join(static_text(app, "#verdicts").split())
+            assert shown == " ".join(f"frontend GET /checkout: {verdict.text}".split())
+            # AND the hops pane labels the ranking status
+            await pilot.press("2")
+            await pilot.pause()
+            assert rows(app, "#root-table")[0][-1] == "conclusive"
+
+    asyncio.run(run())
+
+
 def test_filter_by_typing_and_clear_with_escape() -> None:
     async def run() -> None:
         app = TriageApp(data=sample_triage())

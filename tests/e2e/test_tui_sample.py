@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from tailscope.analysis.verdict import root_verdict
 from tailscope.gate import GatePolicy, GateVerdict, QuantileComparison
 from tailscope.ingest.rows import SpanRow, attribute_from_python, table_from_rows
 from tailscope.report.model import (
@@ -18,6 +19,7 @@ from tailscope.report.model import (
     HopShare,
     InputSummary,
     OperationStats,
+    PausedService,
     ProblemEntry,
     Report,
     RootSummary,
@@ -259,6 +261,18 @@ def sample_report() -> Report:
         Stall("checkout", "checkout-2", "host-a", BASE_NS + 22_000 * MS, BASE_NS + 22_090 * MS,
               90.0, spans_affected=2, queued_requests=1, confidence=0.72, kind="process"),
     )  # fmt: skip
+    checkout_hops = (
+        HopShare("frontend", "GET /checkout", "inventory", "GET /stock", "stall", 6, 69.0,
+                 310.0, 1.0, 0.81, (0.70, 0.92), 0.86, (0.74, 0.95),
+                 exemplar_trace_ids=(trace_hex(1), trace_hex(4)), stall_ids=(0,)),
+        HopShare("frontend", "GET /checkout", "checkout", "POST /order", "self", 6, 4.1, 5.0,
+                 1.0, 0.09, (0.02, 0.17), 0.07, (0.01, 0.15),
+                 exemplar_trace_ids=(trace_hex(1),)),
+        HopShare("frontend", "GET /checkout", "payments", "POST /charge", "self", 6, 30.0,
+                 30.0, 1.0, 0.06, (0.0, 0.12), 0.05, (0.0, 0.11)),
+        HopShare("frontend", "GET /checkout", "frontend", "GET /checkout", "network", 6, 4.0,
+                 4.0, 1.0, 0.04, (0.0, 0.08), 0.02, (-0.03, 0.06)),
+    )  # fmt: skip
     return Report(
         tailscope_version="0.1.0",
         input=InputSummary(
@@ -279,21 +293,16 @@ def sample_report() -> Report:
             _op("frontend", "GET /cart", "server", 3, 0.0, 5.0, 9.0, (), True),
         ),
         roots=(
-            RootSummary("frontend", "GET /checkout", 6, 71.0, 352.0, 1, inconclusive=False),
+            root_verdict(
+                RootSummary("frontend", "GET /checkout", 6, 71.0, 352.0, 1, inconclusive=False),
+                checkout_hops,
+                (0.86, (0.74, 0.95)),
+                (PausedService("inventory", "java", (0,), 280.0, 280.0, 0.86, (0.74, 0.95)),),
+                floor=1,
+            ),
             RootSummary("frontend", "GET /cart", 3, 5.0, 9.0, 0, inconclusive=True),
         ),
-        hops=(
-            HopShare("frontend", "GET /checkout", "inventory", "GET /stock", "self", 6, 69.0,
-                     310.0, 1.0, 0.81, (0.70, 0.92), 0.86, (0.74, 0.95),
-                     exemplar_trace_ids=(trace_hex(1), trace_hex(4))),
-            HopShare("frontend", "GET /checkout", "checkout", "POST /order", "self", 6, 4.1, 5.0,
-                     1.0, 0.09, (0.02, 0.17), 0.07, (0.01, 0.15),
-                     exemplar_trace_ids=(trace_hex(1),)),
-            HopShare("frontend", "GET /checkout", "payments", "POST /charge", "self", 6, 30.0,
-                     30.0, 1.0, 0.06, (0.0, 0.12), 0.05, (0.0, 0.11)),
-            HopShare("frontend", "GET /checkout", "frontend", "GET /checkout", "network", 6, 4.0,
-                     4.0, 1.0, 0.04, (0.0, 0.08), 0.02, (-0.03, 0.06)),
-        ),
+        hops=checkout_hops,
         stalls=stalls,
         cascades=(
             Cascade(0, "inventory", "inventory-1", stall_start, stall_start + 280 * MS,

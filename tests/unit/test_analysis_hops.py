@@ -156,3 +156,55 @@ def test_pipeline_shares_sum_to_one_per_root_with_network_and_dependency() -> No
     network = next(h for h in hops if h.component == "network")
     assert network.hop_service == "edge"
     assert 0.4 <= network.mean_ms <= 1.2
+
+
+def test_ranking_is_conclusive_when_the_top_interval_clears_the_next() -> None:
+    # GIVEN one hop that owns the tail (3 % of requests spike by 200 ms) and two steady hops
+    rng = np.random.default_rng(21)
+    n = 3000
+    spiky = np.where(rng.random(n) < 0.03, 200.0, 5.0) + rng.normal(0, 0.5, n).clip(-1, 1)
+    path, roots = segments_and_roots(
+        {
+            "spiky": spiky,
+            "steady": rng.normal(10, 1, n).clip(1),
+            "other": rng.normal(8, 1, n).clip(1),
+        }
+    )
+    summaries, hops = hop_attribution(path, roots, HopOptions(resamples=100))
+    verdict = summaries[0].verdict
+    assert verdict is not None and verdict.status == "conclusive"
+    assert verdict.top is not None and verdict.top.hop_service == "spiky"
+    assert verdict.top.tail_share_ci[0] > hops[1].tail_share_ci[1]
+    assert verdict.indistinct == ()
+    assert "The tail is owned by spiky op (self: own work)" in verdict.text
+    assert "None of the tail is spent behind a detected stop-the-world pause." in verdict.text
+
+
+def test_ranking_is_ambiguous_when_intervals_overlap_and_names_the_hops() -> None:
+    # GIVEN two hops with the same spiky distribution: they cannot be told apart
+    rng = np.random.default_rng(22)
+    n = 3000
+    a = np.where(rng.random(n) < 0.02, rng.normal(150, 20, n), rng.normal(5, 1, n)).clip(1)
+    b = np.where(rng.random(n) < 0.02, rng.normal(150, 20, n), rng.normal(5, 1, n)).clip(1)
+    path, roots = segments_and_roots({"a": a, "b": b, "c": np.full(n, 3.0)})
+    summaries, _ = hop_attribution(path, roots, HopOptions(resamples=100))
+    verdict = summaries[0].verdict
+    assert verdict is not None and verdict.status == "ambiguous"
+    assert verdict.top is not None
+    assert {verdict.top.hop_service, *(h.hop_service for h in verdict.indistinct)} == {"a", "b"}
+    # the overlap is real: the top's lower bound is below the other's upper bound
+    other = verdict.indistinct[0]
+    assert verdict.top.tail_share_ci[0] <= other.tail_share_ci[1]
+    assert "cannot be told apart" in verdict.text
+    assert "a op (self: own work)" in verdict.text and "b op (self: own work)" in verdict.text
+
+
+def test_below_the_floor_nothing_is_ranked() -> None:
+    rng = np.random.default_rng(5)
+    path, roots = segments_and_roots({"a": rng.uniform(1, 2, 300), "b": rng.uniform(1, 9, 300)})
+    summaries, _ = hop_attribution(path, roots, HopOptions(resamples=50))
+    verdict = summaries[0].verdict
+    assert summaries[0].tail_requests == 3 and summaries[0].inconclusive
+    assert verdict is not None and verdict.status == "too_few_tail_requests"
+    assert verdict.top is None
+    assert "Too few requests above p99 to rank hops (fewer than 10)" in verdict.text
