@@ -64,9 +64,20 @@ RECENT_TIMESTAMPS: Final = 32
 COMPONENT_GAP_NS: Final = 5 * NS_PER_MS
 """Shortest part of a chain of back-to-back silences."""
 MERGE_BLIP_NS: Final = NS_PER_MS
-"""Longest activity between two silences that still makes them one window."""
+"""Activity between two silences that always makes them one window (with a released queue)."""
+MERGE_BLIP_SHARE: Final = 0.25
+"""... and, between two silences of at least :data:`QUIET_GAP_NS`, up to this share of the
+shorter one (at most :data:`MERGE_BLIP_MAX_NS`): a collection, a short burst of released
+requests, another collection."""
+MERGE_BLIP_MAX_NS: Final = 25 * NS_PER_MS
+QUIET_GAP_NS: Final = 25 * NS_PER_MS
+"""A silence this long is a candidate whatever the instance's rate (a time-based baseline:
+an instance with one span per request at tens of requests per second has recent intervals of
+tens of ms, so the rate test alone would need hundreds of ms); such a *quiet* candidate must be
+confirmed by callers waiting (queued requests, stranded responses), not by stretched work."""
 MERGE_MIN_STARTS: Final = 2
-"""... and in which at least this many requests started (a released queue, not idle traffic)."""
+"""... and in which at least this many requests (SERVER/CONSUMER spans, not every span of one
+request) started: a released queue, not idle traffic."""
 MIN_HISTORY: Final = 8
 """Below this many preceding timestamps the instance-wide mean interval is used instead."""
 MIN_SCORE: Final = 2.0
@@ -84,6 +95,14 @@ PEER_SILENT_SHARE: Final = 0.8
 """Share of a window another instance must have been silent for to count as silent too."""
 BURST_NS: Final = 5 * NS_PER_MS
 """Queued requests start within max(5 ms, half the silence) after it ends."""
+ROOT_BURST_MIN: Final = 4
+"""Requests without an instrumented caller released right after a silence that count as queued:
+at least this many, and at least :data:`ROOT_BURST_SHARE` of those the instance's usual rate of
+such requests brings over the silence (a frozen process lets them all in at once when it
+resumes; an idle or unobserved one does not)."""
+ROOT_BURST_SHARE: Final = 0.5
+ROOT_BURST_NS: Final = 2 * NS_PER_MS
+"""... released within this long after the silence (1 ms before it too: whole-ms clocks)."""
 
 
 def detect_stalls(
@@ -106,17 +125,21 @@ def detect_stalls(
     if narrowed is None:
         narrowed = narrow(spans)
     stamps = instance_timestamps(narrowed)
-    candidates = _silences(stamps)
+    gaps = _gaps(stamps)
+    candidates = _silences(gaps)
     if candidates.height == 0:
         return ()
     if calls is None:
         calls = client_calls(narrowed)
-    evidence = _evidence(narrowed, calls, candidates)
+    calls = _with_caller_paused(calls, gaps)
+    evidence = _evidence(narrowed, calls, candidates, stamps)
     kept = candidates.join(evidence, on="cid", how="left").with_columns(
         pl.col(c).fill_null(0)
         for c in ("stretched", "working", "stranded", "queued", "evidence_traces", "traces")
     )
-    kept = kept.with_columns(pl.col("score").fill_null(0.0)).filter(pl.col("score") >= MIN_SCORE)
+    kept = kept.with_columns(pl.col("score", "waiting").fill_null(0.0)).filter(
+        (pl.col("score") >= MIN_SCORE) & (pl.col("strong") | (pl.col("waiting") >= MIN_SCORE))
+    )
     if kept.height == 0:
         return ()
     info = narrowed.group_by("instance").agg(
@@ -126,21 +149,10 @@ def detect_stalls(
     return _judge(kept, stamps, info)
 
 
-def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
-    """Gaps between consecutive timestamps of one instance that its recent rate makes unlikely.
-
-    Back-to-back pauses (a full collection right after another, with a blip of activity of at
-    most :data:`MERGE_BLIP_NS` between them in which the queue was released: at least
-    :data:`MERGE_MIN_STARTS` spans started) are merged into one window: the requests released
-    by the first are stretched across the next, so they are one stall to the callers.
-    Components of a merged window need only be :data:`COMPONENT_GAP_NS` long (the recent rate
-    right after a long silence is no guide); one of them must pass the full test.
-
-    Columns: ``cid``, ``instance``, ``a`` (last timestamp before), ``b`` (first after), ``gap``
-    (``b - a``, ns), ``surprise`` (silent time over the recent mean interval) and
-    ``first_resume`` (end of the first silence of a chain; ``b`` for a single one),
-    ``core_a``/``core_b`` (the longest silence of the chain).
-    """
+def _gaps(stamps: pl.DataFrame) -> pl.DataFrame:
+    """Each timestamp of each instance with the gap to its next one and how surprising that gap
+    is at the instance's recent rate. Columns: those of ``stamps``, ``b`` (next timestamp),
+    ``started`` (requests started so far), ``mean_interval``, ``gap`` (ns), ``surprise``."""
     by = "instance"
     index = pl.int_range(pl.len()).over(by)
     recent_span = pl.col("t") - pl.col("t").shift(RECENT_TIMESTAMPS).over(by).fill_null(
@@ -160,6 +172,25 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
         .with_columns(gap=pl.col("b") - pl.col("t"))
         .with_columns(surprise=pl.col("gap") / pl.col("mean_interval"))
     )
+    return gaps
+
+
+def _silences(gaps: pl.DataFrame) -> pl.DataFrame:
+    """Gaps between consecutive timestamps of one instance that its recent rate makes unlikely.
+
+    Back-to-back pauses (a full collection right after another, with a blip of activity of at
+    most :data:`MERGE_BLIP_NS` between them in which the queue was released: at least
+    :data:`MERGE_MIN_STARTS` spans started) are merged into one window: the requests released
+    by the first are stretched across the next, so they are one stall to the callers.
+    Components of a merged window need only be :data:`COMPONENT_GAP_NS` long (the recent rate
+    right after a long silence is no guide); one of them must pass the full test.
+
+    Columns: ``cid``, ``instance``, ``a`` (last timestamp before), ``b`` (first after), ``gap``
+    (``b - a``, ns), ``surprise`` (silent time over the recent mean interval) and
+    ``first_resume`` (end of the first silence of a chain; ``b`` for a single one),
+    ``core_a``/``core_b`` (the longest silence of the chain).
+    """
+    by = "instance"
     parts = gaps.filter(pl.col("gap") >= COMPONENT_GAP_NS).select(
         by,
         pl.col("t").alias("a"),
@@ -167,13 +198,24 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
         "gap",
         "mean_interval",
         "started",
-        full=(pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR),
+        strong=(pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR),
+        quiet=pl.col("gap") >= QUIET_GAP_NS,
+    )
+    previous_gap = pl.col("gap").shift(1).over(by)
+    shorter = pl.min_horizontal(previous_gap, pl.col("gap"))
+    # two long silences, each unlikely at the instance's rate, may be separated by a longer
+    # burst of released requests
+    both_strong = pl.col("strong") & pl.col("strong").shift(1).over(by).fill_null(False)
+    blip_limit = (
+        pl.when(both_strong & (shorter >= QUIET_GAP_NS))
+        .then(pl.min_horizontal(pl.lit(MERGE_BLIP_MAX_NS), shorter * MERGE_BLIP_SHARE))
+        .otherwise(pl.lit(MERGE_BLIP_NS))
     )
     chained = parts.with_columns(
         window=(
             (
-                (pl.col("a") - pl.col("b").shift(1).over(by)).fill_null(MERGE_BLIP_NS + 1)
-                > MERGE_BLIP_NS
+                (pl.col("a") - pl.col("b").shift(1).over(by)).fill_null(MERGE_BLIP_MAX_NS + 1)
+                > blip_limit.fill_null(0)
             )
             | (
                 (pl.col("started") - pl.col("started").shift(1).over(by)).fill_null(0)
@@ -193,9 +235,10 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
             pl.col("b").sort_by("gap").last().alias("core_b"),
             pl.col("gap").sum().alias("silent"),
             pl.col("mean_interval").first(),
-            pl.col("full").any(),
+            pl.col("strong").any(),
+            pl.col("quiet").any(),
         )
-        .filter(pl.col("full"))
+        .filter(pl.col("strong") | pl.col("quiet"))
         .sort(by, "a")
         .select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("cid"),
@@ -207,6 +250,7 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
             "first_resume",
             "core_a",
             "core_b",
+            "strong",
         )
     )
 
@@ -229,8 +273,43 @@ _works = ~pl.col("kind").is_in([SpanKind.CLIENT, SpanKind.UNSPECIFIED])
 without kinds, waiting on a downstream call cannot be told from working."""
 
 
+def _with_caller_paused(calls: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+    """``calls`` with ``caller_paused``: the calling instance itself fell silent while the call
+    was open — a silence of at least :data:`MIN_GAP_NS`, :data:`RATE_FACTOR` times its recent
+    interval, beginning after the CLIENT span started and ending before it did — for at least
+    half the call's excess time. Then the excess is the caller's own pause (before the request
+    left, or with the response unread), not a queue at the callee. One as-of join of the
+    clients on their own instance's silences (same clock: no skew involved)."""
+    silences = (
+        gaps.filter((pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR))
+        .select("instance", pl.col("t").alias("_pa"), pl.col("b").alias("_pb"))
+        .sort("_pa")
+    )
+    # starts may be floored to whole milliseconds (the Node.js SDK): probe 1 ms early
+    probe = (pl.col("start") - NS_PER_MS).alias("_probe")
+    joined = (
+        calls.with_row_index("_row")
+        .with_columns(probe)
+        .sort("_probe")
+        .join_asof(
+            silences,
+            left_on="_probe",
+            right_on="_pa",
+            by="instance",
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .sort("_row")
+    )
+    paused = (
+        (pl.col("_pb") <= pl.col("end"))
+        & ((pl.col("_pb") - pl.col("_pa")) * 2 >= pl.col("excess").fill_null(0))
+    ).fill_null(False)
+    return joined.with_columns(caller_paused=paused).drop("_row", "_probe", "_pa", "_pb")
+
+
 def _evidence(
-    narrowed: pl.DataFrame, calls: pl.DataFrame, candidates: pl.DataFrame
+    narrowed: pl.DataFrame, calls: pl.DataFrame, candidates: pl.DataFrame, stamps: pl.DataFrame
 ) -> pl.DataFrame:
     """Per candidate silence: stretched spans, and traces that are working / stranded / queued.
 
@@ -301,16 +380,51 @@ def _evidence(
     )
 
     callers = calls.select(
-        "tid", pl.col("child_sid").alias("sid"), pl.col("excess").alias("caller_excess")
+        "tid",
+        pl.col("child_sid").alias("sid"),
+        pl.col("excess").alias("caller_excess"),
+        pl.col("timeout").alias("caller_timeout"),
+        "caller_paused",
     ).drop_nulls("sid")
-    queued = (
-        spans_starting_after(
-            servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
+    released = spans_starting_after(
+        servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
+    ).join(callers, on=["tid", "sid"], how="left")
+    # a caller that gave up shows no reliable excess (its child may outlive it): its request
+    # starting in the release burst is queued all the same; a caller that was itself paused
+    # before sending is no evidence against this instance
+    by_callers = released.filter(
+        ((pl.col("caller_excess") >= threshold) | pl.col("caller_timeout"))
+        & ~pl.col("caller_paused")
+    ).select("cid", "tid")
+    # requests without an instrumented caller (entry points): queued when many are released
+    # together, far more than the instance's usual rate of them brings in a few milliseconds
+    roots = servers.join(callers.select("tid", "sid"), on=["tid", "sid"], how="anti")
+    extent = stamps.group_by("instance").agg((pl.col("t").max() - pl.col("t").min()).alias("_x"))
+    root_rate = (
+        roots.group_by("instance")
+        .agg(pl.len().alias("_n"))
+        .join(extent, on="instance")
+        .select("instance", (pl.col("_n") / pl.col("_x").clip(lower_bound=1)).alias("_rate"))
+    )
+    burst_roots = (
+        released.filter(
+            pl.col("caller_paused").is_null()
+            & (pl.col("start") >= pl.col("b") - NS_PER_MS)
+            & (pl.col("start") <= pl.col("b") + ROOT_BURST_NS)
         )
-        .join(callers, on=["tid", "sid"], how="inner")
-        .filter(pl.col("caller_excess") >= threshold)
+        .join(windows.select("cid", "instance"), on="cid")
+        .join(root_rate, on="instance", how="left")
+        .with_columns(
+            _n=pl.col("tid").n_unique().over("cid"),
+            _expected=pl.col("_rate").fill_null(0.0) * (pl.col("core_b") - pl.col("core_a")),
+        )
+        .filter(
+            (pl.col("_n") >= ROOT_BURST_MIN)
+            & (pl.col("_n") >= ROOT_BURST_SHARE * pl.col("_expected"))
+        )
         .select("cid", "tid")
     )
+    queued = pl.concat([by_callers, burst_roots]).unique()
 
     counts = [
         stretched.group_by("cid").agg(
@@ -330,6 +444,9 @@ def _evidence(
         .agg(pl.col("weight").max())
         .group_by("cid")
         .agg(pl.len().alias("evidence_traces"), pl.col("weight").sum().alias("score")),
+        pl.concat([stranded, queued])
+        .group_by("cid")
+        .agg(pl.col("tid").n_unique().cast(pl.Float64).alias("waiting")),
     ]
     out = candidates.select("cid")
     for frame in counts:
@@ -366,8 +483,11 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
         for margin, peers in ((0, same_host), (SKEW_MARGIN_NS, ~same_host)):
             if peers.any():
                 silent[peers] = _silent_peers(times, codes, near[peers], a, b, margin)
-        if near.size and silent.all():
-            continue  # everything stopped: a telemetry gap, not a pause
+        if near.size and silent.all() and row["queued"] < MIN_SCORE:
+            # everything stopped and nothing queued in front of it: a telemetry gap, not a
+            # pause (an entry instance that froze silences everything downstream of it too,
+            # but the requests that arrived meanwhile are released together when it resumes)
+            continue
         host_peers = silent[same_host]
         is_host = bool(host_peers.size and host_peers.all())
         siblings = services[near] == row["service"]
