@@ -261,12 +261,12 @@ _in_flight_across = (
     & (
         (pl.col("start") <= pl.col("a"))
         | (pl.col("end") >= pl.col("b"))
-        | (pl.col("end") - pl.col("start") > MERGE_BLIP_NS)
+        | ((pl.col("start") <= pl.col("core_a")) & (pl.col("end") >= pl.col("core_b")))
     )
 )
-"""A span of the instance in flight across at least one silence of the window: no timestamps
-fall inside a silence, so a span overlapping the window either crosses its edge or lasts longer
-than the blips between chained silences."""
+"""A span of the instance in flight across a silence of the window: no timestamps fall inside
+a silence, so a span overlapping the window crosses its outer edge or its longest silence (a
+request released between two chained silences and finished before the next is not)."""
 
 _works = ~pl.col("kind").is_in([SpanKind.CLIENT, SpanKind.UNSPECIFIED])
 """Kinds whose innermost in-flight span is the process's own work. UNSPECIFIED is excluded:
@@ -418,9 +418,12 @@ def _evidence(
             _n=pl.col("tid").n_unique().over("cid"),
             _expected=pl.col("_rate").fill_null(0.0) * (pl.col("core_b") - pl.col("core_a")),
         )
+        .with_columns(_background=pl.col("_rate").fill_null(0.0) * (ROOT_BURST_NS + NS_PER_MS))
         .filter(
             (pl.col("_n") >= ROOT_BURST_MIN)
             & (pl.col("_n") >= ROOT_BURST_SHARE * pl.col("_expected"))
+            # well above what the usual arrivals put in so short a stretch (Poisson margin)
+            & (pl.col("_n") >= pl.col("_background") + 3 * pl.col("_background").sqrt() + 2)
         )
         .select("cid", "tid")
     )
