@@ -384,16 +384,22 @@ def _evidence(
         pl.col("child_sid").alias("sid"),
         pl.col("excess").alias("caller_excess"),
         pl.col("timeout").alias("caller_timeout"),
+        pl.col("start").alias("caller_start"),
         "caller_paused",
     ).drop_nulls("sid")
     released = spans_starting_after(
         servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
     ).join(callers, on=["tid", "sid"], how="left")
     # a caller that gave up shows no reliable excess (its child may outlive it): its request
-    # starting in the release burst is queued all the same; a caller that was itself paused
+    # starting in the release burst is queued all the same if it was sent well before the
+    # silence ended; a caller that was itself paused
     # before sending is no evidence against this instance
     by_callers = released.filter(
-        ((pl.col("caller_excess") >= threshold) | pl.col("caller_timeout"))
+        (
+            (pl.col("caller_excess") >= threshold)
+            # sent well before the silence ended (beyond any clock disagreement)
+            | (pl.col("caller_timeout") & (pl.col("caller_start") + SKEW_MARGIN_NS < pl.col("b")))
+        )
         & ~pl.col("caller_paused")
     ).select("cid", "tid")
     # requests without an instrumented caller (entry points): queued when many are released
