@@ -131,8 +131,7 @@ def detect_stalls(
         return ()
     if calls is None:
         calls = client_calls(narrowed)
-    calls = _with_caller_paused(calls, gaps)
-    evidence = _evidence(narrowed, calls, candidates, stamps)
+    evidence = _evidence(narrowed, calls, candidates, gaps)
     kept = candidates.join(evidence, on="cid", how="left").with_columns(
         pl.col(c).fill_null(0)
         for c in ("stretched", "working", "stranded", "queued", "evidence_traces", "traces")
@@ -273,43 +272,45 @@ _works = ~pl.col("kind").is_in([SpanKind.CLIENT, SpanKind.UNSPECIFIED])
 without kinds, waiting on a downstream call cannot be told from working."""
 
 
-def _with_caller_paused(calls: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
-    """``calls`` with ``caller_paused``: the calling instance itself fell silent while the call
-    was open — a silence of at least :data:`MIN_GAP_NS`, :data:`RATE_FACTOR` times its recent
-    interval, beginning after the CLIENT span started and ending before it did — for at least
-    half the call's excess time. Then the excess is the caller's own pause (before the request
-    left, or with the response unread), not a queue at the callee. One as-of join of the
-    clients on their own instance's silences (same clock: no skew involved)."""
+def _with_caller_paused(frame: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (rows with a caller's ``caller_instance``, ``caller_start``, ``caller_end``,
+    ``caller_excess``) with ``caller_paused``: the calling instance itself fell silent while
+    the call was open — a silence of at least :data:`MIN_GAP_NS`, :data:`RATE_FACTOR` times its
+    recent interval, beginning after the CLIENT span started and ending before it did — for at
+    least half the call's excess time. Then the excess is the caller's own pause (before the
+    request left, or with the response unread), not a queue at the callee. One as-of join on
+    the caller's own silences (same clock: no skew involved)."""
     silences = (
         gaps.filter((pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR))
-        .select("instance", pl.col("t").alias("_pa"), pl.col("b").alias("_pb"))
-        .sort("_pa")
+        .select(pl.col("instance").alias("caller_instance"), "t", pl.col("b").alias("_pb"))
+        .sort("t")
     )
     # starts may be floored to whole milliseconds (the Node.js SDK): probe 1 ms early
-    probe = (pl.col("start") - NS_PER_MS).alias("_probe")
     joined = (
-        calls.with_row_index("_row")
-        .with_columns(probe)
+        frame.with_row_index("_row")
+        .with_columns(_probe=pl.col("caller_start") - NS_PER_MS)
         .sort("_probe")
         .join_asof(
             silences,
             left_on="_probe",
-            right_on="_pa",
-            by="instance",
+            right_on="t",
+            by="caller_instance",
             strategy="forward",
             check_sortedness=False,
+            suffix="_silence",
         )
         .sort("_row")
     )
+    silence_a = "t_silence" if "t" in frame.columns else "t"
     paused = (
-        (pl.col("_pb") <= pl.col("end"))
-        & ((pl.col("_pb") - pl.col("_pa")) * 2 >= pl.col("excess").fill_null(0))
+        (pl.col("_pb") <= pl.col("caller_end"))
+        & ((pl.col("_pb") - pl.col(silence_a)) * 2 >= pl.col("caller_excess").fill_null(0))
     ).fill_null(False)
-    return joined.with_columns(caller_paused=paused).drop("_row", "_probe", "_pa", "_pb")
+    return joined.with_columns(caller_paused=paused).drop("_row", "_probe", silence_a, "_pb")
 
 
 def _evidence(
-    narrowed: pl.DataFrame, calls: pl.DataFrame, candidates: pl.DataFrame, stamps: pl.DataFrame
+    narrowed: pl.DataFrame, calls: pl.DataFrame, candidates: pl.DataFrame, gaps: pl.DataFrame
 ) -> pl.DataFrame:
     """Per candidate silence: stretched spans, and traces that are working / stranded / queued.
 
@@ -385,11 +386,15 @@ def _evidence(
         pl.col("excess").alias("caller_excess"),
         pl.col("timeout").alias("caller_timeout"),
         pl.col("start").alias("caller_start"),
-        "caller_paused",
+        pl.col("end").alias("caller_end"),
+        pl.col("instance").alias("caller_instance"),
     ).drop_nulls("sid")
-    released = spans_starting_after(
-        servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
-    ).join(callers, on=["tid", "sid"], how="left")
+    released = _with_caller_paused(
+        spans_starting_after(
+            servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
+        ).join(callers, on=["tid", "sid"], how="left"),
+        gaps,
+    )
     # a caller that gave up shows no reliable excess (its child may outlive it): its request
     # starting in the release burst is queued all the same if it was sent well before the
     # silence ended; a caller that was itself paused
@@ -404,17 +409,28 @@ def _evidence(
     ).select("cid", "tid")
     # requests without an instrumented caller (entry points): queued when many are released
     # together, far more than the instance's usual rate of them brings in a few milliseconds
-    roots = servers.join(callers.select("tid", "sid"), on=["tid", "sid"], how="anti")
-    extent = stamps.group_by("instance").agg((pl.col("t").max() - pl.col("t").min()).alias("_x"))
+    extent = gaps.group_by("instance").agg((pl.col("t").max() - pl.col("t").min()).alias("_x"))
+    called = (
+        calls.drop_nulls("child_sid")
+        .group_by(pl.col("child_instance").alias("instance"))
+        .agg(pl.len().alias("_called"))
+    )
     root_rate = (
-        roots.group_by("instance")
+        servers.group_by("instance")
         .agg(pl.len().alias("_n"))
+        .join(called, on="instance", how="left")
         .join(extent, on="instance")
-        .select("instance", (pl.col("_n") / pl.col("_x").clip(lower_bound=1)).alias("_rate"))
+        .select(
+            "instance",
+            (
+                (pl.col("_n") - pl.col("_called").fill_null(0)).clip(lower_bound=0)
+                / pl.col("_x").clip(lower_bound=1)
+            ).alias("_rate"),
+        )
     )
     burst_roots = (
         released.filter(
-            pl.col("caller_paused").is_null()
+            pl.col("caller_start").is_null()
             & (pl.col("start") >= pl.col("b") - NS_PER_MS)
             & (pl.col("start") <= pl.col("b") + ROOT_BURST_NS)
         )
