@@ -206,14 +206,17 @@ def instance_timestamps(narrowed: pl.DataFrame) -> pl.DataFrame:
     """Every distinct timestamp each instance took (span starts, ends and event times), sorted.
 
     Columns: ``instance``, ``t`` (ns, in that instance's own clock) and ``starts`` (how many
-    spans of the instance started at exactly ``t``).
+    requests the instance started handling at exactly ``t``: SERVER and CONSUMER span starts).
     """
     # grouped and sorted by the instance's dictionary code, not its name (much cheaper on
     # millions of timestamps); only the order within one instance matters downstream
     code = narrowed.select(pl.col("instance").cast(pl.Categorical).to_physical()).to_series()
-    keyed = pl.DataFrame({"code": code, "start": narrowed["start"], "end": narrowed["end"]})
+    request = narrowed["kind"].is_in([SpanKind.SERVER, SpanKind.CONSUMER]).cast(pl.Int32)
+    keyed = pl.DataFrame(
+        {"code": code, "start": narrowed["start"], "end": narrowed["end"], "request": request}
+    )
     parts = [
-        keyed.select("code", pl.col("start").alias("t"), pl.lit(1).alias("starts")),
+        keyed.select("code", pl.col("start").alias("t"), pl.col("request").alias("starts")),
         keyed.select("code", pl.col("end").alias("t"), pl.lit(0).alias("starts")),
         pl.DataFrame({"code": code, "t": narrowed["event_times"]})
         .filter(pl.col("t").list.len() > 0)

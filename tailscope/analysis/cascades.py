@@ -204,14 +204,21 @@ def _linked_timeouts(
     strongest = (
         affected.sort("delay", "stall", descending=[True, False])
         .unique(["tid", "sid"], keep="first")
-        .select("tid", "sid", "stall")
+        .select("tid", "sid", "stall", "delay")
     )
+    # a call without an instrumented child (a database, an external API) is linked only when
+    # the stall's delay is at least half of it: a slow dependency that merely met a pause of
+    # its caller would have timed out anyway
     return (
         timeouts.select("tid", "sid", "dur", "child_sid", "child_dur", "usual_overhead")
         .join(strongest, on=["tid", "sid"], how="inner")
         .join(inside, on=["tid", "child_sid"], how="left")
         .with_columns(pl.col("inside").fill_null(0))
-        .filter(pl.col("child_dur").is_null() | (counterfactual < pl.col("dur")))
+        .filter(
+            pl.when(pl.col("child_dur").is_null())
+            .then(pl.col("delay") * 2 >= pl.col("dur"))
+            .otherwise(counterfactual < pl.col("dur"))
+        )
         .select("tid", "sid", "stall")
     )
 

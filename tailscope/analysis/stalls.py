@@ -64,9 +64,20 @@ RECENT_TIMESTAMPS: Final = 32
 COMPONENT_GAP_NS: Final = 5 * NS_PER_MS
 """Shortest part of a chain of back-to-back silences."""
 MERGE_BLIP_NS: Final = NS_PER_MS
-"""Longest activity between two silences that still makes them one window."""
+"""Activity between two silences that always makes them one window (with a released queue)."""
+MERGE_BLIP_SHARE: Final = 0.25
+"""... and, between two silences of at least :data:`QUIET_GAP_NS`, up to this share of the
+shorter one (at most :data:`MERGE_BLIP_MAX_NS`): a collection, a short burst of released
+requests, another collection."""
+MERGE_BLIP_MAX_NS: Final = 25 * NS_PER_MS
+QUIET_GAP_NS: Final = 25 * NS_PER_MS
+"""A silence this long is a candidate whatever the instance's rate (a time-based baseline:
+an instance with one span per request at tens of requests per second has recent intervals of
+tens of ms, so the rate test alone would need hundreds of ms); such a *quiet* candidate must be
+confirmed by callers waiting (queued requests, stranded responses), not by stretched work."""
 MERGE_MIN_STARTS: Final = 2
-"""... and in which at least this many requests started (a released queue, not idle traffic)."""
+"""... and in which at least this many requests (SERVER/CONSUMER spans, not every span of one
+request) started: a released queue, not idle traffic."""
 MIN_HISTORY: Final = 8
 """Below this many preceding timestamps the instance-wide mean interval is used instead."""
 MIN_SCORE: Final = 2.0
@@ -84,6 +95,14 @@ PEER_SILENT_SHARE: Final = 0.8
 """Share of a window another instance must have been silent for to count as silent too."""
 BURST_NS: Final = 5 * NS_PER_MS
 """Queued requests start within max(5 ms, half the silence) after it ends."""
+ROOT_BURST_MIN: Final = 4
+"""Requests without an instrumented caller released right after a silence that count as queued:
+at least this many, and at least :data:`ROOT_BURST_SHARE` of those the instance's usual rate of
+such requests brings over the silence (a frozen process lets them all in at once when it
+resumes; an idle or unobserved one does not)."""
+ROOT_BURST_SHARE: Final = 0.5
+ROOT_BURST_NS: Final = 2 * NS_PER_MS
+"""... released within this long after the silence (1 ms before it too: whole-ms clocks)."""
 
 
 def detect_stalls(
@@ -106,17 +125,20 @@ def detect_stalls(
     if narrowed is None:
         narrowed = narrow(spans)
     stamps = instance_timestamps(narrowed)
-    candidates = _silences(stamps)
+    gaps = _gaps(stamps)
+    candidates = _silences(gaps)
     if candidates.height == 0:
         return ()
     if calls is None:
         calls = client_calls(narrowed)
-    evidence = _evidence(narrowed, calls, candidates)
+    evidence = _evidence(narrowed, calls, candidates, gaps)
     kept = candidates.join(evidence, on="cid", how="left").with_columns(
         pl.col(c).fill_null(0)
         for c in ("stretched", "working", "stranded", "queued", "evidence_traces", "traces")
     )
-    kept = kept.with_columns(pl.col("score").fill_null(0.0)).filter(pl.col("score") >= MIN_SCORE)
+    kept = kept.with_columns(pl.col("score", "waiting").fill_null(0.0)).filter(
+        (pl.col("score") >= MIN_SCORE) & (pl.col("strong") | (pl.col("waiting") >= MIN_SCORE))
+    )
     if kept.height == 0:
         return ()
     info = narrowed.group_by("instance").agg(
@@ -126,21 +148,10 @@ def detect_stalls(
     return _judge(kept, stamps, info)
 
 
-def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
-    """Gaps between consecutive timestamps of one instance that its recent rate makes unlikely.
-
-    Back-to-back pauses (a full collection right after another, with a blip of activity of at
-    most :data:`MERGE_BLIP_NS` between them in which the queue was released: at least
-    :data:`MERGE_MIN_STARTS` spans started) are merged into one window: the requests released
-    by the first are stretched across the next, so they are one stall to the callers.
-    Components of a merged window need only be :data:`COMPONENT_GAP_NS` long (the recent rate
-    right after a long silence is no guide); one of them must pass the full test.
-
-    Columns: ``cid``, ``instance``, ``a`` (last timestamp before), ``b`` (first after), ``gap``
-    (``b - a``, ns), ``surprise`` (silent time over the recent mean interval) and
-    ``first_resume`` (end of the first silence of a chain; ``b`` for a single one),
-    ``core_a``/``core_b`` (the longest silence of the chain).
-    """
+def _gaps(stamps: pl.DataFrame) -> pl.DataFrame:
+    """Each timestamp of each instance with the gap to its next one and how surprising that gap
+    is at the instance's recent rate. Columns: those of ``stamps``, ``b`` (next timestamp),
+    ``started`` (requests started so far), ``mean_interval``, ``gap`` (ns), ``surprise``."""
     by = "instance"
     index = pl.int_range(pl.len()).over(by)
     recent_span = pl.col("t") - pl.col("t").shift(RECENT_TIMESTAMPS).over(by).fill_null(
@@ -160,6 +171,25 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
         .with_columns(gap=pl.col("b") - pl.col("t"))
         .with_columns(surprise=pl.col("gap") / pl.col("mean_interval"))
     )
+    return gaps
+
+
+def _silences(gaps: pl.DataFrame) -> pl.DataFrame:
+    """Gaps between consecutive timestamps of one instance that its recent rate makes unlikely.
+
+    Back-to-back pauses (a full collection right after another, with a blip of activity of at
+    most :data:`MERGE_BLIP_NS` between them in which the queue was released: at least
+    :data:`MERGE_MIN_STARTS` spans started) are merged into one window: the requests released
+    by the first are stretched across the next, so they are one stall to the callers.
+    Components of a merged window need only be :data:`COMPONENT_GAP_NS` long (the recent rate
+    right after a long silence is no guide); one of them must pass the full test.
+
+    Columns: ``cid``, ``instance``, ``a`` (last timestamp before), ``b`` (first after), ``gap``
+    (``b - a``, ns), ``surprise`` (silent time over the recent mean interval) and
+    ``first_resume`` (end of the first silence of a chain; ``b`` for a single one),
+    ``core_a``/``core_b`` (the longest silence of the chain).
+    """
+    by = "instance"
     parts = gaps.filter(pl.col("gap") >= COMPONENT_GAP_NS).select(
         by,
         pl.col("t").alias("a"),
@@ -167,13 +197,24 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
         "gap",
         "mean_interval",
         "started",
-        full=(pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR),
+        strong=(pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR),
+        quiet=pl.col("gap") >= QUIET_GAP_NS,
+    )
+    previous_gap = pl.col("gap").shift(1).over(by)
+    shorter = pl.min_horizontal(previous_gap, pl.col("gap"))
+    # two long silences, each unlikely at the instance's rate, may be separated by a longer
+    # burst of released requests
+    both_strong = pl.col("strong") & pl.col("strong").shift(1).over(by).fill_null(False)
+    blip_limit = (
+        pl.when(both_strong & (shorter >= QUIET_GAP_NS))
+        .then(pl.min_horizontal(pl.lit(MERGE_BLIP_MAX_NS), shorter * MERGE_BLIP_SHARE))
+        .otherwise(pl.lit(MERGE_BLIP_NS))
     )
     chained = parts.with_columns(
         window=(
             (
-                (pl.col("a") - pl.col("b").shift(1).over(by)).fill_null(MERGE_BLIP_NS + 1)
-                > MERGE_BLIP_NS
+                (pl.col("a") - pl.col("b").shift(1).over(by)).fill_null(MERGE_BLIP_MAX_NS + 1)
+                > blip_limit.fill_null(0)
             )
             | (
                 (pl.col("started") - pl.col("started").shift(1).over(by)).fill_null(0)
@@ -193,9 +234,10 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
             pl.col("b").sort_by("gap").last().alias("core_b"),
             pl.col("gap").sum().alias("silent"),
             pl.col("mean_interval").first(),
-            pl.col("full").any(),
+            pl.col("strong").any(),
+            pl.col("quiet").any(),
         )
-        .filter(pl.col("full"))
+        .filter(pl.col("strong") | pl.col("quiet"))
         .sort(by, "a")
         .select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("cid"),
@@ -207,6 +249,7 @@ def _silences(stamps: pl.DataFrame) -> pl.DataFrame:
             "first_resume",
             "core_a",
             "core_b",
+            "strong",
         )
     )
 
@@ -217,20 +260,57 @@ _in_flight_across = (
     & (
         (pl.col("start") <= pl.col("a"))
         | (pl.col("end") >= pl.col("b"))
-        | (pl.col("end") - pl.col("start") > MERGE_BLIP_NS)
+        | ((pl.col("start") <= pl.col("core_a")) & (pl.col("end") >= pl.col("core_b")))
     )
 )
-"""A span of the instance in flight across at least one silence of the window: no timestamps
-fall inside a silence, so a span overlapping the window either crosses its edge or lasts longer
-than the blips between chained silences."""
+"""A span of the instance in flight across a silence of the window: no timestamps fall inside
+a silence, so a span overlapping the window crosses its outer edge or its longest silence (a
+request released between two chained silences and finished before the next is not)."""
 
 _works = ~pl.col("kind").is_in([SpanKind.CLIENT, SpanKind.UNSPECIFIED])
 """Kinds whose innermost in-flight span is the process's own work. UNSPECIFIED is excluded:
 without kinds, waiting on a downstream call cannot be told from working."""
 
 
+def _with_caller_paused(frame: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (rows with a caller's ``caller_instance``, ``caller_start``, ``caller_end``,
+    ``caller_excess``) with ``caller_paused``: the calling instance itself fell silent while
+    the call was open — a silence of at least :data:`MIN_GAP_NS`, :data:`RATE_FACTOR` times its
+    recent interval, beginning after the CLIENT span started and ending before it did — for at
+    least half the call's excess time. Then the excess is the caller's own pause (before the
+    request left, or with the response unread), not a queue at the callee. One as-of join on
+    the caller's own silences (same clock: no skew involved)."""
+    silences = (
+        gaps.filter((pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR))
+        .select(pl.col("instance").alias("caller_instance"), "t", pl.col("b").alias("_pb"))
+        .sort("t")
+    )
+    # starts may be floored to whole milliseconds (the Node.js SDK): probe 1 ms early
+    joined = (
+        frame.with_row_index("_row")
+        .with_columns(_probe=pl.col("caller_start") - NS_PER_MS)
+        .sort("_probe")
+        .join_asof(
+            silences,
+            left_on="_probe",
+            right_on="t",
+            by="caller_instance",
+            strategy="forward",
+            check_sortedness=False,
+            suffix="_silence",
+        )
+        .sort("_row")
+    )
+    silence_a = "t_silence" if "t" in frame.columns else "t"
+    paused = (
+        (pl.col("_pb") <= pl.col("caller_end"))
+        & ((pl.col("_pb") - pl.col(silence_a)) * 2 >= pl.col("caller_excess").fill_null(0))
+    ).fill_null(False)
+    return joined.with_columns(caller_paused=paused).drop("_row", "_probe", silence_a, "_pb")
+
+
 def _evidence(
-    narrowed: pl.DataFrame, calls: pl.DataFrame, candidates: pl.DataFrame
+    narrowed: pl.DataFrame, calls: pl.DataFrame, candidates: pl.DataFrame, gaps: pl.DataFrame
 ) -> pl.DataFrame:
     """Per candidate silence: stretched spans, and traces that are working / stranded / queued.
 
@@ -301,16 +381,75 @@ def _evidence(
     )
 
     callers = calls.select(
-        "tid", pl.col("child_sid").alias("sid"), pl.col("excess").alias("caller_excess")
+        "tid",
+        pl.col("child_sid").alias("sid"),
+        pl.col("excess").alias("caller_excess"),
+        pl.col("timeout").alias("caller_timeout"),
+        pl.col("start").alias("caller_start"),
+        pl.col("end").alias("caller_end"),
+        pl.col("instance").alias("caller_instance"),
     ).drop_nulls("sid")
-    queued = (
+    released = _with_caller_paused(
         spans_starting_after(
             servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
+        ).join(callers, on=["tid", "sid"], how="left"),
+        gaps,
+    )
+    # a caller that gave up shows no reliable excess (its child may outlive it): its request
+    # starting in the release burst is queued all the same if it was sent well before the
+    # silence ended; a caller that was itself paused
+    # before sending is no evidence against this instance
+    by_callers = released.filter(
+        (
+            (pl.col("caller_excess") >= threshold)
+            # sent well before the silence ended (beyond any clock disagreement)
+            | (pl.col("caller_timeout") & (pl.col("caller_start") + SKEW_MARGIN_NS < pl.col("b")))
         )
-        .join(callers, on=["tid", "sid"], how="inner")
-        .filter(pl.col("caller_excess") >= threshold)
+        & ~pl.col("caller_paused")
+    ).select("cid", "tid")
+    # requests without an instrumented caller (entry points): queued when many are released
+    # together, far more than the instance's usual rate of them brings in a few milliseconds
+    extent = gaps.group_by("instance").agg((pl.col("t").max() - pl.col("t").min()).alias("_x"))
+    called = (
+        calls.drop_nulls("child_sid")
+        .group_by(pl.col("child_instance").alias("instance"))
+        .agg(pl.len().alias("_called"))
+    )
+    root_rate = (
+        servers.group_by("instance")
+        .agg(pl.len().alias("_n"))
+        .join(called, on="instance", how="left")
+        .join(extent, on="instance")
+        .select(
+            "instance",
+            (
+                (pl.col("_n") - pl.col("_called").fill_null(0)).clip(lower_bound=0)
+                / pl.col("_x").clip(lower_bound=1)
+            ).alias("_rate"),
+        )
+    )
+    burst_roots = (
+        released.filter(
+            pl.col("caller_start").is_null()
+            & (pl.col("start") >= pl.col("b") - NS_PER_MS)
+            & (pl.col("start") <= pl.col("b") + ROOT_BURST_NS)
+        )
+        .join(windows.select("cid", "instance"), on="cid")
+        .join(root_rate, on="instance", how="left")
+        .with_columns(
+            _n=pl.col("tid").n_unique().over("cid"),
+            _expected=pl.col("_rate").fill_null(0.0) * (pl.col("core_b") - pl.col("core_a")),
+        )
+        .with_columns(_background=pl.col("_rate").fill_null(0.0) * (ROOT_BURST_NS + NS_PER_MS))
+        .filter(
+            (pl.col("_n") >= ROOT_BURST_MIN)
+            & (pl.col("_n") >= ROOT_BURST_SHARE * pl.col("_expected"))
+            # well above what the usual arrivals put in so short a stretch (Poisson margin)
+            & (pl.col("_n") >= pl.col("_background") + 3 * pl.col("_background").sqrt() + 2)
+        )
         .select("cid", "tid")
     )
+    queued = pl.concat([by_callers, burst_roots]).unique()
 
     counts = [
         stretched.group_by("cid").agg(
@@ -330,6 +469,9 @@ def _evidence(
         .agg(pl.col("weight").max())
         .group_by("cid")
         .agg(pl.len().alias("evidence_traces"), pl.col("weight").sum().alias("score")),
+        pl.concat([stranded, queued])
+        .group_by("cid")
+        .agg(pl.col("tid").n_unique().cast(pl.Float64).alias("waiting")),
     ]
     out = candidates.select("cid")
     for frame in counts:
@@ -366,8 +508,11 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
         for margin, peers in ((0, same_host), (SKEW_MARGIN_NS, ~same_host)):
             if peers.any():
                 silent[peers] = _silent_peers(times, codes, near[peers], a, b, margin)
-        if near.size and silent.all():
-            continue  # everything stopped: a telemetry gap, not a pause
+        if near.size and silent.all() and row["queued"] < MIN_SCORE:
+            # everything stopped and nothing queued in front of it: a telemetry gap, not a
+            # pause (an entry instance that froze silences everything downstream of it too,
+            # but the requests that arrived meanwhile are released together when it resumes)
+            continue
         host_peers = silent[same_host]
         is_host = bool(host_peers.size and host_peers.all())
         siblings = services[near] == row["service"]

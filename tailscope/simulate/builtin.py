@@ -7,6 +7,10 @@
 * ``steady`` — the same shop with only short pauses and generous timeouts: negative control.
 * ``slow-dependency`` — short pauses only, but the external payment API and the orders database
   have a slow tail: timeouts that are *not* GC-caused (second negative control).
+* ``gc-hard`` — what real SDK traces showed the shop is too clean for: a busy Node.js gateway
+  with a whole-millisecond clock that pauses between starting a CLIENT span and sending it,
+  CPython services whose collections come back to back, and a low-rate CPython service with
+  one span per request.
 """
 
 from __future__ import annotations
@@ -281,11 +285,117 @@ def _slow_dependency() -> dict[str, Any]:
     return data
 
 
+def _gc_hard() -> dict[str, Any]:
+    def gen2(every_ms: float, median_ms: float, back_to_back: float) -> dict[str, Any]:
+        return {
+            "gc-gen2": {
+                "every_ms": every_ms,
+                "duration": {"median_ms": median_ms, "sigma": 0.5},
+                "back_to_back": {"probability": back_to_back, "gap_ms": 14.0},
+            }
+        }
+
+    return {
+        "name": "gc-hard",
+        "description": (
+            "Real-SDK difficulties: a busy Node.js gateway with a millisecond clock that pauses "
+            "between a CLIENT start and the send, CPython services with back-to-back "
+            "collections, a low-rate service with one span per request"
+        ),
+        "arrival": {"rate_per_s": 150.0, "duration_s": 30.0},
+        "network": {"median_ms": 0.4, "sigma": 0.4},
+        "sampling": 1.0,
+        "clock_offsets_ms": {"host-a": 0.0, "host-b": 3.0, "host-c": -2.5},
+        "entries": [
+            {"service": "gateway", "operation": "GET /api/order", "weight": 0.8},
+            {"service": "gateway", "operation": "GET /api/item", "weight": 0.2},
+        ],
+        "services": {
+            "gateway": {
+                "runtime": "nodejs",
+                "instances": 1,
+                "hosts": ["host-a"],
+                "clock_resolution_ms": 1.0,
+                "send_work": {"median_ms": 0.6, "sigma": 0.5},
+                "pauses": {
+                    "gc-scavenge": {"every_ms": 300},
+                    "gc-mark-compact": {
+                        "every_ms": 2500,
+                        "duration": {"median_ms": 70.0, "sigma": 0.5},
+                        "back_to_back": {"probability": 0.2, "gap_ms": 10.0},
+                    },
+                },
+                "operations": {
+                    "GET /api/order": {
+                        "work": {"median_ms": 1.5, "sigma": 0.5},
+                        "steps": [
+                            {
+                                "call": {
+                                    "service": "orders",
+                                    "operation": "GET /order",
+                                    "timeout_ms": 250,
+                                    "retries": 1,
+                                    "backoff_ms": 20,
+                                }
+                            }
+                        ],
+                    },
+                    "GET /api/item": {
+                        "work": {"median_ms": 1.0, "sigma": 0.5},
+                        "steps": [
+                            {
+                                "call": {
+                                    "service": "catalog",
+                                    "operation": "GET /item",
+                                    "timeout_ms": 200,
+                                }
+                            }
+                        ],
+                    },
+                },
+            },
+            "orders": {
+                "runtime": "python",
+                "instances": 2,
+                "hosts": ["host-b"],
+                "pauses": gen2(2500.0, 140.0, 0.3),
+                "operations": {
+                    "GET /order": {
+                        "work": {"median_ms": 4.0, "sigma": 0.5},
+                        "steps": [{"dependency": {"name": "orders-db", "timeout_ms": 300}}],
+                    }
+                },
+            },
+            "catalog": {
+                "runtime": "python",
+                "instances": 1,
+                "hosts": ["host-c"],
+                "pauses": gen2(3000.0, 120.0, 0.2),
+                "operations": {"GET /item": {"work": {"median_ms": 3.0, "sigma": 0.5}}},
+            },
+        },
+        "dependencies": {
+            "orders-db": {
+                "type": "db",
+                "system": "postgresql",
+                "address": "orders-db.internal",
+                "operation": "SELECT",
+                "latency": {
+                    "median_ms": 2.0,
+                    "sigma": 0.4,
+                    "tail": {"probability": 0.01, "median_ms": 400.0, "sigma": 0.3},
+                },
+            }
+        },
+    }
+
+
 _SOURCES: dict[str, dict[str, Any]] = {
     "checkout": _CHECKOUT,
     "gc-cascade": _gc_cascade(),
     "steady": _steady(),
     "slow-dependency": _slow_dependency(),
+    "gc-hard": _gc_hard(),
 }
 
 BUILTIN_SCENARIOS: tuple[str, ...] = tuple(_SOURCES)

@@ -246,6 +246,17 @@ def _split_operation(name: str) -> tuple[str, str]:
     return "GET", "/" + name
 
 
+def reported_times(span: SimSpan) -> tuple[int, int]:
+    """(start, end) as the span's SDK reports them (true clock): with a coarse clock the start
+    is floored to the service's ``clock_resolution_ms`` and the exact duration kept."""
+    resolution = span.instance.service.clock_resolution_ms
+    if not resolution:
+        return span.start, span.end
+    step = int(resolution * NS_PER_MS)
+    start = span.start - span.start % step
+    return start, start + span.end - span.start
+
+
 def _span_id(key: int) -> int:
     return mix64(key ^ 0x5A4E1D) or 1
 
@@ -495,7 +506,12 @@ class Engine:
         retry: Retry = step.retry
         net_out = sample_ns(self.network, akey, 1)
         net_back = sample_ns(self.network, akey, 4)
-        arrival = start + net_out
+        send_work = inst.service.send_work
+        sent = start
+        if send_work is not None:
+            # the caller's own work before the request leaves: a pause here is the caller's
+            sent = self._advance(run, inst, start, sample_ns(send_work, akey, 13))
+        arrival = sent + net_out
         callee_name: str
         callee_instance: str
         marker = len(run.touched)

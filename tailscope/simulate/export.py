@@ -18,7 +18,7 @@ from tailscope import schema as s
 from tailscope.ingest.columns import AttributeLists, EventLists, LinkLists, build_table
 from tailscope.ingest.rows import attribute_from_python, resource_json
 from tailscope.schema import SpanKind
-from tailscope.simulate.engine import Instance, SimSpan, TraceResult
+from tailscope.simulate.engine import Instance, SimSpan, TraceResult, reported_times
 
 EPOCH_NS = 1_768_478_400 * 1_000_000_000
 """True-clock origin of every simulation: 2026-01-15T12:00:00Z (fixed, for same-seed bytes)."""
@@ -101,8 +101,8 @@ def otlp_json_request(
                 "flags": _flags(span),
                 "name": span.name,
                 "kind": int(span.kind),
-                "startTimeUnixNano": str(span.start + offset),
-                "endTimeUnixNano": str(span.end + offset),
+                "startTimeUnixNano": str(reported_times(span)[0] + offset),
+                "endTimeUnixNano": str(reported_times(span)[1] + offset),
                 "attributes": _kv(span.attributes),
             }
             if span.events:
@@ -161,8 +161,9 @@ def otlp_proto_message(traces: Sequence[TraceResult], host_offsets_ns: dict[str,
             out.flags = _flags(span)
             out.name = span.name
             out.kind = int(span.kind)  # type: ignore[assignment]
-            out.start_time_unix_nano = span.start + offset
-            out.end_time_unix_nano = span.end + offset
+            shown_start, shown_end = reported_times(span)
+            out.start_time_unix_nano = shown_start + offset
+            out.end_time_unix_nano = shown_end + offset
             _set_attributes(out.attributes, span.attributes)
             for t, name, attrs in span.events:
                 event = out.events.add()
@@ -230,8 +231,9 @@ def table_from_traces(traces: Sequence[TraceResult], host_offsets_ns: dict[str, 
             )
             cols[s.NAME].append(span.name)
             cols[s.KIND].append(int(span.kind))
-            cols[s.START].append(span.start + offset)
-            cols[s.END].append(span.end + offset)
+            shown_start, shown_end = reported_times(span)
+            cols[s.START].append(shown_start + offset)
+            cols[s.END].append(shown_end + offset)
             cols[s.DURATION].append(span.end - span.start)
             cols[s.STATUS_CODE].append(int(span.status))
             cols[s.STATUS_MESSAGE].append(span.status_message)

@@ -80,9 +80,29 @@ class PauseSchedule:
         self.work_starts.append(start - self.cumulative[-1])
         self.cumulative.append(self.cumulative[-1] + duration)
         self._next_count[i] = n + 1
+        if kind.back_to_back_probability:
+            self._back_to_back(kind, draws, n)
         gap = exponential(draws, base + 3, kind.every_ms * _NS_PER_MS)
         self._next_start[i] = self._next_start[i] + gap
-        self.known_until = max(min(self._next_start), start + duration)
+        self.known_until = max(min(self._next_start), self.ends[-1])
+
+    def _back_to_back(self, kind: PauseKind, draws: int, n: int) -> None:
+        """Maybe a second pause of ``kind`` right after the one just emitted (a collection that
+        freed too little, run again after the queue was briefly released). Its draws come
+        from a stream of their own, so scenarios without back-to-back pauses are unchanged."""
+        pair = child_key(draws, 0xB2B)
+        if uniform(pair, 4 * n) >= kind.back_to_back_probability:
+            return
+        dist = kind.duration
+        gap = int(kind.back_to_back_gap_ms * (0.5 + uniform(pair, 4 * n + 1)) * _NS_PER_MS)
+        z = standard_normal(pair, 4 * n + 2)
+        duration = max(1_000, int(dist.median_ms * math.exp(dist.sigma * z) * _NS_PER_MS))
+        start = self.ends[-1] + max(gap, PAUSE_GAP_NS)
+        self.starts.append(start)
+        self.ends.append(start + duration)
+        self.kinds.append(kind.name)
+        self.work_starts.append(start - self.cumulative[-1])
+        self.cumulative.append(self.cumulative[-1] + duration)
 
     def ensure(self, t: int) -> None:
         """Generate every pause that starts at or before ``t``."""

@@ -48,6 +48,10 @@ class PauseKind:
     name: str
     every_ms: float
     duration: Distribution
+    back_to_back_probability: float = 0.0
+    """Chance that a second pause of the same kind follows this one after a short gap."""
+    back_to_back_gap_ms: float = 15.0
+    """Median running time between the two (uniform in 0.5x..1.5x)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,12 @@ class Service:
     pauses: tuple[PauseKind, ...]
     operations: tuple[Operation, ...]
     version: str = "1.0.0"
+    clock_resolution_ms: float = 0.0
+    """Span starts are reported floored to this resolution (the Node.js SDK stamps starts with
+    ``Date.now()``: whole milliseconds); durations stay exact. 0: exact clocks."""
+    send_work: Distribution | None = None
+    """On-CPU time between a CLIENT span's start and its request leaving (serialising, pool
+    checkout): a pause of the caller there delays the request before it is sent."""
 
     def operation(self, name: str) -> Operation:
         for op in self.operations:
@@ -402,11 +412,17 @@ def _pauses(runtime: Runtime, data: Any, path: str) -> tuple[PauseKind, ...]:
             duration = _distribution(sub.required("duration"), sub.at("duration"))
         else:
             duration = base.duration
+        probability, gap = 0.0, 15.0
+        if sub.has("back_to_back"):
+            pair = _Keys(sub.raw("back_to_back"), sub.at("back_to_back"))
+            probability = pair.number("probability", maximum=1.0)
+            gap = pair.number("gap_ms", 15.0, exclusive_min=True)
+            pair.finish()
         sub.finish()
         if every == 0:
             kinds.pop(name, None)
         else:
-            kinds[name] = PauseKind(str(name), every, duration)
+            kinds[name] = PauseKind(str(name), every, duration, probability, gap)
     return tuple(kinds.values())
 
 
@@ -437,9 +453,21 @@ def _service(name: str, data: Any, path: str) -> Service:
     if not operations:
         raise UsageError(f"{keys.at('operations')}: a service needs at least one operation")
     version = keys.text("version", "1.0.0")
+    resolution = keys.number("clock_resolution_ms", 0.0, maximum=1000.0)
+    send_raw = keys.raw("send_work")
+    send_work = None if send_raw is None else _distribution(send_raw, keys.at("send_work"))
     keys.finish()
     return Service(
-        name, runtime, protocol, instances, tuple(hosts_raw), pauses, tuple(operations), version
+        name,
+        runtime,
+        protocol,
+        instances,
+        tuple(hosts_raw),
+        pauses,
+        tuple(operations),
+        version,
+        resolution,
+        send_work,
     )
 
 
