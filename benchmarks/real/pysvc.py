@@ -183,6 +183,22 @@ class Handler(BaseHTTPRequestHandler):
 
 
 STOP = threading.Event()
+FREEZES: list[tuple[int, int]] = []  # heartbeat gaps: (last tick ns, next tick ns)
+HEARTBEAT_S = 0.002
+FREEZE_NS = 10_000_000
+
+
+def heartbeat() -> None:
+    """Tick every 2 ms; a tick later than 10 ms means the process made no progress for that long
+    (a collection, CPU starvation or a thread holding the GIL). run.py subtracts the
+    collections."""
+    last = time.time_ns()
+    while not STOP.is_set():
+        time.sleep(HEARTBEAT_S)
+        now = time.time_ns()
+        if now - last > FREEZE_NS + HEARTBEAT_S * 1e9:
+            FREEZES.append((last, now))
+        last = now
 
 
 def induce() -> None:
@@ -193,15 +209,18 @@ def induce() -> None:
     if not mean:
         return
     while not STOP.wait(RNG.expovariate(1 / mean)):
-        garbage = []
-        for _ in range(RNG.randint(g.get("garbage_min", 10000), g.get("garbage_max", 200000))):
-            a: list = []
-            b = [a]
-            a.append(b)
-            garbage.append(a)
+        # extra live containers the collection must traverse (its length varies the pause) and
+        # self-referencing garbage for it to free; built by comprehensions, so the GIL is
+        # switched as usual and the build stays short
+        n = RNG.randint(g.get("garbage_min", 10000), g.get("garbage_max", 200000))
+        extra = [[i] for i in range(n)]
+        garbage = [[] for _ in range(n // 4)]
+        for x in garbage:
+            x.append(x)
         del garbage
         _inducing[0] = True
         gc.collect(2 if RNG.random() < g.get("full_share", 0.7) else 1)
+        del extra
         if RNG.random() < g.get("double_prob", 0.0):
             _inducing[0] = False
             time.sleep(RNG.uniform(0.002, 0.008))
@@ -222,6 +241,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     threading.Thread(target=induce, daemon=True).start()
+    threading.Thread(target=heartbeat, daemon=True).start()
     print("ready", flush=True)
     try:
         server.serve_forever(poll_interval=0.05)
@@ -236,6 +256,7 @@ def main() -> None:
                         {"start_unix_nano": s, "end_unix_nano": e, "generation": gen, "origin": o}
                         for s, e, gen, o in PAUSES
                     ],
+                    "freezes": [{"start_unix_nano": a, "end_unix_nano": b} for a, b in FREEZES],
                 },
                 f,
             )

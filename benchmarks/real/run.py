@@ -178,6 +178,7 @@ class Procs:
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.autogroup_nice: dict[str, int | None] = {}
 
     def start(
         self, name: str, argv: list[str], log: Path, nice: int | None = None
@@ -190,6 +191,15 @@ class Procs:
             start_new_session=True,
         )
         self.procs.append((name, p))
+        if nice is not None:
+            # each process is its own session, so with sched_autogroup_enabled=1 it is its own
+            # autogroup: CPU is shared between autogroups by the *group's* nice, and the
+            # process's own nice only orders it within the group. Raise the group as well.
+            try:
+                Path(f"/proc/{p.pid}/autogroup").write_text(str(nice))
+                self.autogroup_nice[name] = nice
+            except OSError:
+                self.autogroup_nice[name] = None
         assert p.stdout is not None
         line = p.stdout.readline()
         if b"ready" not in line:
@@ -402,6 +412,8 @@ def main() -> None:
         procs.stop_all()
     load = judge_load(samples)
     load["services"] = {n: pids.get(n) for n, *_ in SERVICES}
+    load["nice"] = args.nice
+    load["autogroup_nice"] = procs.autogroup_nice
     (out / "load.json").write_text(json.dumps(load, indent=1))
     from truth import build_truth  # the project's venv: tailscope + polars read the traces
 

@@ -51,10 +51,36 @@ def _intervals_overlap(intervals: list[tuple[int, int]], a: int, b: int) -> int:
     return total
 
 
+def non_gc_freezes(
+    gc_logs: list[dict[str, Any]], pauses: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Heartbeat gaps (a 2 ms tick more than 10 ms late) minus the recorded collections: the time
+    each process was frozen for another reason (CPU starvation, the GIL held by other work, or
+    synchronous work). Kept at least 10 ms long after the subtraction."""
+    by_inst: dict[str, list[tuple[int, int]]] = {}
+    for p in pauses:
+        by_inst.setdefault(p["instance"], []).append((p["start_unix_nano"], p["end_unix_nano"]))
+    out = []
+    for g in gc_logs:
+        for f in g.get("freezes", []):
+            a, b = int(f["start_unix_nano"]), int(f["end_unix_nano"])
+            gc_ns = _intervals_overlap(by_inst.get(g["instance"], []), a, b)
+            if (b - a) - gc_ns >= 10_000_000:
+                out.append(
+                    {
+                        "instance": g["instance"],
+                        "start_unix_nano": a,
+                        "end_unix_nano": b,
+                        "duration_ms": round((b - a) / 1e6, 3),
+                        "gc_ms": round(gc_ns / 1e6, 3),
+                    }
+                )
+    return sorted(out, key=lambda f: f["start_unix_nano"])
+
+
 def load_spans(out: Path) -> pl.DataFrame:
-    files = [
-        str(p) for p in (out / "traces.jsonl", out / "traces.pb") if p.exists() and p.stat().st_size
-    ]
+    names = ("traces.jsonl", "traces.jsonl.gz", "traces.pb", "traces.pb.gz")
+    files = [str(out / n) for n in names if (out / n).exists() and (out / n).stat().st_size]
     table = read_spans(files).table
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
@@ -84,6 +110,15 @@ def load_spans(out: Path) -> pl.DataFrame:
     )
 
 
+def read_logs(work: Path) -> dict[str, Any]:
+    """The raw logs of a run: pause logs per service, the database's and the load generator's."""
+    return {
+        "gc": [json.loads(p.read_text()) for p in sorted(work.glob("gc.*.json"))],
+        "db": json.loads((work / "db.json").read_text()),
+        "loadgen": json.loads((work / "loadgen.json").read_text())["requests"],
+    }
+
+
 def build_truth(
     out: Path,
     work: Path,
@@ -92,11 +127,22 @@ def build_truth(
     min_pause_ms: float,
     cause_share: float,
 ) -> dict[str, Any]:
-    spans = load_spans(out)
+    truth = compute_truth(load_spans(out), read_logs(work), calls, min_pause_ms, cause_share)
+    truth["ports"] = port
+    return truth
+
+
+def compute_truth(
+    spans: pl.DataFrame,
+    logs: dict[str, Any],
+    calls: dict[str, list[tuple[str, str, int, float]]],
+    min_pause_ms: float,
+    cause_share: float,
+) -> dict[str, Any]:
+    """Truth from the span table (:func:`load_spans`) and the raw logs (:func:`read_logs`)."""
     pauses: list[dict[str, Any]] = []
     short: dict[str, int] = {}
-    for log in sorted(work.glob("gc.*.json")):
-        g = json.loads(log.read_text())
+    for g in logs["gc"]:
         service = g["instance"].rsplit("-", 1)[0]
         for p in g["pauses"]:
             dur = (p["end_unix_nano"] - p["start_unix_nano"]) / 1e6
@@ -118,7 +164,8 @@ def build_truth(
                 }
             )
     pauses.sort(key=lambda p: p["start_unix_nano"])
-    loadgen = json.loads((work / "loadgen.json").read_text())["requests"]
+    freezes = non_gc_freezes(logs["gc"], pauses)
+    loadgen = logs["loadgen"]
     sent = {int(i): int(t) for i, t, *_ in loadgen}
 
     by_inst = {k[0]: v for k, v in spans.partition_by("instance", as_dict=True).items()}
@@ -160,7 +207,7 @@ def build_truth(
     pauses_of: dict[str, list[tuple[int, int]]] = {}
     for p in pauses:
         pauses_of.setdefault(p["service"], []).append((p["start_unix_nano"], p["end_unix_nano"]))
-    db = json.loads((work / "db.json").read_text())
+    db = logs["db"]
     slow_db: dict[str, list[tuple[int, int]]] = {}
     for tid, _psid, a, b, slow in db["requests"]:
         if slow:
@@ -213,7 +260,7 @@ def build_truth(
         "traces": spans["tid"].n_unique(),
         "sampling": 1.0,
         "host_offsets_ns": {},
-        "ports": port,
+        "calls": {k: [list(c) for c in v] for k, v in calls.items()},
         "min_pause_ms": min_pause_ms,
         "short_pauses": short,
         "pause_cause_share": cause_share,
@@ -226,7 +273,30 @@ def build_truth(
             "failed": sum(1 for r in loadgen if r[3] != 200),
         },
         "pauses": pauses,
+        "freezes": freezes,
         "timeouts": timeouts,
         "retries": retries,
         "trace_outcomes": outcomes,
     }
+
+
+def main() -> None:
+    """``python benchmarks/real/truth.py RUN_DIR...``: recompute each run's truth.json from its
+    traces and raw logs (keeps the run's scenario, seed and discard verdict)."""
+    import sys
+
+    from run import CALLS, MIN_PAUSE_MS, PAUSE_CAUSE_SHARE
+
+    for arg in sys.argv[1:]:
+        out = Path(arg)
+        old = json.loads((out / "truth.json").read_text())
+        truth = build_truth(
+            out, out / "work", old.get("ports", {}), CALLS, MIN_PAUSE_MS, PAUSE_CAUSE_SHARE
+        )
+        truth.update({k: old[k] for k in ("scenario", "seed", "discarded") if k in old})
+        (out / "truth.json").write_text(json.dumps(truth, indent=1))
+        print(f"{out}: {len(truth['pauses'])} pauses, {len(truth['timeouts'])} timeouts")
+
+
+if __name__ == "__main__":
+    main()

@@ -137,6 +137,15 @@ async function handle(req, res) {
 const server = http.createServer((req, res) => { handle(req, res); });
 server.keepAliveTimeout = 1000;
 
+// heartbeat: a 2 ms interval timer firing more than 10 ms late means the event loop was blocked
+// (a collection, CPU starvation, or long synchronous work); run.py subtracts the collections
+const FREEZES = [];
+let lastTick = Date.now();
+const hb = setInterval(() => {
+  const now = Date.now();
+  if (now - lastTick > 12) FREEZES.push({ start_unix_nano: lastTick * 1e6, end_unix_nano: now * 1e6 });
+  lastTick = now;
+}, 2);
 let stopping = false;
 let gcTimer = null;
 function scheduleGc() {
@@ -160,6 +169,7 @@ function shutdown() {
   if (stopping) return;
   stopping = true;
   clearTimeout(gcTimer);
+  clearInterval(hb);
   server.close();
   setTimeout(async () => {
     try { await provider.forceFlush(); await provider.shutdown(); } catch (e) { /* exporter gone */ }
@@ -167,7 +177,7 @@ function shutdown() {
       const ms = p.start_unix_nano / 1e6;
       p.origin = INDUCED.some(([a, b]) => ms >= a - 2 && ms <= b + 2) ? 'induced' : 'natural';
     }
-    fs.writeFileSync(CFG.gc_log, JSON.stringify({ instance: CFG.instance, runtime: 'nodejs', pauses: PAUSES }));
+    fs.writeFileSync(CFG.gc_log, JSON.stringify({ instance: CFG.instance, runtime: 'nodejs', pauses: PAUSES, freezes: FREEZES }));
     process.exit(0);
   }, 100);
 }
