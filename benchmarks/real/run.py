@@ -134,9 +134,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 RATE = 40.0  # root requests per second
 MIN_PAUSE_MS = 1.0  # shorter collections are counted in truth["short_pauses"], not listed
 PAUSE_CAUSE_SHARE = 0.2  # a timeout is pause-caused when pauses ate >= this share of its budget
-STARVED_WAIT_MS = 250.0  # a second is starved when the services waited at least this long for
-# a CPU (summed over their threads) and longer than they ran
-STARVED_MAX_SHARE = 0.10  # a run is discarded when more than this share of seconds starved
+STARVED_WAIT_MS = 250.0  # a second is starved when the services waited at least this long
+STARVED_WAIT_RATIO = 2.0  # for a CPU (summed over their threads) and over twice as long as they ran
+STARVED_MAX_SHARE = 0.25  # a run is discarded when more than this share of seconds starved
 
 
 def ensure_envs() -> None:
@@ -435,19 +435,20 @@ def main() -> None:
 
 def judge_load(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """A second is *starved* when the services' threads together waited at least
-    STARVED_WAIT_MS in the run queue (runnable, no CPU); the run is discarded when more than
-    STARVED_MAX_SHARE of its seconds were starved."""
+    STARVED_WAIT_MS in the run queue (runnable, no CPU) and more than STARVED_WAIT_RATIO times
+    as long as they ran; the run is discarded when more than STARVED_MAX_SHARE of its seconds
+    were starved."""
 
     def starved_second(s: dict[str, Any]) -> bool:
         wait = sum(v["wait_ms"] for v in s["services"].values())
         ran = sum(v["cpu_ms"] for v in s["services"].values())
-        return wait >= STARVED_WAIT_MS and wait > ran
+        return wait >= STARVED_WAIT_MS and wait > STARVED_WAIT_RATIO * ran
 
     starved = [s["unix_s"] for s in samples if starved_second(s)]
     n = len(samples)
     return {
         "rule": f"starved second: services' summed run-queue wait >= {STARVED_WAIT_MS} ms and "
-        "longer than their summed CPU time; "
+        f"> {STARVED_WAIT_RATIO}x their summed CPU time; "
         f"discard when starved seconds > {STARVED_MAX_SHARE:.0%} of the run",
         "seconds": n,
         "starved_seconds": len(starved),

@@ -285,17 +285,26 @@ def main() -> None:
     traces and raw logs (keeps the run's scenario, seed and discard verdict)."""
     import sys
 
-    from run import CALLS, MIN_PAUSE_MS, PAUSE_CAUSE_SHARE
+    from run import CALLS, MIN_PAUSE_MS, PAUSE_CAUSE_SHARE, judge_load
 
     for arg in sys.argv[1:]:
         out = Path(arg)
         old = json.loads((out / "truth.json").read_text())
+        load = json.loads((out / "load.json").read_text())
+        verdict = judge_load(load["samples"])  # the current discard rule
+        load.update({k: v for k, v in verdict.items() if k != "samples"})
+        (out / "load.json").write_text(json.dumps(load, indent=1))
+        old["discarded"] = load["discarded"]
         truth = build_truth(
             out, out / "work", old.get("ports", {}), CALLS, MIN_PAUSE_MS, PAUSE_CAUSE_SHARE
         )
         truth.update({k: old[k] for k in ("scenario", "seed", "discarded") if k in old})
         (out / "truth.json").write_text(json.dumps(truth, indent=1))
-        print(f"{out}: {len(truth['pauses'])} pauses, {len(truth['timeouts'])} timeouts")
+        print(
+            f"{out}: {len(truth['pauses'])} pauses, {len(truth['timeouts'])} timeouts, "
+            f"starved {load['starved_seconds']}/{load['seconds']} s, "
+            f"{'DISCARDED' if load['discarded'] else 'kept'}"
+        )
 
 
 if __name__ == "__main__":
