@@ -9,6 +9,7 @@ line on stderr and its ``exit_code``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -51,14 +52,10 @@ def run() -> None:
     else:  # sys.exit("message"): print it like the interpreter would
         print(code, file=sys.stderr)
         status = 1
-    try:
+    with contextlib.suppress(BrokenPipeError):  # the reader went away: nothing more to say
         sys.stdout.flush()
-    except BrokenPipeError:  # the reader went away: nothing more to say (exit 0, as main)
-        pass
-    try:
+    with contextlib.suppress(OSError):
         sys.stderr.flush()
-    except OSError:
-        pass
     os._exit(status)
 
 
