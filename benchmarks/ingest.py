@@ -227,10 +227,10 @@ CONVERT_TARGET = {300_000: 55.0}
 """Issue 16: whole-process ``tailscope convert`` at least this many times the json_format path."""
 
 
-def timed_process(argv: list[str]) -> tuple[float, str]:
+def timed_process(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
     """(wall seconds, stdout) of one command in its own process, start-up and exit included."""
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True)
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"benchmark step failed: {' '.join(argv)}\n{done.stderr[-2000:]}")
@@ -248,6 +248,10 @@ def whole_process(args: argparse.Namespace, workdir: Path) -> None:
             print(f"generating {path} ...", file=sys.stderr, flush=True)
             generate(path, spans)
         paths[spans] = path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from analyze import compiled_env  # benchmarks/analyze.py
+
+    env = compiled_env(args.workdir)
     load = os.getloadavg()
     print(
         f"before: load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}, {os.cpu_count()} cores"
@@ -260,13 +264,13 @@ def whole_process(args: argparse.Namespace, workdir: Path) -> None:
         naive_s: list[float] = []
         for _ in range(args.repeat):  # interleaved: a noisy minute hurts every contender alike
             arrow_s.append(
-                timed_process([*convert, str(path), "-o", str(workdir / "t.arrow"), "-q"])[0]
+                timed_process([*convert, str(path), "-o", str(workdir / "t.arrow"), "-q"], env)[0]
             )
             parquet_s.append(
-                timed_process([*convert, str(path), "-o", str(workdir / "t.parquet"), "-q"])[0]
+                timed_process([*convert, str(path), "-o", str(workdir / "t.parquet"), "-q"], env)[0]
             )
             wall, out = timed_process(
-                [sys.executable, "-c", NAIVE, str(path), str(args.baseline_lines)]
+                [sys.executable, "-c", NAIVE, str(path), str(args.baseline_lines)], env
             )
             loop_s, naive_spans = float(out.split()[0]), int(out.split()[1])
             naive_s.append(wall - loop_s + loop_s / naive_spans * spans)
