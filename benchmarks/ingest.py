@@ -11,8 +11,18 @@ contender in its own subprocess so peak RSS is its own:
   extrapolated, since it is linear per line);
 * (b) ``pyarrow.json.read_json`` nested read of the same file (no flattening).
 
+``--whole-process`` instead times what a user waits for at several sizes (default 50k, 300k
+and 1M spans): the whole ``tailscope convert FILE -o OUT.arrow`` and ``-o OUT.parquet``
+process (start-up imports, reading, writing, exit), against the ``json_format.Parse`` path (a)
+run as its own process in the same run, interleaved, ``--repeat`` times each. The
+``json_format`` process reads the first ``--baseline-lines`` lines of the file (all of them
+when the file is smaller): its fixed cost (process wall time minus its own parse loop) plus its
+per-span loop time times the file's spans is its whole-process time at that size (the loop is
+linear per line; running it on 1M spans would take minutes). Ratios are that time over ours.
+
 Run:  python benchmarks/ingest.py                 # 1M spans, 3 repetitions, medians
       python benchmarks/ingest.py --spans 100000 --repeat 1   # quick look
+      python benchmarks/ingest.py --whole-process             # convert at 50k, 300k, 1M
 """
 
 from __future__ import annotations
@@ -158,6 +168,7 @@ print(time.perf_counter() - t, table.num_rows, table.nbytes)
 
 NAIVE = """
 import sys, time, itertools
+import pyarrow as pa
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 t = time.perf_counter()
@@ -183,7 +194,6 @@ with open(sys.argv[1]) as fh:
                     cols["attrs"].append({a.key: json_format.MessageToDict(a.value)
                                           for a in sp.attributes})
                     n += 1
-import pyarrow as pa
 table = pa.table({k: pa.array(v) if k != "attrs" else pa.array([str(x) for x in v])
                   for k, v in cols.items()})
 print(time.perf_counter() - t, n, table.nbytes)
@@ -213,9 +223,99 @@ def run(code: str, *args: str) -> tuple[float, int, int, float]:
     return float(out[0]), int(out[1]), int(out[2]), float(out[3])
 
 
+CONVERT_TARGET = {300_000: 55.0}
+"""Issue 16: whole-process ``tailscope convert`` at least this many times the json_format path."""
+
+
+def timed_process(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """(wall seconds, stdout) of one command in its own process, start-up and exit included."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark step failed: {' '.join(argv)}\n{done.stderr[-2000:]}")
+    return wall, done.stdout
+
+
+def whole_process(args: argparse.Namespace, workdir: Path) -> None:
+    """``tailscope convert`` to Arrow and Parquet at each size against the json_format path,
+    every run its own process, interleaved; medians and ratios."""
+    sizes = [int(x) for x in args.sizes.split(",")]
+    paths = {}
+    for spans in sizes:  # generate every file before timing anything
+        path = args.workdir / f"ingest-{spans}-seed7.jsonl"
+        if not path.exists():
+            print(f"generating {path} ...", file=sys.stderr, flush=True)
+            generate(path, spans)
+        paths[spans] = path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from analyze import compiled_env  # benchmarks/analyze.py
+
+    env = compiled_env(args.workdir)
+    load = os.getloadavg()
+    print(
+        f"before: load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}, {os.cpu_count()} cores"
+    )
+    convert = [sys.executable, "-m", "tailscope", "convert"]
+    rows = []
+    for spans, path in paths.items():
+        arrow_s: list[float] = []
+        parquet_s: list[float] = []
+        naive_s: list[float] = []
+        for _ in range(args.repeat):  # interleaved: a noisy minute hurts every contender alike
+            arrow_s.append(
+                timed_process([*convert, str(path), "-o", str(workdir / "t.arrow"), "-q"], env)[0]
+            )
+            parquet_s.append(
+                timed_process([*convert, str(path), "-o", str(workdir / "t.parquet"), "-q"], env)[0]
+            )
+            wall, out = timed_process(
+                [sys.executable, "-c", NAIVE, str(path), str(args.baseline_lines)], env
+            )
+            loop_s, naive_spans = float(out.split()[0]), int(out.split()[1])
+            naive_s.append(wall - loop_s + loop_s / naive_spans * spans)
+        rows.append((spans, path, *map(statistics.median, (arrow_s, parquet_s, naive_s))))
+    load = os.getloadavg()
+    print(f"after:  load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}")
+    print(
+        f"\n== whole process, median of {args.repeat}: tailscope convert vs json_format.Parse "
+        "(issue 16 target: >= 55x at 300k, to Arrow and to Parquet) =="
+    )
+    print(
+        f"{'spans':>10}{'MB':>6}{'-> .arrow':>11}{'spans/s':>10}{'ratio':>8}"
+        f"{'-> .parquet':>13}{'spans/s':>10}{'ratio':>8}{'json_format':>13}{'spans/s':>9}"
+    )
+    for spans, path, arrow, parquet, naive in rows:
+        target = CONVERT_TARGET.get(spans)
+        met = ""
+        if target is not None:
+            met = "  target met" if min(naive / arrow, naive / parquet) >= target else "  NOT met"
+        print(
+            f"{spans:>10,}{path.stat().st_size / 1e6:6.0f}{arrow:10.2f}s{spans / arrow:10,.0f}"
+            f"{naive / arrow:7.1f}x{parquet:12.2f}s{spans / parquet:10,.0f}{naive / parquet:7.1f}x"
+            f"{naive:12.1f}s{spans / naive:9,.0f}{met}"
+        )
+    print(
+        f"json_format: whole process on the first {args.baseline_lines} lines, its per-span "
+        "loop time extrapolated to each size plus its own start-up"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument(
+        "--whole-process",
+        action="store_true",
+        help="time whole tailscope convert processes at --sizes against json_format",
+    )
+    parser.add_argument("--sizes", default="50000,300000,1000000", help="with --whole-process")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/tailscope-bench-ingest"),
+        help="with --whole-process: where the generated inputs are kept between runs",
+    )
     parser.add_argument("--file", type=Path, help="use this OTLP/JSON Lines file")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline-lines", type=int, default=200)
@@ -227,7 +327,11 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="tailscope-bench-"))
     try:
-        measure(args, workdir)
+        if args.whole_process:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            whole_process(args, workdir)
+        else:
+            measure(args, workdir)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

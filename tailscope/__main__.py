@@ -1,5 +1,5 @@
 """Allow ``python -m tailscope``."""
 
-from tailscope.cli import main
+from tailscope.cli import run
 
-main()
+run()

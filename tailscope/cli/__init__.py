@@ -9,6 +9,8 @@ line on stderr and its ``exit_code``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 from tailscope.cli.app import app
@@ -26,8 +28,40 @@ from tailscope.cli import (  # noqa: F401  isort: skip
 )
 
 
+def run() -> None:
+    """Entry point of the ``tailscope`` console script and ``python -m tailscope``: :func:`main`,
+    then leave the process without tearing the interpreter down.
+
+    A run ends holding hundreds of MB in Arrow and polars buffers, numpy and thousands of
+    modules; freeing all of it one object at a time took 0.15 s (50k spans) to 0.35 s (1M)
+    after the last byte was written. Every file a command writes is closed before it returns
+    and no command starts a thread or ``atexit`` hook that must still run, so once stdout and
+    stderr are flushed nothing is left to do: ``os._exit`` skips the teardown with the same
+    exit code.
+    """
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("message"): print it like the interpreter would
+        print(code, file=sys.stderr)
+        status = 1
+    with contextlib.suppress(BrokenPipeError):  # the reader went away: nothing more to say
+        sys.stdout.flush()
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
+    os._exit(status)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``tailscope`` console script."""
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``), exiting through ``SystemExit``; safe
+    to call in-process (tests). The console script goes through :func:`run`."""
     try:
         app(args=argv)
     except TailscopeError as exc:

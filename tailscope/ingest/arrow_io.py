@@ -31,12 +31,27 @@ def table_format_for(path: Path) -> TableFormat:
     raise UsageError(f"{path}: cannot tell the output format from the name; use .parquet or .arrow")
 
 
+def parquet_write_options(schema: pa.Schema) -> dict[str, object]:
+    """Keyword arguments for ``pyarrow.parquet.write_table``/``ParquetWriter`` for a span table.
+
+    zstd (Arrow's default level); dictionary pages only for the columns that already are Arrow
+    dictionaries (service, operation, resource, ...: written from their existing dictionary,
+    no hashing). Parquet's default would also try to dictionary-encode every plain string,
+    above all the attribute keys and values (8 a span), hashing millions of mostly distinct
+    strings and then falling back to plain pages: that cost 30% of the write at 300k spans and
+    made the file larger. Column statistics stay on for readers that prune row groups.
+    """
+    dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
+    return {"compression": "zstd", "use_dictionary": dictionaries}
+
+
 def write_table(table: pa.Table, path: Path) -> None:
-    """Write a span table as Parquet (zstd) or Arrow IPC file (uncompressed, memory-mappable)."""
+    """Write a span table as Parquet (:func:`parquet_write_options`) or Arrow IPC file
+    (uncompressed, memory-mappable)."""
     fmt = table_format_for(path)
     try:
         if fmt == "parquet":
-            pq.write_table(table, path, compression="zstd")
+            pq.write_table(table, path, **parquet_write_options(table.schema))
         else:
             with ipc.new_file(path, table.schema) as writer:
                 writer.write_table(table)

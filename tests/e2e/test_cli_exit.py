@@ -1,0 +1,93 @@
+"""The console entry point leaves with ``os._exit`` after flushing (``tailscope.cli.run``): what
+it writes and the exit code must be exactly what the in-process ``main`` produces."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+from repo_paths import FIXTURES
+
+from tailscope import schema as s
+from tailscope.cli import main
+
+STEADY = FIXTURES / "steady.jsonl.gz"
+
+
+BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+"""The environment with stdout block-buffered on a pipe, as for most users."""
+
+
+def tailscope(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "tailscope", *args], capture_output=True, timeout=120, env=BUFFERED
+    )
+
+
+@pytest.mark.parametrize(
+    ("report_format", "top"),
+    [("json", "10"), ("markdown", "1")],  # 27 kB written through; 2 kB left in stdout's buffer
+)
+def test_report_on_stdout_is_the_in_process_report(
+    tmp_path: Path, report_format: str, top: str
+) -> None:
+    # GIVEN the report written to a file by the in-process main
+    out = tmp_path / "report"
+    with pytest.raises(SystemExit) as done:
+        main(["analyze", str(STEADY), "-f", report_format, "--top", top, "-o", str(out), "-q"])
+    assert done.value.code in (0, None)
+    # WHEN the process prints it to a pipe and leaves without interpreter teardown
+    run = tailscope("analyze", str(STEADY), "-f", report_format, "--top", top)
+    # THEN every byte arrived (flushed before os._exit) and the exit code is 0
+    assert run.returncode == 0, run.stderr
+    assert len(run.stdout) > 1000
+    assert run.stdout == out.read_bytes()
+
+
+def test_exit_codes_and_errors_survive_the_fast_exit(tmp_path: Path) -> None:
+    missing = tailscope("analyze", str(tmp_path / "nope.jsonl"), "-q")
+    assert missing.returncode == 2
+    assert missing.stderr.startswith(b"tailscope: error: ")
+    usage = tailscope("analyze", str(STEADY), "--format", "html")
+    assert usage.returncode == 2
+    assert b"html" in usage.stderr
+
+
+def test_reader_closing_the_pipe_early_is_not_an_error() -> None:
+    # `tailscope analyze ... | head -c 100`: the reader leaves; no traceback, exit 0
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tailscope", "analyze", str(STEADY), "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=BUFFERED,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    first = child.stdout.read(100)
+    child.stdout.close()
+    err = child.stderr.read()
+    assert child.wait(timeout=120) == 0
+    assert len(first) == 100
+    assert b"Traceback" not in err
+
+
+def test_converted_files_are_complete_before_the_process_leaves(tmp_path: Path) -> None:
+    # Parquet's footer and Arrow IPC's are written on close: a file cut short by the fast
+    # exit would not open. Both must hold the same span table.
+    tables = {}
+    for suffix in ("parquet", "arrow"):
+        target = tmp_path / f"spans.{suffix}"
+        run = tailscope("convert", str(STEADY), "-o", str(target), "-q")
+        assert run.returncode == 0, run.stderr
+        if suffix == "parquet":
+            tables[suffix] = s.conform(pq.read_table(target))
+        else:
+            with pa.memory_map(str(target)) as source:
+                tables[suffix] = s.conform(ipc.open_file(source).read_all())
+    assert tables["parquet"].num_rows == 11_681
+    assert tables["parquet"].equals(tables["arrow"])
