@@ -235,6 +235,35 @@ def stall_sections(
     return stalls, tuple(cascades), tuple(unexplained), runtimes
 
 
+def trace_paths(
+    prepared: PreparedSpans, options: AnalysisOptions
+) -> tuple[pl.DataFrame, pl.DataFrame, NDArray[np.bool_]]:
+    """The per-trace steps: clock-skew adjustment and critical-path segments.
+
+    Returns the adjusted spans, the segments and, per span, whether its own edge was
+    corrected. Each trace is handled on its own, so this runs unchanged on any set of whole
+    traces (the scale-out kernels in :mod:`tailscope.analysis.kernels` call it per batch).
+    """
+    raw, tree = prepared.spans, prepared.tree
+    start = raw[s.START].to_numpy()
+    end = raw[s.END].to_numpy()
+    shift, corrected = skew_shifts(
+        start,
+        end,
+        clock_host_codes(raw),
+        tree,
+        int(options.max_skew_shift_ms * 1e6),
+    )
+    adjusted = raw.with_columns(
+        pl.Series(s.START, start + shift),
+        pl.Series(s.END, end + shift),
+        pl.Series(SKEW_ADJUSTMENT, shift),
+        pl.Series(SKEW_CORRECTED, corrected),
+    )
+    path = segments_frame(adjusted, tree, prepared.follows_from, ids=options.keep_frames)
+    return adjusted, path, corrected
+
+
 def analyze(
     ingest: IngestResult | PreparedSpans, options: AnalysisOptions | None = None
 ) -> Analysis:
@@ -250,7 +279,7 @@ def analyze(
     """
     options = options or AnalysisOptions()
     prepared = ingest if isinstance(ingest, PreparedSpans) else prepare_spans(ingest)
-    raw, tree, stats = prepared.spans, prepared.tree, prepared.stats
+    raw, stats = prepared.spans, prepared.stats
 
     problems = [
         ProblemEntry(file=p.file, line=p.line, reason=p.reason)
@@ -273,22 +302,9 @@ def analyze(
                 )
             )
 
+    adjusted, path, corrected = trace_paths(prepared, options)
     start = raw[s.START].to_numpy()
     end = raw[s.END].to_numpy()
-    shift, corrected = skew_shifts(
-        start,
-        end,
-        clock_host_codes(raw),
-        tree,
-        int(options.max_skew_shift_ms * 1e6),
-    )
-    adjusted = raw.with_columns(
-        pl.Series(s.START, start + shift),
-        pl.Series(s.END, end + shift),
-        pl.Series(SKEW_ADJUSTMENT, shift),
-        pl.Series(SKEW_CORRECTED, corrected),
-    )
-    path = segments_frame(adjusted, tree, prepared.follows_from, ids=options.keep_frames)
 
     root_keys = {
         (str(a), str(b), int(c))
