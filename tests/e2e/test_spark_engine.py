@@ -30,7 +30,7 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 if importlib.util.find_spec("pyspark") is None:
     pytest.skip("PySpark not installed (pip install '.[spark]')", allow_module_level=True)
 
-from tailscope.spark.engine import SparkOptions, run_spark  # noqa: E402
+from tailscope.spark.engine import SparkOptions, run_spark
 
 SOURCE = FIXTURES / "gc-cascade.jsonl.gz"  # stalls, cascades and runtimes as well as hops
 
@@ -70,6 +70,7 @@ def spark() -> Iterator[Any]:
         .appName("tailscope-tests")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
