@@ -19,6 +19,7 @@ runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -42,7 +43,7 @@ from tailscope.analysis.kernels import (
     trace_partials,
 )
 from tailscope.analysis.pipeline import AnalysisOptions
-from tailscope.errors import InputError, UsageError
+from tailscope.errors import InputError, TailscopeError, UsageError
 from tailscope.ingest.model import IngestStats
 from tailscope.report.model import ProblemEntry, Stall
 
@@ -84,6 +85,10 @@ class EngineUnavailable(UsageError):
     """The Spark engine cannot start here (no Java, no PySpark): exit code 2."""
 
 
+class EngineFailed(TailscopeError):
+    """The Spark job failed (a lost JVM, an executor out of memory ...): exit code 2."""
+
+
 @dataclass(frozen=True, slots=True)
 class SparkOptions:
     """How to run on Spark."""
@@ -95,6 +100,10 @@ class SparkOptions:
     """Shuffle partitions ``P`` of the trace and percentile stages; None: Spark's
     ``spark.sql.shuffle.partitions``."""
     batch_rows: int = DEFAULT_BATCH_ROWS
+    driver_memory: str = "4g"
+    """``spark.driver.memory`` of a JVM started here (with ``local[N]`` the executors run in
+    it too; the stall stage and the partials are collected into it). Ignored under
+    ``spark-submit``, whose ``--driver-memory`` applies."""
 
 
 def check_java() -> str:
@@ -188,8 +197,6 @@ def run_spark(
     stopped at the end). Raises :class:`EngineUnavailable` without Java or PySpark and
     :class:`~tailscope.errors.InputError` when the dataset cannot be read as spans.
     """
-    import polars as pl
-
     options = options or AnalysisOptions()
     spark_options = spark_options or SparkOptions()
     check_java()
@@ -200,64 +207,77 @@ def run_spark(
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = spark_session.builder.appName("tailscope").config("spark.ui.enabled", "false")
         builder = builder.config("spark.ui.showConsoleProgress", "false")
+        builder = builder.config("spark.driver.memory", spark_options.driver_memory)
+        builder = builder.config("spark.driver.maxResultSize", "0")  # partials are collected
         if spark_options.master is not None:
             builder = builder.master(spark_options.master)
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
     try:
-        session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", spark_options.batch_rows)
-        partitions = spark_options.partitions or int(
-            session.conf.get("spark.sql.shuffle.partitions")
-        )
-        try:
-            spans = session.read.parquet(dataset)
-            spans = spans.select(*KERNEL_COLUMNS)
-        except Exception as exc:  # AnalysisException: missing path, not Parquet, no columns
-            raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
-        stats = IngestStats(files=_input_files(spans))
-        stats.records = 0
-
-        # stage 1: stalls (driver; see the module docstring)
-        sections = StallSections()
-        problems: list[ProblemEntry] = []
-        if options.detect_stalls:
-            sections, problems = _stall_stage(spans)
-
-        # stage 2: traces
-        staged = spans.repartition(partitions, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
-        partials = staged.mapInArrow(
-            partial(trace_kernel, options=options, stalls=sections.stalls), _PARTIAL_DDL
-        ).persist()
-        try:
-            others = partials.filter("name != 'operations'").toArrow()
-            # stage 3: percentiles, merged per (operation, minute) on the cluster
-            operations = (
-                partials.filter("name = 'operations'")
-                .mapInArrow(_operation_rows, _OPERATION_DDL)
-                .repartition(partitions, "service", "operation", "kind", "minute")
-                .groupBy("service", "operation", "kind", "minute")
-                .applyInArrow(_merge_group, _OPERATION_DDL)
-                .toArrow()
-            )
-        finally:
-            partials.unpersist()
-        merged = TracePartials.from_ipc(
-            zip(others["name"].to_pylist(), others["data"].to_pylist(), strict=True)
-        )
-        op_frame = pl.from_arrow(operations)
-        assert isinstance(op_frame, pl.DataFrame)
-        merged = TracePartials(
-            requests=merged.requests,
-            hop_times=merged.hop_times,
-            operations=op_frame.cast({"kind": pl.Int8}) if op_frame.height else merged.operations,
-            totals=merged.totals,
-            services=merged.services,
-            root_keys=merged.root_keys,
-        )
-        return report_from_partials(merged, stats, options, sections, problems)
+        return _run(session, dataset, options, spark_options)
+    except TailscopeError:
+        raise
+    except Exception as exc:  # Py4J / Spark failures: one line, not a JVM stack trace
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EngineFailed(f"the Spark job failed: {first[:500]}") from None
     finally:
         if own:
-            session.stop()
+            with contextlib.suppress(Exception):  # the JVM may be gone (died with the job)
+                session.stop()
+
+
+def _run(
+    session: Any, dataset: str, options: AnalysisOptions, spark_options: SparkOptions
+) -> Report:
+    import polars as pl
+
+    session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", spark_options.batch_rows)
+    partitions = spark_options.partitions or int(session.conf.get("spark.sql.shuffle.partitions"))
+    try:
+        spans = session.read.parquet(dataset)
+        spans = spans.select(*KERNEL_COLUMNS)
+    except Exception as exc:  # AnalysisException: missing path, not Parquet, no columns
+        raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
+    stats = IngestStats(files=_input_files(spans))
+
+    # stage 1: stalls (driver; see the module docstring)
+    sections = StallSections()
+    problems: list[ProblemEntry] = []
+    if options.detect_stalls:
+        sections, problems = _stall_stage(spans)
+
+    # stage 2: traces
+    staged = spans.repartition(partitions, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
+    partials = staged.mapInArrow(
+        partial(trace_kernel, options=options, stalls=sections.stalls), _PARTIAL_DDL
+    ).persist()
+    try:
+        others = partials.filter("name != 'operations'").toArrow()
+        # stage 3: percentiles, merged per (operation, minute) on the cluster
+        operations = (
+            partials.filter("name = 'operations'")
+            .mapInArrow(_operation_rows, _OPERATION_DDL)
+            .repartition(partitions, "service", "operation", "kind", "minute")
+            .groupBy("service", "operation", "kind", "minute")
+            .applyInArrow(_merge_group, _OPERATION_DDL)
+            .toArrow()
+        )
+    finally:
+        partials.unpersist()
+    merged = TracePartials.from_ipc(
+        zip(others["name"].to_pylist(), others["data"].to_pylist(), strict=True)
+    )
+    op_frame = pl.from_arrow(operations)
+    assert isinstance(op_frame, pl.DataFrame)
+    merged = TracePartials(
+        requests=merged.requests,
+        hop_times=merged.hop_times,
+        operations=op_frame.cast({"kind": pl.Int8}) if op_frame.height else merged.operations,
+        totals=merged.totals,
+        services=merged.services,
+        root_keys=merged.root_keys,
+    )
+    return report_from_partials(merged, stats, options, sections, problems)
 
 
 def _stall_stage(spans: Any) -> tuple[StallSections, list[ProblemEntry]]:
