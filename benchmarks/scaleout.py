@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--buckets", type=int, default=16)
+    parser.add_argument(
+        "--no-stalls-only", action="store_true", help="only the two --no-stalls runs per size"
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ts-scale")
     opts = parser.parse_args()
     opts.workdir.mkdir(parents=True, exist_ok=True)
@@ -83,26 +86,24 @@ def main() -> None:
         data = dataset(opts.workdir, opts.scenario, spans, opts.buckets)
         local_out = opts.workdir / f"local-{spans}.json"
         spark_out = opts.workdir / f"spark-{spans}.json"
-        times = {
-            "local": run(["analyze", str(data), "-f", "json", "-o", str(local_out), "-q"]),
-            "spark": run(
+        times: dict[str, float] = {}
+        if not opts.no_stalls_only:
+            times["local"] = run(["analyze", str(data), "-f", "json", "-o", str(local_out), "-q"])
+            times["spark"] = run(
                 ["analyze", str(data), *spark_args, "-f", "json", "-o", str(spark_out), "-q"]
-            ),
-            "local --no-stalls": run(
-                ["analyze", str(data), "--no-stalls", "-f", "json", "-o", os.devnull, "-q"]
-            ),
-            "spark --no-stalls": run(
-                ["analyze", str(data), "--no-stalls", *spark_args, "-f", "json", "-o", os.devnull]
-            ),
-        }
-        no_stalls[spans] = times["spark --no-stalls"]
-        equal = report(local_out) == report(spark_out)
-        print(
-            f"{spans:>10,} spans: "
-            + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
-            + f"; spark/local {times['spark'] / times['local']:.2f}x"
-            + f"; reports equal: {equal}; load {os.getloadavg()[0]:.1f}"
+            )
+        times["local --no-stalls"] = run(
+            ["analyze", str(data), "--no-stalls", "-f", "json", "-o", os.devnull, "-q"]
         )
+        times["spark --no-stalls"] = run(
+            ["analyze", str(data), "--no-stalls", *spark_args, "-f", "json", "-o", os.devnull]
+        )
+        no_stalls[spans] = times["spark --no-stalls"]
+        line = f"{spans:>10,} spans: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+        if "spark" in times:
+            equal = report(local_out) == report(spark_out)
+            line += f"; spark/local {times['spark'] / times['local']:.2f}x; reports equal: {equal}"
+        print(f"{line}; load {os.getloadavg()[0]:.1f}", flush=True)
     if len(no_stalls) >= 2:
         (n0, t0), (n1, t1) = sorted(no_stalls.items())[0], sorted(no_stalls.items())[-1]
         if t1 > t0:
