@@ -14,7 +14,8 @@ from typing import Final, Literal, cast
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
 from tailscope import schema as s
 from tailscope.errors import UsageError
@@ -54,30 +55,29 @@ def write_partitioned(
     table: pa.Table, directory: Path, keys: Sequence[PartitionKey], buckets: int = DEFAULT_BUCKETS
 ) -> None:
     """Write ``table`` (``SPAN_SCHEMA``) under ``directory`` as ``key=value/`` folders of
-    zstd Parquet files (the partition columns are in the folder names only)."""
+    zstd Parquet files (the partition columns are in the folder names only). ``directory``
+    must be new or empty."""
     if buckets < 1:
         raise UsageError("--buckets must be at least 1")
-    columns: dict[str, pa.Array] = {}
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise UsageError(f"{directory}: exists and is not an empty directory")
+    columns: dict[str, NDArray[np.int64]] = {}
     if "hour" in keys:
-        hours = np.asarray(table[s.START].to_numpy()) // NS_PER_HOUR
-        columns["hour"] = pa.array(hours.astype(np.int64))
+        columns["hour"] = np.asarray(table[s.START].to_numpy()) // NS_PER_HOUR
     if "bucket" in keys:
-        columns["bucket"] = trace_buckets(table[s.TRACE_ID], buckets)
-    extended = table
-    for name in keys:
-        extended = extended.append_column(name, columns[name])
-    partitioning = ds.partitioning(
-        pa.schema([pa.field(k, columns[k].type) for k in keys]), flavor="hive"
-    )
+        columns["bucket"] = np.asarray(trace_buckets(table[s.TRACE_ID], buckets)).astype(np.int64)
+    stacked = np.stack([columns[k] for k in keys], axis=1)
+    groups, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")  # input order kept within a file
+    bounds = np.searchsorted(inverse[order], np.arange(groups.shape[0] + 1))
     try:
-        ds.write_dataset(
-            extended,
-            directory,
-            format="parquet",
-            partitioning=partitioning,
-            file_options=ds.ParquetFileFormat().make_write_options(compression="zstd"),
-            existing_data_behavior="error",
-            max_partitions=1_000_000,
-        )
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise UsageError(f"{directory}: cannot write the dataset ({exc})") from None
+        for g, values in enumerate(groups):
+            folder = directory.joinpath(
+                *(f"{k}={int(v)}" for k, v in zip(keys, values, strict=True))
+            )
+            folder.mkdir(parents=True, exist_ok=True)
+            rows = pa.array(order[bounds[g] : bounds[g + 1]])
+            pq.write_table(table.take(rows), folder / "part-0.parquet", compression="zstd")
+    except OSError as exc:
+        raise UsageError(f"{directory}: cannot write the dataset ({exc.strerror or exc})") from None
