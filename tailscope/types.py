@@ -36,3 +36,7 @@ OutputFormat = Literal["otlp-json", "otlp-proto", "parquet"]
 INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
 REPORT_FORMATS: tuple[str, ...] = get_args(ReportFormat)
 GATE_FORMATS: tuple[str, ...] = get_args(GateFormat)
+
+Engine = Literal["local", "spark"]
+"""Where ``analyze`` runs: this process, or a Spark cluster (docs/scale-out.md)."""
+ENGINES: tuple[str, ...] = get_args(Engine)

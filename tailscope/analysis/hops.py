@@ -298,7 +298,9 @@ def hop_attribution(
     rng = np.random.default_rng(options.seed)
     ordered = sorted(root_parts.items(), key=lambda kv: (-kv[1].height, kv[0]))
     for key, requests in ordered:
-        requests = requests.sort(request_keys).with_row_index("_req")
+        # canonical request order (ids, not input rows): the bootstrap draws the same
+        # resamples however the input was split or ordered (one machine or a cluster)
+        requests = requests.sort("trace_id", "root_span_id", *request_keys).with_row_index("_req")
         hop_rows = time_parts.get(key)
         total_ns = requests["duration_ns"].clip(lower_bound=0).to_numpy()
         total_ms = total_ns / NS_PER_MS

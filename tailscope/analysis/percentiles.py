@@ -91,7 +91,10 @@ def operation_stats(
     grouped = frame.group_by(keys).agg(
         pl.col(s.DURATION).alias("_durations"),
         pl.col("_error").mean().alias("_error_rate"),
-        pl.struct(s.DURATION, s.TRACE_ID).top_k_by(s.DURATION, exemplars).alias("_slowest"),
+        # ties broken by trace id: the same exemplars however the spans were ordered or split
+        pl.struct(s.DURATION, s.TRACE_ID)
+        .top_k_by([s.DURATION, s.TRACE_ID], exemplars, reverse=[False, True])
+        .alias("_slowest"),
     )
     lengths = grouped["_durations"].list.len().to_numpy()
     flat = grouped["_durations"].explode().to_numpy()
@@ -106,7 +109,7 @@ def operation_stats(
         # a bucket's highest equivalent value can exceed the largest sample: cap at the max
         longest = int(durations.max())
         p50, p90, p99, p999 = (min(q, longest) for q in hdr_quantiles_ns(durations, QUANTILES))
-        slowest = sorted(row["_slowest"], key=lambda x: -int(x[s.DURATION]))
+        slowest = sorted(row["_slowest"], key=lambda x: (-int(x[s.DURATION]), x[s.TRACE_ID]))
         out.append(
             OperationStats(
                 service=row[s.SERVICE],

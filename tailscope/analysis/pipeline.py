@@ -68,6 +68,8 @@ from tailscope.report.model import (
 from tailscope.types import DEFAULT_MIN_TAIL_REQUESTS
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
     import pyarrow as pa
     from numpy.typing import NDArray
@@ -211,19 +213,41 @@ def root_durations(spans: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def language_counts(spans: pl.DataFrame) -> pl.DataFrame:
+    """Spans per (service, ``telemetry.sdk.language``): ``service``, ``language``, ``len``.
+    Counts of parts of the input add up to the whole input's (the scale-out kernels ship them)."""
+    schema = {"service": pl.String, "language": pl.String, "len": pl.UInt32}
+    if s.LANGUAGE not in spans.columns or spans.height == 0:
+        return pl.DataFrame(schema=schema)
+    return (
+        spans.select(
+            pl.col(s.SERVICE).cast(pl.String).alias("service"),
+            pl.col(s.LANGUAGE).cast(pl.String).alias("language"),
+        )
+        .drop_nulls()
+        .group_by("service", "language")
+        .len()
+        .cast(schema)  # type: ignore[arg-type]
+    )
+
+
+def languages_from_counts(counts: pl.DataFrame) -> dict[str, str]:
+    """Service name -> the language most of its spans report (ties: the first by name), from
+    :func:`language_counts` of the whole input or of its parts stacked."""
+    if counts.height == 0:
+        return {}
+    chosen = (
+        counts.group_by("service", "language")
+        .agg(pl.col("len").sum())
+        .sort("len", "service", "language", descending=[True, False, False])
+        .unique("service", keep="first", maintain_order=True)
+    )
+    return {str(a): str(b) for a, b in chosen.select("service", "language").iter_rows()}
+
+
 def service_languages(spans: pl.DataFrame) -> dict[str, str]:
     """Service name -> the ``telemetry.sdk.language`` most of its spans report."""
-    if s.LANGUAGE not in spans.columns or spans.height == 0:
-        return {}
-    counts = (
-        spans.select(pl.col(s.SERVICE).cast(pl.String), pl.col(s.LANGUAGE).cast(pl.String))
-        .drop_nulls()
-        .group_by(s.SERVICE, s.LANGUAGE)
-        .len()
-        .sort("len", s.SERVICE, s.LANGUAGE, descending=[True, False, False])
-        .unique(s.SERVICE, keep="first", maintain_order=True)
-    )
-    return {str(a): str(b) for a, b, _ in counts.iter_rows()}
+    return languages_from_counts(language_counts(spans))
 
 
 def stall_sections(
@@ -250,6 +274,41 @@ def stall_sections(
     return stalls, tuple(cascades), tuple(unexplained), runtimes
 
 
+def trace_paths(
+    prepared: PreparedSpans,
+    options: AnalysisOptions,
+    stalls: Sequence[Stall] = (),
+) -> tuple[pl.DataFrame, pl.DataFrame, NDArray[np.bool_]]:
+    """The per-trace steps: clock-skew adjustment and critical-path segments.
+
+    Returns the adjusted spans, the segments and, per span, whether its own edge was
+    corrected. Each trace is handled on its own, so this runs unchanged on any set of whole
+    traces (the scale-out kernels in :mod:`tailscope.analysis.kernels` call it per batch).
+    ``stalls`` (the run's detected stalls) mark the parts of segments spent inside a pause of
+    the instance that served them.
+    """
+    raw, tree = prepared.spans, prepared.tree
+    start = raw[s.START].to_numpy()
+    end = raw[s.END].to_numpy()
+    shift, corrected = skew_shifts(
+        start,
+        end,
+        clock_host_codes(raw),
+        tree,
+        int(options.max_skew_shift_ms * 1e6),
+    )
+    adjusted = raw.with_columns(
+        pl.Series(s.START, start + shift),
+        pl.Series(s.END, end + shift),
+        pl.Series(SKEW_ADJUSTMENT, shift),
+        pl.Series(SKEW_CORRECTED, corrected),
+    )
+    path = segments_frame(
+        adjusted, tree, prepared.follows_from, ids=options.keep_frames, stalls=stalls
+    )
+    return adjusted, path, corrected
+
+
 def analyze(
     ingest: IngestResult | PreparedSpans, options: AnalysisOptions | None = None
 ) -> Analysis:
@@ -265,7 +324,7 @@ def analyze(
     """
     options = options or AnalysisOptions()
     prepared = ingest if isinstance(ingest, PreparedSpans) else prepare_spans(ingest)
-    raw, tree, stats = prepared.spans, prepared.tree, prepared.stats
+    raw, stats = prepared.spans, prepared.stats
 
     problems = [
         ProblemEntry(file=p.file, line=p.line, reason=p.reason)
@@ -288,24 +347,9 @@ def analyze(
                 )
             )
 
+    adjusted, path, corrected = trace_paths(prepared, options, stalls)
     start = raw[s.START].to_numpy()
     end = raw[s.END].to_numpy()
-    shift, corrected = skew_shifts(
-        start,
-        end,
-        clock_host_codes(raw),
-        tree,
-        int(options.max_skew_shift_ms * 1e6),
-    )
-    adjusted = raw.with_columns(
-        pl.Series(s.START, start + shift),
-        pl.Series(s.END, end + shift),
-        pl.Series(SKEW_ADJUSTMENT, shift),
-        pl.Series(SKEW_CORRECTED, corrected),
-    )
-    path = segments_frame(
-        adjusted, tree, prepared.follows_from, ids=options.keep_frames, stalls=stalls
-    )
 
     root_keys = {
         (str(a), str(b), int(c))

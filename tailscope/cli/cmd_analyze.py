@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tailscope.cli.app import app
 from tailscope.cli.options import InputFormatOpt, Inputs, Quiet, Strict
 from tailscope.errors import UsageError
-from tailscope.types import DEFAULT_MIN_TAIL_REQUESTS, REPORT_FORMATS
+from tailscope.types import DEFAULT_MIN_TAIL_REQUESTS, ENGINES, REPORT_FORMATS
+
+if TYPE_CHECKING:
+    from tailscope.analysis.pipeline import AnalysisOptions
+    from tailscope.report.model import Report
 
 _SUFFIX_FORMAT = {".json": "json", ".md": "markdown", ".markdown": "markdown"}
 
@@ -43,6 +47,41 @@ def release_freed_memory() -> None:
         trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
         if trim is not None:  # glibc only (musl has none)
             trim(0)
+
+
+def _analyze_locally(
+    inputs: list[str],
+    input_format: str,
+    strict: bool,
+    quiet: bool,
+    min_tail_requests: int,
+    no_stalls: bool,
+) -> Report:
+    from tailscope.analysis.pipeline import AnalysisOptions, prepare_spans
+    from tailscope.analysis.pipeline import analyze as run_analysis
+    from tailscope.cli.inputs import load
+
+    # No reference to the ingested Arrow table outlives prepare_spans: its memory goes back
+    # to the OS before the analyses allocate theirs.
+    prepared = prepare_spans(load(inputs, input_format, strict, quiet))
+    release_freed_memory()
+    options = AnalysisOptions(
+        min_tail_requests=min_tail_requests, detect_stalls=not no_stalls, keep_frames=False
+    )
+    return run_analysis(prepared, options).report
+
+
+def _analyze_on_spark(
+    inputs: list[str],
+    options: AnalysisOptions,
+    master: str | None,
+    partitions: int | None,
+) -> Report:
+    from tailscope.spark.engine import SparkOptions, run_spark
+
+    if len(inputs) != 1:
+        raise UsageError("--engine spark reads one Parquet dataset (a directory or URI)")
+    return run_spark(inputs[0], options, SparkOptions(master=master, partitions=partitions))
 
 
 @app.command()
@@ -85,25 +124,51 @@ def analyze(
             "stay empty); percentiles, critical paths and hops only.",
         ),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (this process) or spark: run on a Spark cluster over a Parquet "
+            "dataset written by convert --partition-by (needs tailscope[spark] and Java; "
+            "docs/scale-out.md).",
+        ),
+    ] = "local",
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master",
+            help="Spark master for --engine spark, e.g. local[2] (default: spark-submit's).",
+            show_default=False,
+        ),
+    ] = None,
+    spark_partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--spark-partitions",
+            min=1,
+            help="Shuffle partitions for --engine spark (default: spark.sql.shuffle.partitions).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Per-operation percentiles, critical paths, and which hop owns each entry point's p99
     tail and variance; plus stop-the-world stalls and the timeouts they caused."""
-    from tailscope.analysis.pipeline import AnalysisOptions, prepare_spans
-    from tailscope.analysis.pipeline import analyze as run_analysis
-    from tailscope.cli.inputs import load
+    from tailscope.analysis.pipeline import AnalysisOptions
     from tailscope.render import RenderOptions, get_renderer
 
     name = choose_format(report_format, output)
     renderer = get_renderer(name)
-    # No reference to the ingested Arrow table outlives prepare_spans: its memory goes back
-    # to the OS before the analyses allocate theirs.
-    prepared = prepare_spans(load(inputs, input_format, strict, quiet))
-    release_freed_memory()
-    options = AnalysisOptions(
-        min_tail_requests=min_tail_requests, detect_stalls=not no_stalls, keep_frames=False
-    )
-    report = run_analysis(prepared, options).report
-    del prepared
+    if engine not in ENGINES:
+        raise UsageError(f"unknown --engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "spark":
+        report = _analyze_on_spark(
+            inputs,
+            AnalysisOptions(min_tail_requests=min_tail_requests, detect_stalls=not no_stalls),
+            spark_master,
+            spark_partitions,
+        )
+    else:
+        report = _analyze_locally(inputs, input_format, strict, quiet, min_tail_requests, no_stalls)
     to_terminal = output is None and sys.stdout.isatty()
     width = typer.get_terminal_size()[0] if to_terminal else 160
     text = renderer.render(

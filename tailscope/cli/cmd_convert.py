@@ -21,13 +21,27 @@ def convert(
         typer.Option(
             "--output",
             "-o",
-            help="Where to write the span table: a .parquet or .arrow file.",
+            help="Where to write the span table: a .parquet or .arrow file (a directory with "
+            "--partition-by).",
             show_default=False,
         ),
     ] = None,
     input_format: InputFormatOpt = "auto",
     strict: Strict = False,
     quiet: Quiet = False,
+    partition_by: Annotated[
+        str | None,
+        typer.Option(
+            "--partition-by",
+            help="Write a hive-partitioned Parquet dataset into the -o directory instead of "
+            "one file: keys hour and/or bucket (hash of the trace id), e.g. hour,bucket; "
+            "the input of analyze --engine spark (docs/scale-out.md).",
+            show_default=False,
+        ),
+    ] = None,
+    buckets: Annotated[
+        int, typer.Option("--buckets", min=1, help="Trace-id buckets for --partition-by bucket.")
+    ] = 16,
 ) -> None:
     """Convert trace exports to one span table (Parquet or Arrow IPC) that every command reads
     back without re-parsing. Bad records are skipped and counted (--strict: exit 2)."""
@@ -36,8 +50,15 @@ def convert(
 
     if output is None:
         raise UsageError("convert needs -o/--output FILE (.parquet or .arrow)")
-    table_format_for(output)
-    result = load(inputs, input_format, strict, quiet)
-    write_table(result.table, output)
+    if partition_by is not None:
+        from tailscope.spark.dataset import parse_partition_by, write_partitioned
+
+        keys = parse_partition_by(partition_by)
+        result = load(inputs, input_format, strict, quiet)
+        write_partitioned(result.table, output, keys, buckets)
+    else:
+        table_format_for(output)
+        result = load(inputs, input_format, strict, quiet)
+        write_table(result.table, output)
     if not quiet:
         print(f"wrote {output}: {summary_line(result)}", file=sys.stderr)

@@ -1,0 +1,400 @@
+"""Engine-neutral kernels: the analysis of a span table split into parts, merged into one report.
+
+A data set too large for one machine is analysed part by part; each part holds *whole traces*
+(every span of a trace is in the same part). :func:`trace_partials` runs the same per-trace
+steps as the single-machine pipeline on one part (span tree, clock-skew adjustment and critical
+paths via :func:`tailscope.analysis.pipeline.trace_paths`, hop decomposition) and returns small
+partial results:
+
+* ``requests`` — one row per timed root span (``trace_id``, ``root_span_id``, ``root_service``,
+  ``root_operation``, ``duration_ns``);
+* ``hop_times`` — time (ns) of each hop on each request's critical path, split by the stall
+  (index into the stalls the kernel was given) its time fell in, if any;
+* ``operations`` — per (service, operation, kind, minute of the span's start) an HdrHistogram
+  of durations (:class:`~tailscope.histogram.LatencyHistogram`, encoded), the count, errors,
+  the largest duration and the slowest spans (exemplars);
+* ``totals``, ``services``, ``root_keys`` — the counts behind the input summary.
+
+:func:`report_from_partials` merges any number of partials: histograms are merged by adding
+bucket counts, so every percentile is bit-identical to the single-machine run; hop shares are
+computed by :func:`tailscope.analysis.hops.hop_attribution` over all requests, whose bootstrap
+visits requests in a canonical (trace id, span id) order. However the input was split, the
+report is the one :func:`tailscope.analysis.pipeline.analyze` gives.
+
+Stalls are not per trace: they are computed first, over each instance's spans, and the kernel
+receives them (``stalls``) so that a stall-aware hop decomposition sees the same windows.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Final
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from tailscope import __version__
+from tailscope import schema as s
+from tailscope.analysis.hops import HopOptions, hop_attribution
+from tailscope.analysis.percentiles import NS_PER_MS, QUANTILES, kind_name
+from tailscope.analysis.pipeline import (
+    ANALYSIS_COLUMNS,
+    AnalysisOptions,
+    PreparedSpans,
+    language_counts,
+    languages_from_counts,
+    prepare_spans,
+    root_durations,
+    trace_paths,
+)
+from tailscope.analysis.traces import DURATION_UNKNOWN
+from tailscope.histogram import LatencyHistogram
+from tailscope.ingest.model import IngestResult, IngestStats
+from tailscope.report.model import (
+    Cascade,
+    InputSummary,
+    OperationStats,
+    ProblemEntry,
+    Report,
+    RuntimeSummary,
+    Stall,
+    UnexplainedTimeout,
+)
+
+KERNEL_COLUMNS: Final = (*ANALYSIS_COLUMNS, s.ATTRIBUTES, s.EVENTS)
+"""The span-table columns the kernels read (an engine reads only these from Parquet)."""
+NS_PER_MINUTE: Final = 60_000_000_000
+_HOP_KEYS: Final = ["hop_service", "hop_operation", "component"]
+_OP_KEYS: Final = ["service", "operation", "kind"]
+
+
+@dataclass(frozen=True, slots=True)
+class TracePartials:
+    """What one part of the input (whole traces) contributes to the report."""
+
+    requests: pl.DataFrame
+    hop_times: pl.DataFrame
+    operations: pl.DataFrame
+    totals: pl.DataFrame
+    """One row: ``spans``, ``traces``, ``orphan_spans``, ``skew_adjustments``,
+    ``first_start``, ``last_end`` (exported times, ns; null without spans)."""
+    services: pl.DataFrame
+    """Spans per (service, SDK language), as
+    :func:`~tailscope.analysis.pipeline.language_counts` gives them."""
+    root_keys: pl.DataFrame
+    """Distinct (service, operation, kind number) of root spans."""
+
+    def to_ipc(self) -> list[tuple[str, bytes]]:
+        """Each frame as (name, Arrow IPC stream bytes): how an engine ships partials."""
+        out: list[tuple[str, bytes]] = []
+        for f in fields(self):
+            sink = io.BytesIO()
+            table = getattr(self, f.name).to_arrow()
+            with ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            out.append((f.name, sink.getvalue()))
+        return out
+
+    @classmethod
+    def concat(cls, parts: Sequence[TracePartials]) -> TracePartials:
+        """All partials in one (rows appended; nothing merged yet)."""
+        return cls(
+            **{
+                f.name: pl.concat([getattr(p, f.name) for p in parts], how="vertical_relaxed")
+                for f in fields(cls)
+            }
+        )
+
+    @classmethod
+    def from_ipc(cls, rows: Iterable[tuple[str, bytes]]) -> TracePartials:
+        """The inverse of :meth:`to_ipc` over any number of parts (frames concatenated)."""
+        frames: dict[str, list[pl.DataFrame]] = {f.name: [] for f in fields(cls)}
+        for name, data in rows:
+            table = ipc.open_stream(pa.BufferReader(data)).read_all()
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            frames[name].append(frame)
+        empty = trace_partials(s.empty_table().select(list(KERNEL_COLUMNS)))
+        return cls(
+            **{
+                name: pl.concat(parts, how="vertical_relaxed") if parts else getattr(empty, name)
+                for name, parts in frames.items()
+            }
+        )
+
+
+def kernel_table(table: pa.Table) -> pa.Table:
+    """``table``'s :data:`KERNEL_COLUMNS` cast to their :data:`~tailscope.schema.SPAN_SCHEMA`
+    types (an engine hands back Parquet columns with its own types: plain strings, variable
+    binary ids, widened unsigned integers)."""
+    missing = [c for c in KERNEL_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ValueError(f"not a tailscope span table: missing columns {', '.join(missing)}")
+    target = pa.schema([s.SPAN_SCHEMA.field(c) for c in KERNEL_COLUMNS])
+    return table.select(list(KERNEL_COLUMNS)).cast(target)
+
+
+def _operation_partials(raw: pl.DataFrame, exemplars: int) -> pl.DataFrame:
+    """Per (service, operation, kind, minute): encoded histogram, count, errors, max, slowest."""
+    frame = raw.filter(~pl.col(DURATION_UNKNOWN)).select(
+        pl.col(s.SERVICE).cast(pl.String).alias("service"),
+        pl.col(s.NAME).cast(pl.String).alias("operation"),
+        pl.col(s.KIND).cast(pl.Int8).alias("kind"),
+        (pl.col(s.START) // NS_PER_MINUTE).alias("minute"),
+        pl.col(s.DURATION).clip(lower_bound=0),
+        (pl.col(s.STATUS_CODE) == s.StatusCode.ERROR).alias("_error"),
+        pl.col(s.TRACE_ID),
+    )
+    grouped = frame.group_by(*_OP_KEYS, "minute").agg(
+        pl.col(s.DURATION).alias("_durations"),
+        pl.col("_error").sum().cast(pl.Int64).alias("errors"),
+        pl.col(s.DURATION).max().alias("max_ns"),
+        pl.struct(s.DURATION, s.TRACE_ID)
+        .top_k_by([s.DURATION, s.TRACE_ID], exemplars, reverse=[False, True])
+        .alias("slowest"),
+    )
+    histograms = [
+        LatencyHistogram.from_durations_ns(d.to_numpy()).encode() for d in grouped["_durations"]
+    ]
+    return grouped.with_columns(
+        pl.col("_durations").list.len().cast(pl.Int64).alias("count"),
+        pl.Series("histogram", histograms, dtype=pl.String),
+    ).drop("_durations")
+
+
+def trace_partials(
+    table: pa.Table,
+    options: AnalysisOptions | None = None,
+    stalls: tuple[Stall, ...] = (),
+) -> TracePartials:
+    """The partial results of one part of the input: whole traces, :data:`KERNEL_COLUMNS`.
+
+    ``stalls`` are the stop-the-world windows found over the whole input (computed before the
+    traces, broadcast to every part) for a stall-aware hop decomposition; the decomposition
+    used is the single-machine pipeline's (:func:`~tailscope.analysis.pipeline.trace_paths`).
+    """
+    options = options or AnalysisOptions()
+    prepared: PreparedSpans = prepare_spans(IngestResult(kernel_table(table), IngestStats()))
+    raw = prepared.spans
+    adjusted, path, corrected = trace_paths(prepared, options, stalls)
+    requests = root_durations(adjusted).select(
+        "root_row",
+        "trace_id",
+        "root_span_id",
+        "root_service",
+        "root_operation",
+        s.DURATION,
+    )
+    hop_times = (
+        path.group_by("root_row", *_HOP_KEYS, "stall")
+        .agg((pl.col("seg_end") - pl.col("seg_start")).sum().alias("hop_ns"))
+        .join(requests, on="root_row", how="inner")
+        .select(
+            "trace_id",
+            "root_span_id",
+            "root_service",
+            "root_operation",
+            pl.col("hop_service").cast(pl.String),
+            pl.col("hop_operation").cast(pl.String),
+            pl.col("component").cast(pl.String),
+            "stall",
+            "hop_ns",
+        )
+    )
+    totals = pl.DataFrame(
+        {
+            "spans": [raw.height],
+            "traces": [raw[s.TRACE_ID].n_unique() if raw.height else 0],
+            "orphan_spans": [int(raw["is_orphan"].sum())],
+            "skew_adjustments": [int(corrected.sum())],
+            "first_start": [raw[s.START].min() if raw.height else None],
+            "last_end": [raw[s.END].max() if raw.height else None],
+        },
+        schema={
+            "spans": pl.Int64,
+            "traces": pl.Int64,
+            "orphan_spans": pl.Int64,
+            "skew_adjustments": pl.Int64,
+            "first_start": pl.Int64,
+            "last_end": pl.Int64,
+        },
+    )
+    return TracePartials(
+        requests=requests.drop("root_row"),
+        hop_times=hop_times,
+        operations=_operation_partials(raw, options.exemplars),
+        totals=totals,
+        services=_services(raw),
+        root_keys=raw.filter(pl.col("is_root"))
+        .select(
+            pl.col(s.SERVICE).cast(pl.String).alias("service"),
+            pl.col(s.NAME).cast(pl.String).alias("operation"),
+            pl.col(s.KIND).cast(pl.Int8).alias("kind"),
+        )
+        .unique(),
+    )
+
+
+def _services(raw: pl.DataFrame) -> pl.DataFrame:
+    """Every service of the part with its span count per SDK language (null language for a
+    service whose spans name none, so that it is still counted)."""
+    named = language_counts(raw)
+    unnamed = (
+        raw.select(pl.col(s.SERVICE).cast(pl.String).alias("service"))
+        .unique()
+        .join(named, on="service", how="anti")
+        .with_columns(pl.lit(None, pl.String).alias("language"), pl.lit(0, pl.UInt32).alias("len"))
+    )
+    return pl.concat([named, unnamed], how="vertical_relaxed")
+
+
+def merge_operation_partials(operations: pl.DataFrame) -> pl.DataFrame:
+    """Partials of the same (service, operation, kind, minute) from different parts merged
+    into one row (histograms merged by adding bucket counts): the reduce step an engine runs
+    per group before the driver merges the minutes."""
+    return _merge(operations, [*_OP_KEYS, "minute"], exemplars=None)
+
+
+def _merge(operations: pl.DataFrame, keys: list[str], exemplars: int | None) -> pl.DataFrame:
+    if operations.height == 0:
+        return operations.select(*keys, "errors", "max_ns", "slowest", "count", "histogram")
+    grouped = operations.group_by(keys, maintain_order=True).agg(
+        pl.col("errors").sum(),
+        pl.col("max_ns").max(),
+        pl.col("slowest").list.explode(keep_nulls=False, empty_as_null=False),
+        pl.col("count").sum(),
+        pl.col("histogram"),
+    )
+    merged: list[str] = []
+    for encoded in grouped["histogram"]:
+        histogram = LatencyHistogram.decode(encoded[0])
+        for other in encoded[1:]:
+            histogram.merge(LatencyHistogram.decode(other))
+        merged.append(histogram.encode())
+    k = exemplars if exemplars is not None else None
+    slowest = pl.col("slowest").list.eval(
+        pl.element().sort_by(
+            [pl.element().struct.field(s.DURATION), pl.element().struct.field(s.TRACE_ID)],
+            descending=[True, False],
+        )
+    )
+    if k is not None:
+        slowest = slowest.list.head(k)
+    return grouped.with_columns(slowest, pl.Series("histogram", merged, dtype=pl.String))
+
+
+def operations_from_partials(
+    operations: pl.DataFrame, root_keys: pl.DataFrame, exemplars: int
+) -> tuple[OperationStats, ...]:
+    """The report's operations from the partials of every part (see
+    :func:`tailscope.analysis.percentiles.operation_stats`, whose numbers these equal)."""
+    merged = _merge(operations, _OP_KEYS, exemplars)
+    roots = {(str(a), str(b), int(c)) for a, b, c in root_keys.unique().iter_rows()}
+    out: list[OperationStats] = []
+    for row in merged.iter_rows(named=True):
+        histogram = LatencyHistogram.decode(row["histogram"])
+        longest = int(row["max_ns"])
+        p50, p90, p99, p999 = (min(q, longest) for q in histogram.quantiles_ns(list(QUANTILES)))
+        count = int(row["count"])
+        out.append(
+            OperationStats(
+                service=row["service"],
+                operation=row["operation"],
+                kind=kind_name(row["kind"]),
+                count=count,
+                error_rate=int(row["errors"]) / count,
+                p50_ms=p50 / NS_PER_MS,
+                p90_ms=p90 / NS_PER_MS,
+                p99_ms=p99 / NS_PER_MS,
+                p999_ms=p999 / NS_PER_MS,
+                max_ms=longest / NS_PER_MS,
+                exemplar_trace_ids=tuple(bytes(x[s.TRACE_ID]).hex() for x in row["slowest"]),
+                is_root=(row["service"], row["operation"], int(row["kind"])) in roots,
+            )
+        )
+    out.sort(key=lambda op: (-op.p99_ms, -op.count, op.service, op.operation, op.kind))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class StallSections:
+    """The stall, cascade, unexplained-timeout and runtime sections (computed per instance,
+    before the traces)."""
+
+    stalls: tuple[Stall, ...] = ()
+    cascades: tuple[Cascade, ...] = ()
+    unexplained: tuple[UnexplainedTimeout, ...] = ()
+    runtimes: tuple[RuntimeSummary, ...] = ()
+
+
+def report_from_partials(
+    partials: TracePartials,
+    stats: IngestStats,
+    options: AnalysisOptions | None = None,
+    sections: StallSections | None = None,
+    problems: Sequence[ProblemEntry] = (),
+) -> Report:
+    """The report of the whole input from the partials of all its parts."""
+    from tailscope.analysis.pipeline import MAX_PROBLEMS_IN_REPORT
+
+    options = options or AnalysisOptions()
+    sections = sections or StallSections()
+    path = partials.hop_times.select(
+        pl.exclude("hop_ns"),
+        pl.lit(0, pl.Int64).alias("seg_start"),
+        pl.col("hop_ns").alias("seg_end"),
+    )
+    roots, hops = hop_attribution(
+        path,
+        partials.requests,
+        HopOptions(
+            min_tail_requests=options.min_tail_requests,
+            resamples=options.bootstrap_resamples,
+            seed=options.seed,
+        ),
+        stalls=sections.stalls,
+        languages=languages_from_counts(partials.services.drop_nulls("language")),
+    )
+    totals = partials.totals.select(
+        pl.col("spans", "traces", "orphan_spans", "skew_adjustments").sum(),
+        pl.col("first_start").min(),
+        pl.col("last_end").max(),
+    ).row(0, named=True)
+    spans = int(totals["spans"] or 0)
+    entries = [
+        ProblemEntry(file=p.file, line=p.line, reason=p.reason)
+        for p in stats.problems[:MAX_PROBLEMS_IN_REPORT]
+    ]
+    summary = InputSummary(
+        files=tuple(stats.files),
+        spans=spans,
+        traces=int(totals["traces"] or 0),
+        services=partials.services["service"].n_unique(),
+        skipped_records=stats.skipped_records,
+        problems=(*entries, *problems),
+        orphan_spans=int(totals["orphan_spans"] or 0),
+        skew_adjustments=int(totals["skew_adjustments"] or 0),
+        skipped_by_reason=dict(stats.skipped),
+        duplicate_spans=stats.duplicates_dropped,
+        non_trace_records=stats.non_trace_lines,
+        unknown_service_resources=stats.unknown_service_resources,
+        time_range_unix_nano=(int(totals["first_start"]), int(totals["last_end"]))
+        if spans
+        else None,
+    )
+    return Report(
+        tailscope_version=__version__,
+        input=summary,
+        operations=operations_from_partials(
+            partials.operations, partials.root_keys, options.exemplars
+        ),
+        roots=roots,
+        hops=hops,
+        stalls=sections.stalls,
+        cascades=sections.cascades,
+        unexplained_timeouts=sections.unexplained,
+        runtimes=sections.runtimes,
+    )

@@ -1,0 +1,302 @@
+"""The Spark driver: three stages over a Parquet span dataset, one report.
+
+1. **Stalls** (per instance, first, so the per-trace kernels can receive the windows): the
+   columns the detectors read are collected to the driver and analysed there by
+   :func:`tailscope.analysis.pipeline.stall_sections` — *not yet distributed* (see
+   ``docs/scale-out.md``; skipped with ``--no-stalls``).
+2. **Traces**: only :data:`~tailscope.analysis.kernels.KERNEL_COLUMNS` are read,
+   ``repartition(P, trace_id)``, ``sortWithinPartitions(trace_id, start)``, then ``mapInArrow``
+   streams each partition batch by batch through
+   :func:`~tailscope.analysis.kernels.trace_partials`, carrying the unfinished last trace of a
+   batch into the next (memory: one batch plus the largest trace).
+3. **Percentiles**: the kernels' HdrHistogram partials per (operation, minute) are merged with
+   ``groupBy(...).applyInArrow`` (bucket counts added), then per operation on the driver.
+
+The report is built by :func:`~tailscope.analysis.kernels.report_from_partials`, the same
+report model and renderers as the local run. PySpark is imported only here, when the engine
+runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tailscope import schema as s
+from tailscope.analysis.kernels import (
+    KERNEL_COLUMNS,
+    StallSections,
+    TracePartials,
+    kernel_table,
+    merge_operation_partials,
+    report_from_partials,
+    trace_partials,
+)
+from tailscope.analysis.pipeline import AnalysisOptions
+from tailscope.errors import InputError, TailscopeError, UsageError
+from tailscope.ingest.model import IngestStats
+from tailscope.report.model import ProblemEntry, Stall
+
+if TYPE_CHECKING:
+    from tailscope.report.model import Report
+
+DEFAULT_BATCH_ROWS: Final = 200_000
+"""Spans per Arrow batch handed to the kernel (``spark.sql.execution.arrow.maxRecordsPerBatch``)."""
+
+PARTIAL_SCHEMA: Final = pa.schema([pa.field("name", pa.string()), pa.field("data", pa.binary())])
+_PARTIAL_DDL: Final = "name string, data binary"
+
+OPERATION_SCHEMA: Final = pa.schema(
+    [
+        pa.field("service", pa.string()),
+        pa.field("operation", pa.string()),
+        pa.field("kind", pa.int8()),
+        pa.field("minute", pa.int64()),
+        pa.field("errors", pa.int64()),
+        pa.field("max_ns", pa.int64()),
+        pa.field(
+            "slowest",
+            pa.list_(
+                pa.struct([pa.field(s.DURATION, pa.int64()), pa.field(s.TRACE_ID, pa.binary())])
+            ),
+        ),
+        pa.field("count", pa.int64()),
+        pa.field("histogram", pa.string()),
+    ]
+)
+_OPERATION_DDL: Final = (
+    "service string, operation string, kind tinyint, minute bigint, errors bigint, "
+    f"max_ns bigint, slowest array<struct<{s.DURATION}: bigint, {s.TRACE_ID}: binary>>, "
+    "count bigint, histogram string"
+)
+
+
+class EngineUnavailable(UsageError):
+    """The Spark engine cannot start here (no Java, no PySpark): exit code 2."""
+
+
+class EngineFailed(TailscopeError):
+    """The Spark job failed (a lost JVM, an executor out of memory ...): exit code 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class SparkOptions:
+    """How to run on Spark."""
+
+    master: str | None = None
+    """``local[2]``, ``spark://host:7077``, ``yarn`` ...; None: what ``spark-submit`` or the
+    Spark defaults say."""
+    partitions: int | None = None
+    """Shuffle partitions ``P`` of the trace and percentile stages; None: Spark's
+    ``spark.sql.shuffle.partitions``."""
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    driver_memory: str = "4g"
+    """``spark.driver.memory`` of a JVM started here (with ``local[N]`` the executors run in
+    it too; the stall stage and the partials are collected into it). Ignored under
+    ``spark-submit``, whose ``--driver-memory`` applies."""
+
+
+def check_java() -> str:
+    """The ``java`` executable Spark will start, or :class:`EngineUnavailable`."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").is_file():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise EngineUnavailable(
+            "--engine spark needs Java 17 or newer, and there is no `java` on PATH and no "
+            "JAVA_HOME: install a JRE (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) "
+            "or use --engine local"
+        )
+    return found
+
+
+def _import_pyspark() -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise EngineUnavailable(
+            "--engine spark needs PySpark: pip install 'tailscope[spark]'"
+        ) from None
+    return SparkSession
+
+
+def _ipc_rows(partials: TracePartials) -> pa.RecordBatch:
+    names, blobs = zip(*partials.to_ipc(), strict=True)
+    return pa.RecordBatch.from_arrays(
+        [pa.array(names, pa.string()), pa.array(blobs, pa.binary())], schema=PARTIAL_SCHEMA
+    )
+
+
+def trace_kernel(
+    batches: Iterator[pa.RecordBatch], options: AnalysisOptions, stalls: tuple[Stall, ...]
+) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function of stage 2: batches of one partition, sorted by trace id,
+    in; partials of every finished trace out. The last trace of a batch may continue in the
+    next one, so it is carried over and analysed with it."""
+    carry: pa.Table | None = None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        table = kernel_table(pa.Table.from_batches([batch]))
+        if carry is not None:
+            table = pa.concat_tables([carry, table])
+        ids = table[s.TRACE_ID]
+        cut = pc.index(ids, ids[len(ids) - 1]).as_py()  # first row of the last trace
+        carry = table.slice(cut)
+        if cut > 0:
+            yield _ipc_rows(trace_partials(table.slice(0, cut), options, stalls))
+    if carry is not None:
+        yield _ipc_rows(trace_partials(carry, options, stalls))
+
+
+def _operation_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Operation partials (IPC blobs) back to rows, for the ``groupBy`` of stage 3."""
+    for batch in batches:
+        for data in batch.column("data").to_pylist():
+            table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+            yield from table.select(OPERATION_SCHEMA.names).cast(OPERATION_SCHEMA).to_batches()
+
+
+def _merge_group(table: pa.Table) -> pa.Table:
+    """The ``applyInArrow`` function of stage 3: one (operation, minute) group merged."""
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    merged = merge_operation_partials(frame).to_arrow()
+    return merged.select(OPERATION_SCHEMA.names).cast(OPERATION_SCHEMA)
+
+
+def _input_files(frame: Any) -> list[str]:
+    files: list[str] = []
+    for uri in sorted(frame.inputFiles()):
+        files.append(uri.removeprefix("file://") if uri.startswith("file:///") else uri)
+    return files
+
+
+def run_spark(
+    dataset: str,
+    options: AnalysisOptions | None = None,
+    spark_options: SparkOptions | None = None,
+    session: Any = None,
+) -> Report:
+    """Analyse the Parquet span dataset at ``dataset`` (a path or URI Spark reads) on Spark.
+
+    ``session``: an existing ``SparkSession`` (else one is started with ``spark_options`` and
+    stopped at the end). Raises :class:`EngineUnavailable` without Java or PySpark and
+    :class:`~tailscope.errors.InputError` when the dataset cannot be read as spans.
+    """
+    options = options or AnalysisOptions()
+    spark_options = spark_options or SparkOptions()
+    check_java()
+    spark_session = _import_pyspark()
+    own = session is None
+    if own:
+        if spark_options.master is None or spark_options.master.startswith("local"):
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = spark_session.builder.appName("tailscope").config("spark.ui.enabled", "false")
+        builder = builder.config("spark.ui.showConsoleProgress", "false")
+        builder = builder.config("spark.driver.memory", spark_options.driver_memory)
+        builder = builder.config("spark.driver.maxResultSize", "0")  # partials are collected
+        if spark_options.master is not None:
+            builder = builder.master(spark_options.master)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+    try:
+        return _run(session, dataset, options, spark_options)
+    except TailscopeError:
+        raise
+    except Exception as exc:  # Py4J / Spark failures: one line, not a JVM stack trace
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EngineFailed(f"the Spark job failed: {first[:500]}") from None
+    finally:
+        if own:
+            with contextlib.suppress(Exception):  # the JVM may be gone (died with the job)
+                session.stop()
+
+
+def _run(
+    session: Any, dataset: str, options: AnalysisOptions, spark_options: SparkOptions
+) -> Report:
+    import polars as pl
+
+    session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", spark_options.batch_rows)
+    partitions = spark_options.partitions or int(session.conf.get("spark.sql.shuffle.partitions"))
+    try:
+        spans = session.read.parquet(dataset)
+        spans = spans.select(*KERNEL_COLUMNS)
+    except Exception as exc:  # AnalysisException: missing path, not Parquet, no columns
+        raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
+    stats = IngestStats(files=_input_files(spans))
+
+    # stage 1: stalls (driver; see the module docstring)
+    sections = StallSections()
+    problems: list[ProblemEntry] = []
+    if options.detect_stalls:
+        sections, problems = _stall_stage(spans)
+
+    # stage 2: traces
+    staged = spans.repartition(partitions, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
+    partials = staged.mapInArrow(
+        partial(trace_kernel, options=options, stalls=sections.stalls), _PARTIAL_DDL
+    ).persist()
+    try:
+        others = partials.filter("name != 'operations'").toArrow()
+        # stage 3: percentiles, merged per (operation, minute) on the cluster
+        operations = (
+            partials.filter("name = 'operations'")
+            .mapInArrow(_operation_rows, _OPERATION_DDL)
+            .repartition(partitions, "service", "operation", "kind", "minute")
+            .groupBy("service", "operation", "kind", "minute")
+            .applyInArrow(_merge_group, _OPERATION_DDL)
+            .toArrow()
+        )
+    finally:
+        partials.unpersist()
+    merged = TracePartials.from_ipc(
+        zip(others["name"].to_pylist(), others["data"].to_pylist(), strict=True)
+    )
+    op_frame = pl.from_arrow(operations)
+    assert isinstance(op_frame, pl.DataFrame)
+    merged = TracePartials(
+        requests=merged.requests,
+        hop_times=merged.hop_times,
+        operations=op_frame.cast({"kind": pl.Int8}) if op_frame.height else merged.operations,
+        totals=merged.totals,
+        services=merged.services,
+        root_keys=merged.root_keys,
+    )
+    return report_from_partials(merged, stats, options, sections, problems)
+
+
+def _stall_stage(spans: Any) -> tuple[StallSections, list[ProblemEntry]]:
+    """Stalls, cascades, unexplained timeouts and runtimes of all spans, on the driver."""
+    from tailscope.analysis.pipeline import prepare_spans, stall_sections
+    from tailscope.ingest.model import IngestResult
+
+    table = kernel_table(spans.toArrow())
+    if table.num_rows == 0:
+        return StallSections(), []
+    raw = prepare_spans(IngestResult(table, IngestStats())).spans
+    del table
+    try:
+        stalls, cascades, unexplained, runtimes = stall_sections(raw)
+    except Exception as exc:  # as the local pipeline: a failing detector keeps the report
+        problem = ProblemEntry(
+            file="<analysis>",
+            line=None,
+            reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
+        )
+        return StallSections(), [problem]
+    return StallSections(stalls, cascades, unexplained, runtimes), []

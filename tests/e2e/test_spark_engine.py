@@ -1,0 +1,100 @@
+"""``tailscope analyze DIR --engine spark``: a local[2] Spark run over the dataset written by
+``tailscope convert --partition-by hour,bucket`` gives the report of the local run, exactly
+(percentiles, bootstrap intervals, exemplars, stalls), at 1, 4 and 7 shuffle partitions.
+
+Needs Java and PySpark (``.ci/ensure-java`` installs a headless JRE in CI); without them this
+module is skipped with the reason. One SparkSession serves the whole module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from repo_paths import FIXTURES
+
+from tailscope.analysis.pipeline import AnalysisOptions, analyze
+from tailscope.ingest import read_spans
+from tailscope.render import RenderOptions, get_renderer
+
+if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    pytest.skip("no Java (run .ci/ensure-java): Spark engine not tested", allow_module_level=True)
+if importlib.util.find_spec("pyspark") is None:
+    pytest.skip("PySpark not installed (pip install '.[spark]')", allow_module_level=True)
+
+from tailscope.spark.engine import SparkOptions, run_spark
+
+SOURCE = FIXTURES / "gc-cascade.jsonl.gz"  # stalls, cascades and runtimes as well as hops
+
+
+def _cli(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tailscope", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("spark") / "spans"
+    done = _cli("convert", SOURCE, "-o", out, "--partition-by", "hour,bucket", "--buckets", "5")
+    assert done.returncode == 0, done.stderr
+    assert len(list(out.glob("hour=*/bucket=*/*.parquet"))) == 5
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_json(dataset: Path) -> str:
+    done = _cli("analyze", dataset, "-f", "json", "--quiet")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("tailscope-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.mark.parametrize("partitions", [1, 4, 7])
+def test_spark_report_equals_the_local_report(
+    spark: Any, dataset: Path, local_json: str, partitions: int
+) -> None:
+    # GIVEN the local report of the converted dataset (CLI) and of the same spans in-process
+    want = analyze(read_spans([str(dataset)]), AnalysisOptions(keep_frames=False)).report
+    # WHEN Spark analyses the dataset with `partitions` shuffle partitions
+    got = run_spark(
+        str(dataset), AnalysisOptions(), SparkOptions(partitions=partitions), session=spark
+    )
+    # THEN the reports are equal field by field, percentiles exactly, and render the same JSON
+    assert got.input == want.input
+    assert got.operations == want.operations
+    assert got.roots == want.roots
+    assert got.hops == want.hops  # bootstrap intervals included
+    assert got.stalls == want.stalls and got.cascades == want.cascades
+    assert got == want
+    assert want.stalls and want.hops and want.input.files[0].startswith(str(dataset))
+    rendered = get_renderer("json").render(got, RenderOptions())
+    assert json.loads(rendered) == json.loads(local_json)
