@@ -62,7 +62,9 @@ def test_split_by_trace_hash_gives_the_local_report(path: object, parts: int) ->
     shipped = [
         row
         for i in range(parts)
-        for row in trace_partials(table.filter(pa.array(bucket == i))).to_ipc()
+        for row in trace_partials(
+            table.filter(pa.array(bucket == i)), stalls=sections.stalls
+        ).to_ipc()
     ]
     got = report_from_partials(TracePartials.from_ipc(shipped), ingest.stats, sections=sections)
     # THEN the report is the local one, exactly (percentiles, intervals, exemplars, counts)
