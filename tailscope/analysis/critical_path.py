@@ -34,6 +34,7 @@ of segments, so it can run per partition on a distributed engine.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -299,38 +300,68 @@ def follows_from_children(frame: pl.DataFrame) -> NDArray[np.bool_]:
     return follows_from_rows(frame[s.ATTRIBUTES].to_arrow())
 
 
+StallClockOffsets = Mapping[tuple[str, str], int]
+"""(service, ``service.instance.id``) -> ns added to that instance's stall windows to put them
+in the skew-adjusted clock (see :func:`stall_clock_offsets`)."""
+
+
+def _instance_rows(frame: pl.DataFrame, service: str, instance: str) -> NDArray[np.bool_]:
+    """Rows of ``frame`` whose service and ``service.instance.id`` are the given ones."""
+    # one pass over the instance column (categoricals compare to a string without a cast),
+    # the service checked only on those rows
+    mine = (frame[s.INSTANCE] == instance).fill_null(False).to_numpy()
+    rows = np.flatnonzero(mine)
+    mine[rows] = (frame[s.SERVICE].gather(rows) == service).fill_null(False).to_numpy()
+    return mine
+
+
+def stall_clock_offsets(frame: pl.DataFrame, stalls: Sequence[Stall]) -> dict[tuple[str, str], int]:
+    """Per stalled instance, the median ``skew_adjustment_ns`` of its spans in ``frame``.
+
+    A stall window is in the paused instance's own clock; adding this offset moves it into the
+    clock of the skew-adjusted span times (see :mod:`tailscope.analysis.stall_time` for why the
+    median and not the adjustment of one span). It is a statistic of *all* the instance's spans,
+    so an engine that splits the input computes it once over the whole input and hands it to
+    every part (:func:`segments_frame`'s ``stall_offsets``).
+    """
+    offsets: dict[tuple[str, str], int] = {}
+    for stall in stalls:
+        offsets.setdefault((stall.service, stall.instance), 0)
+    if SKEW_ADJUSTMENT not in frame.columns or s.INSTANCE not in frame.columns:
+        return offsets
+    shift = frame[SKEW_ADJUSTMENT].to_numpy()
+    for service, instance in offsets:
+        mine = _instance_rows(frame, service, instance)
+        if mine.any():
+            offsets[(service, instance)] = int(np.median(shift[mine]))
+    return offsets
+
+
 def stall_windows(
-    frame: pl.DataFrame, stalls: Sequence[Stall]
+    frame: pl.DataFrame, stalls: Sequence[Stall], offsets: StallClockOffsets | None = None
 ) -> tuple[NDArray[np.int64], StallWindows]:
     """Per-span instance codes (-1: an instance with no stall) and the stall windows in them.
 
     A span belongs to a stall's instance when its service and ``service.instance.id`` are the
     stall's. Windows are the stalls' ``start_unix_nano``/``end_unix_nano`` (the instance's own
-    clock) plus the median ``skew_adjustment_ns`` of the instance's spans, i.e. in the clock of
-    ``frame``'s (adjusted) times; see :mod:`tailscope.analysis.stall_time`.
+    clock) plus the instance's clock offset (``offsets``, by default
+    :func:`stall_clock_offsets` of ``frame``), i.e. in the clock of ``frame``'s (adjusted) times.
     """
+    if offsets is None:
+        offsets = stall_clock_offsets(frame, stalls)
     codes = np.full(frame.height, -1, dtype=np.int64)
     instances: dict[tuple[str, str], int] = {}
     for stall in stalls:
         instances.setdefault((stall.service, stall.instance), len(instances))
-    offsets = np.zeros(len(instances), dtype=np.int64)
-    if instances and s.INSTANCE in frame.columns:
-        # one pass over the instance column per stalled instance (categoricals compare to a
-        # string without a cast), the service checked only on those rows
-        instance = frame[s.INSTANCE]
-        shift = frame[SKEW_ADJUSTMENT].to_numpy() if SKEW_ADJUSTMENT in frame.columns else None
-        for (name, inst), code in instances.items():
-            mine = (instance == inst).fill_null(False).to_numpy()
-            rows = np.flatnonzero(mine)
-            mine[rows] = (frame[s.SERVICE].gather(rows) == name).fill_null(False).to_numpy()
-            codes[mine] = code
-            if shift is not None and mine.any():
-                offsets[code] = int(np.median(shift[mine]))
+    if s.INSTANCE in frame.columns:
+        for (service, instance), code in instances.items():
+            codes[_instance_rows(frame, service, instance)] = code
+    shift = np.array([offsets.get(key, 0) for key in instances], dtype=np.int64)
     instance_of = np.array([instances[(x.service, x.instance)] for x in stalls], dtype=np.int64)
     windows = StallWindows(
         instance=instance_of,
-        start=np.array([x.start_unix_nano for x in stalls], dtype=np.int64) + offsets[instance_of],
-        end=np.array([x.end_unix_nano for x in stalls], dtype=np.int64) + offsets[instance_of],
+        start=np.array([x.start_unix_nano for x in stalls], dtype=np.int64) + shift[instance_of],
+        end=np.array([x.end_unix_nano for x in stalls], dtype=np.int64) + shift[instance_of],
         stall=np.arange(len(stalls), dtype=np.int64),
     )
     return codes, windows
@@ -343,6 +374,7 @@ def segments_frame(
     *,
     ids: bool = True,
     stalls: Sequence[Stall] = (),
+    stall_offsets: StallClockOffsets | None = None,
 ) -> pl.DataFrame:
     """:func:`critical_path` on a polars frame (the form the pipeline uses).
 
@@ -353,7 +385,9 @@ def segments_frame(
     and root names. With ``stalls`` (``Report.stalls``), the time spent behind them is cut out
     as ``stall`` segments named after the span of the paused instance
     (:func:`tailscope.analysis.stall_time.split_stalled`); the frame then needs
-    ``service_instance`` and, if its times are skew-adjusted, ``skew_adjustment_ns``.
+    ``service_instance`` and, if its times are skew-adjusted, ``skew_adjustment_ns``;
+    ``stall_offsets`` are the windows' clock offsets (:func:`stall_clock_offsets` of ``frame``
+    when None, which is right only when ``frame`` holds every span of the paused instances).
     """
     if follows_from is None:
         follows_from = follows_from_children(frame)
@@ -368,7 +402,7 @@ def segments_frame(
     component, label = segments.component, segments.owner
     stall = np.full(owner.size, -1, dtype=np.int64)
     if stalls:
-        codes, windows = stall_windows(frame, stalls)
+        codes, windows = stall_windows(frame, stalls, stall_offsets)
         split = split_stalled(
             owner, seg_start, seg_end, component, segments.neighbor, codes, windows
         )

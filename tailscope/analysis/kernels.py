@@ -21,15 +21,16 @@ computed by :func:`tailscope.analysis.hops.hop_attribution` over all requests, w
 visits requests in a canonical (trace id, span id) order. However the input was split, the
 report is the one :func:`tailscope.analysis.pipeline.analyze` gives.
 
-Stalls are not per trace: they are computed first, over each instance's spans, and the kernel
-receives them (``stalls``) so that a stall-aware hop decomposition sees the same windows.
+Stalls are not per trace: they are computed first, over each instance's spans
+(:func:`whole_input_stall_sections`), and the kernel receives them with the stalled instances'
+clock offsets so that the stall-aware hop decomposition sees the same windows as the local run.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Final
 
 import polars as pl
@@ -38,6 +39,7 @@ import pyarrow.ipc as ipc
 
 from tailscope import __version__
 from tailscope import schema as s
+from tailscope.analysis.critical_path import stall_clock_offsets
 from tailscope.analysis.hops import HopOptions, hop_attribution
 from tailscope.analysis.percentiles import NS_PER_MS, QUANTILES, kind_name
 from tailscope.analysis.pipeline import (
@@ -48,6 +50,8 @@ from tailscope.analysis.pipeline import (
     languages_from_counts,
     prepare_spans,
     root_durations,
+    skew_adjusted,
+    stall_sections,
     trace_paths,
 )
 from tailscope.analysis.traces import DURATION_UNKNOWN
@@ -168,18 +172,22 @@ def _operation_partials(raw: pl.DataFrame, exemplars: int) -> pl.DataFrame:
 def trace_partials(
     table: pa.Table,
     options: AnalysisOptions | None = None,
-    stalls: tuple[Stall, ...] = (),
+    sections: StallSections | None = None,
 ) -> TracePartials:
     """The partial results of one part of the input: whole traces, :data:`KERNEL_COLUMNS`.
 
-    ``stalls`` are the stop-the-world windows found over the whole input (computed before the
-    traces, broadcast to every part) for a stall-aware hop decomposition; the decomposition
-    used is the single-machine pipeline's (:func:`~tailscope.analysis.pipeline.trace_paths`).
+    ``sections`` are :func:`whole_input_stall_sections` (computed before the traces, broadcast
+    to every part): their stalls and clock offsets give the stall-aware hop decomposition the
+    windows the single-machine run uses
+    (:func:`~tailscope.analysis.pipeline.trace_paths`).
     """
     options = options or AnalysisOptions()
     prepared: PreparedSpans = prepare_spans(IngestResult(kernel_table(table), IngestStats()))
     raw = prepared.spans
-    adjusted, path, corrected = trace_paths(prepared, options, stalls)
+    sections = sections or StallSections()
+    adjusted, path, corrected = trace_paths(
+        prepared, options, sections.stalls, sections.clock_offsets
+    )
     requests = root_durations(adjusted).select(
         "root_row",
         "trace_id",
@@ -322,12 +330,28 @@ def operations_from_partials(
 @dataclass(frozen=True, slots=True)
 class StallSections:
     """The stall, cascade, unexplained-timeout and runtime sections (computed per instance,
-    before the traces)."""
+    before the traces), and the stalled instances' clock offsets the kernels need."""
 
     stalls: tuple[Stall, ...] = ()
     cascades: tuple[Cascade, ...] = ()
     unexplained: tuple[UnexplainedTimeout, ...] = ()
     runtimes: tuple[RuntimeSummary, ...] = ()
+    clock_offsets: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """See :func:`tailscope.analysis.critical_path.stall_clock_offsets` (whole input)."""
+
+
+def whole_input_stall_sections(
+    prepared: PreparedSpans, options: AnalysisOptions | None = None
+) -> StallSections:
+    """The stall sections of the *whole* input, with the stalled instances' clock offsets
+    (medians over all their spans): what every part's :func:`trace_partials` is handed."""
+    options = options or AnalysisOptions()
+    stalls, cascades, unexplained, runtimes = stall_sections(prepared.spans)
+    offsets: dict[tuple[str, str], int] = {}
+    if stalls:
+        adjusted, _ = skew_adjusted(prepared, options)
+        offsets = stall_clock_offsets(adjusted, stalls)
+    return StallSections(stalls, cascades, unexplained, runtimes, offsets)
 
 
 def report_from_partials(

@@ -39,7 +39,11 @@ import polars as pl
 from tailscope import __version__
 from tailscope import schema as s
 from tailscope.analysis._stall_common import event_columns
-from tailscope.analysis.critical_path import follows_from_rows, segments_frame
+from tailscope.analysis.critical_path import (
+    StallClockOffsets,
+    follows_from_rows,
+    segments_frame,
+)
 from tailscope.analysis.hops import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
@@ -274,19 +278,11 @@ def stall_sections(
     return stalls, tuple(cascades), tuple(unexplained), runtimes
 
 
-def trace_paths(
-    prepared: PreparedSpans,
-    options: AnalysisOptions,
-    stalls: Sequence[Stall] = (),
-) -> tuple[pl.DataFrame, pl.DataFrame, NDArray[np.bool_]]:
-    """The per-trace steps: clock-skew adjustment and critical-path segments.
-
-    Returns the adjusted spans, the segments and, per span, whether its own edge was
-    corrected. Each trace is handled on its own, so this runs unchanged on any set of whole
-    traces (the scale-out kernels in :mod:`tailscope.analysis.kernels` call it per batch).
-    ``stalls`` (the run's detected stalls) mark the parts of segments spent inside a pause of
-    the instance that served them.
-    """
+def skew_adjusted(
+    prepared: PreparedSpans, options: AnalysisOptions
+) -> tuple[pl.DataFrame, NDArray[np.bool_]]:
+    """The spans with skew-adjusted times (and ``skew_adjustment_ns``, ``skew_corrected``), and
+    per span whether its own edge was corrected. Per trace, like :func:`trace_paths`."""
     raw, tree = prepared.spans, prepared.tree
     start = raw[s.START].to_numpy()
     end = raw[s.END].to_numpy()
@@ -303,8 +299,34 @@ def trace_paths(
         pl.Series(SKEW_ADJUSTMENT, shift),
         pl.Series(SKEW_CORRECTED, corrected),
     )
+    return adjusted, corrected
+
+
+def trace_paths(
+    prepared: PreparedSpans,
+    options: AnalysisOptions,
+    stalls: Sequence[Stall] = (),
+    stall_offsets: StallClockOffsets | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, NDArray[np.bool_]]:
+    """The per-trace steps: clock-skew adjustment and critical-path segments.
+
+    Returns the adjusted spans, the segments and, per span, whether its own edge was
+    corrected. Each trace is handled on its own, so this runs unchanged on any set of whole
+    traces (the scale-out kernels in :mod:`tailscope.analysis.kernels` call it per batch).
+    ``stalls`` (the run's detected stalls) mark the parts of segments spent inside a pause of
+    the instance that served them; their windows are moved into the adjusted clock by
+    ``stall_offsets``, a statistic of the whole input
+    (:func:`~tailscope.analysis.critical_path.stall_clock_offsets`), computed from
+    ``prepared`` when None.
+    """
+    adjusted, corrected = skew_adjusted(prepared, options)
     path = segments_frame(
-        adjusted, tree, prepared.follows_from, ids=options.keep_frames, stalls=stalls
+        adjusted,
+        prepared.tree,
+        prepared.follows_from,
+        ids=options.keep_frames,
+        stalls=stalls,
+        stall_offsets=stall_offsets,
     )
     return adjusted, path, corrected
 

@@ -41,11 +41,12 @@ from tailscope.analysis.kernels import (
     merge_operation_partials,
     report_from_partials,
     trace_partials,
+    whole_input_stall_sections,
 )
 from tailscope.analysis.pipeline import AnalysisOptions
 from tailscope.errors import InputError, TailscopeError, UsageError
 from tailscope.ingest.model import IngestStats
-from tailscope.report.model import ProblemEntry, Stall
+from tailscope.report.model import ProblemEntry
 
 if TYPE_CHECKING:
     from tailscope.report.model import Report
@@ -139,7 +140,7 @@ def _ipc_rows(partials: TracePartials) -> pa.RecordBatch:
 
 
 def trace_kernel(
-    batches: Iterator[pa.RecordBatch], options: AnalysisOptions, stalls: tuple[Stall, ...]
+    batches: Iterator[pa.RecordBatch], options: AnalysisOptions, sections: StallSections
 ) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` function of stage 2: batches of one partition, sorted by trace id,
     in; partials of every finished trace out. The last trace of a batch may continue in the
@@ -155,9 +156,9 @@ def trace_kernel(
         cut = pc.index(ids, ids[len(ids) - 1]).as_py()  # first row of the last trace
         carry = table.slice(cut)
         if cut > 0:
-            yield _ipc_rows(trace_partials(table.slice(0, cut), options, stalls))
+            yield _ipc_rows(trace_partials(table.slice(0, cut), options, sections))
     if carry is not None:
-        yield _ipc_rows(trace_partials(carry, options, stalls))
+        yield _ipc_rows(trace_partials(carry, options, sections))
 
 
 def _operation_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -244,12 +245,12 @@ def _run(
     sections = StallSections()
     problems: list[ProblemEntry] = []
     if options.detect_stalls:
-        sections, problems = _stall_stage(spans)
+        sections, problems = _stall_stage(spans, options)
 
     # stage 2: traces
     staged = spans.repartition(partitions, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
     partials = staged.mapInArrow(
-        partial(trace_kernel, options=options, stalls=sections.stalls), _PARTIAL_DDL
+        partial(trace_kernel, options=options, sections=sections), _PARTIAL_DDL
     ).persist()
     try:
         others = partials.filter("name != 'operations'").toArrow()
@@ -280,18 +281,19 @@ def _run(
     return report_from_partials(merged, stats, options, sections, problems)
 
 
-def _stall_stage(spans: Any) -> tuple[StallSections, list[ProblemEntry]]:
-    """Stalls, cascades, unexplained timeouts and runtimes of all spans, on the driver."""
-    from tailscope.analysis.pipeline import prepare_spans, stall_sections
+def _stall_stage(spans: Any, options: AnalysisOptions) -> tuple[StallSections, list[ProblemEntry]]:
+    """Stalls, cascades, unexplained timeouts, runtimes and the stalled instances' clock
+    offsets of all spans, on the driver."""
+    from tailscope.analysis.pipeline import prepare_spans
     from tailscope.ingest.model import IngestResult
 
     table = kernel_table(spans.toArrow())
     if table.num_rows == 0:
         return StallSections(), []
-    raw = prepare_spans(IngestResult(table, IngestStats())).spans
+    prepared = prepare_spans(IngestResult(table, IngestStats()))
     del table
     try:
-        stalls, cascades, unexplained, runtimes = stall_sections(raw)
+        return whole_input_stall_sections(prepared, options), []
     except Exception as exc:  # as the local pipeline: a failing detector keeps the report
         problem = ProblemEntry(
             file="<analysis>",
@@ -299,4 +301,3 @@ def _stall_stage(spans: Any) -> tuple[StallSections, list[ProblemEntry]]:
             reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
         )
         return StallSections(), [problem]
-    return StallSections(stalls, cascades, unexplained, runtimes), []

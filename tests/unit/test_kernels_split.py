@@ -19,8 +19,9 @@ from tailscope.analysis.kernels import (
     TracePartials,
     report_from_partials,
     trace_partials,
+    whole_input_stall_sections,
 )
-from tailscope.analysis.pipeline import AnalysisOptions, analyze, prepare_spans, stall_sections
+from tailscope.analysis.pipeline import AnalysisOptions, analyze, prepare_spans
 from tailscope.ingest import read_spans
 from tailscope.ingest.model import IngestResult
 from tailscope.report.model import Report
@@ -38,7 +39,7 @@ INPUTS = [
 def _local(path: str) -> tuple[IngestResult, Report, StallSections]:
     ingest = read_spans([path])
     report = analyze(ingest, AnalysisOptions(keep_frames=False)).report
-    sections = StallSections(*stall_sections(prepare_spans(ingest).spans))
+    sections = whole_input_stall_sections(prepare_spans(ingest))
     return ingest, report, sections
 
 
@@ -62,9 +63,7 @@ def test_split_by_trace_hash_gives_the_local_report(path: object, parts: int) ->
     shipped = [
         row
         for i in range(parts)
-        for row in trace_partials(
-            table.filter(pa.array(bucket == i)), stalls=sections.stalls
-        ).to_ipc()
+        for row in trace_partials(table.filter(pa.array(bucket == i)), sections=sections).to_ipc()
     ]
     got = report_from_partials(TracePartials.from_ipc(shipped), ingest.stats, sections=sections)
     # THEN the report is the local one, exactly (percentiles, intervals, exemplars, counts)
@@ -81,7 +80,7 @@ def test_traces_carried_across_batches() -> None:
     # WHEN they stream through the partition function of the Spark trace stage
     rows = [
         (name, data)
-        for out in trace_kernel(iter(batches), AnalysisOptions(), sections.stalls)
+        for out in trace_kernel(iter(batches), AnalysisOptions(), sections)
         for name, data in zip(out["name"].to_pylist(), out["data"].to_pylist(), strict=True)
     ]
     got = report_from_partials(TracePartials.from_ipc(rows), ingest.stats, sections=sections)
