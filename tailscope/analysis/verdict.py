@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from tailscope.report.model import HopRef, PausedService, RootSummary, RootVerdict
+from tailscope.report.numbers import share_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,10 +32,6 @@ _COMPONENT_WORDS: Final = {
     "dependency": "uninstrumented dependency",
     "stall": "queued or stretched behind its stop-the-world pauses",
 }
-
-
-def _pct(value: float, interval: tuple[float, float]) -> str:
-    return f"{value * 100:.0f}% [{interval[0] * 100:.0f}, {interval[1] * 100:.0f}]"
 
 
 def _ms(value: float) -> str:
@@ -90,15 +87,16 @@ def verdict_text(
     if status == "conclusive":
         after = ""
         if runner_up is not None:
-            runner_share = _pct(runner_up.tail_share, runner_up.tail_share_ci)
+            runner_share = share_text(runner_up.tail_share, runner_up.tail_share_ci)
             after = f", ahead of {hop_phrase(runner_up)} at {runner_share}"
         parts.append(
             f"The tail is owned by {hop_phrase(top)}: "
-            f"{_pct(top.tail_share, top.tail_share_ci)} of it{after}."
+            f"{share_text(top.tail_share, top.tail_share_ci)} of it{after}."
         )
     else:
         names = "; ".join(
-            f"{hop_phrase(h)} {_pct(h.tail_share, h.tail_share_ci)}" for h in (top, *indistinct)
+            f"{hop_phrase(h)} {share_text(h.tail_share, h.tail_share_ci)}"
+            for h in (top, *indistinct)
         )
         parts.append(f"The top hops cannot be told apart (their 95% intervals overlap): {names}.")
     share, interval = stall_share
@@ -109,7 +107,7 @@ def verdict_text(
             f"{services} and {_paused_phrase(named[-1])}" if services else _paused_phrase(named[-1])
         )
         parts.append(
-            f"{_pct(share, interval)} of the tail is waiting behind stop-the-world pauses in "
+            f"{share_text(share, interval)} of the tail is waiting behind stop-the-world pauses in "
             f"{services}."
         )
     else:

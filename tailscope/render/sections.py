@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tailscope.report.model import HopShare, Report, RootSummary
+from tailscope.report.numbers import share_text
 
 DEFAULT_TOP = 10
 """Rows per table unless the caller asks otherwise."""
@@ -39,10 +40,6 @@ def ms(value: float) -> str:
 
 def pct(value: float) -> str:
     return f"{value * 100:.1f}%"
-
-
-def share(value: float, interval: tuple[float, float]) -> str:
-    return f"{value * 100:.0f}% [{interval[0] * 100:.0f}, {interval[1] * 100:.0f}]"
 
 
 def _more(total: int, shown: int, what: str) -> str:
@@ -136,8 +133,8 @@ def hop_sections(report: Report, top: int) -> list[Section]:
                 ms(h.mean_ms),
                 ms(h.p99_ms),
                 pct(h.on_critical_path),
-                share(h.tail_share, h.tail_share_ci),
-                share(h.variance_share, h.variance_share_ci),
+                share_text(h.tail_share, h.tail_share_ci),
+                share_text(h.variance_share, h.variance_share_ci),
             )
             for h in hops[:top]
         )

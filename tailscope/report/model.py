@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from tailscope.errors import UsageError
+from tailscope.report.numbers import signed_percent
 from tailscope.types import HopComponent, RankingStatus, StallKind, Verdict
 
 SCHEMA_VERSION = 2
@@ -368,7 +369,7 @@ class GateVerdict:
         parts = [f"{self.verdict.upper()}: {len(names)} operation(s) gated"]
         if failed:
             worst = ", ".join(
-                f"{r.name} {r.quantile_label} {_signed_pct(r.change_pct)}" for r in failed[:3]
+                f"{r.name} {r.quantile_label} {signed_percent(r.change_pct)}" for r in failed[:3]
             )
             parts.append(f"{len(failed)} regression(s) ({worst})")
         if inconclusive:
@@ -383,10 +384,6 @@ def quantile_label(q: float) -> str:
     """``p99``, ``p99.9``, ``p50``."""
     text = f"{q * 100:.4f}".rstrip("0").rstrip(".")
     return f"p{text}"
-
-
-def _signed_pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.1f}%"
 
 
 @dataclass(frozen=True, slots=True)

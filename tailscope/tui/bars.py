@@ -85,17 +85,6 @@ def share_bar(
     return text
 
 
-def interval_text(share: float, interval: tuple[float, float]) -> str:
-    """``42% [35, 49]``: a share and its interval in whole percent (no ``-0``)."""
-    if math.isnan(share):
-        return "–"
-
-    def pct(value: float) -> str:
-        return f"{round(value * 100) + 0:d}"
-
-    return f"{pct(share):>3}% [{pct(interval[0])}, {pct(interval[1])}]"
-
-
 def quantile_ladder(op: OperationStats, width: int, palette: Palette) -> Text:
     """p50 … max of one operation as bars on one shared (linear) scale, one line each."""
     rows = [

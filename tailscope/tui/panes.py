@@ -25,12 +25,12 @@ from tailscope.report.model import (
     QuantileComparison,
     RootSummary,
 )
+from tailscope.report.numbers import share_text, signed_percent
 from tailscope.tui.bars import (
     Palette,
     format_ms,
     format_percent,
     horizontal_bar,
-    interval_text,
     quantile_ladder,
     share_bar,
     timeline,
@@ -386,7 +386,7 @@ class HopsPane(Pane):
         )
         name_width = min(name_width, max(longest, 3))
         texts = [
-            interval_text(share, interval)
+            share_text(share, interval, width=3)
             for h in self.shown_hops
             for share, interval in (
                 (h.tail_share, h.tail_share_ci),
@@ -426,7 +426,7 @@ class HopsPane(Pane):
         self, share: float, interval: tuple[float, float], bar: int, inconclusive: bool
     ) -> Text:
         cell = share_bar(share, interval, bar, self.palette, inconclusive) if bar else Text()
-        cell.append((" " if bar else "") + interval_text(share, interval))
+        cell.append((" " if bar else "") + share_text(share, interval, width=3))
         return cell
 
     def on_resize(self) -> None:
@@ -800,10 +800,6 @@ class RuntimesPane(Pane):
 VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2}
 
 
-def signed_pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.1f}%"
-
-
 class ComparePane(Pane):
     """Baseline vs current quantiles per operation with the gate's verdict for each, failures
     first (shown only when ``--baseline`` was given)."""
@@ -887,7 +883,7 @@ class ComparePane(Pane):
                 row.quantile_label,
                 right(format_ms(row.baseline_ms) if row.baseline_ms is not None else "–"),
                 right(format_ms(row.current_ms) if row.current_ms is not None else "–"),
-                right(signed_pct(row.change_pct), "bold"),
+                right(signed_percent(row.change_pct, missing="–"), "bold"),
                 right(interval),
                 Text(row.verdict.upper(), style=f"bold {colour[row.verdict]}"),
                 clip(row.reason, 60),
