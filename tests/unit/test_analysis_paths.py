@@ -23,7 +23,6 @@ from tailscope.analysis.pipeline import analyze
 from tailscope.analysis.skew import SKEW_ADJUSTMENT, adjust_clock_skew
 from tailscope.analysis.span_tree import build_span_tree
 from tailscope.analysis.traces import with_roots
-from tailscope.errors import InputError
 from tailscope.ingest import read_spans
 from tailscope.ingest.model import IngestResult, IngestStats
 from tailscope.ingest.rows import SpanRow, table_from_rows
@@ -291,14 +290,7 @@ PARTITION_FILES = [
 
 @pytest.mark.parametrize("path", PARTITION_FILES, ids=lambda p: p.name)
 def test_segments_partition_every_root_of_real_files(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    try:
-        table = read_spans([str(path)]).table
-    except InputError as exc:
-        if "otlp" in path.parts:
-            raise
-        pytest.skip(f"the {path.parent.name} reader is not available yet: {exc}")
+    table = read_spans([str(path)], strict=True).table
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     assert _assert_partition(frame) > 0
