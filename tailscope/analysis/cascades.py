@@ -85,9 +85,13 @@ def _touched(
 ) -> pl.DataFrame:
     """Spans each stall touched directly: ``stall``, ``tid``, ``sid`` and ``delay`` (ns).
 
-    ``delay`` is how much the stall lengthened what the span's caller waited for: the silence
-    for a stretched span, the extra queue time for a queued one, the silence for a call aimed at
-    the instance by name.
+    ``delay`` is how much the stall lengthened what the span's caller waited for: for a
+    stretched span, the part of the silence it spent in flight — but nothing for a span that
+    was only waiting on a child in flight across the silence (the child carries the delay, if
+    any), and for a CLIENT span only when it ended right after the silence (its response or
+    timer was stranded there; a call still waiting well after the process resumed was not
+    lengthened); the extra queue time for a queued span (0: it lies outside the child's
+    duration); the silence for a call aimed at the instance by name.
     """
     windows = pl.DataFrame(
         {
@@ -98,12 +102,25 @@ def _touched(
         },
         schema={"stall": pl.Int64, "instance": pl.String, "a": pl.Int64, "b": pl.Int64},
     ).with_columns(*as_names("instance"), gap=pl.col("b") - pl.col("a"))
-    mine = narrowed.select("tid", "sid", "instance", "kind", "start", "end")
-    # no timestamps inside a silence: a span overlapping it was in flight across (part of) it
-    stretched = spans_across(mine, windows).with_columns(
-        delay=pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a")
-    )
+    mine = narrowed.select("tid", "sid", "pid", "instance", "kind", "start", "end")
     burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
+    # no timestamps inside a silence: a span overlapping it was in flight across (part of) it
+    across = spans_across(mine, windows)
+    waiting_on_child = across.select(
+        "stall", "tid", pl.col("pid").alias("sid"), pl.lit(True).alias("_parent")
+    ).unique(["stall", "tid", "sid"])
+    stretched = (
+        across.join(waiting_on_child, on=["stall", "tid", "sid"], how="left")
+        .with_columns(
+            delay=pl.when(
+                pl.col("_parent").fill_null(False)
+                | ((pl.col("kind") == SpanKind.CLIENT) & (pl.col("end") > pl.col("b") + burst))
+            )
+            .then(pl.lit(0, dtype=pl.Int64))
+            .otherwise(pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a"))
+        )
+        .drop("_parent")
+    )
     callers = calls.select("tid", pl.col("child_sid").alias("sid"), "excess").drop_nulls("sid")
     queued = (
         spans_starting_after(
@@ -161,9 +178,11 @@ def _linked_timeouts(
     The counterfactual test, per timed-out CLIENT span with a SERVER child: what the client
     would have waited without the stalls is the child's duration plus the edge's usual
     overhead, minus the delay all stalls put inside the child's subtree (silences, or a
-    descendant's queue time). If that still reaches the client's own duration (its timeout),
-    the call would have timed out anyway (a slow dependency that also met a pause) and is not
-    linked. Columns: ``tid``, ``sid``, ``stall`` (the stall that delayed the span most).
+    descendant's queue time). If that still reaches the edge's timeout budget (or the client's
+    own duration, when shorter), the call would have timed out anyway (a slow dependency that
+    also met a pause) and is not linked. A call noticed late by a paused caller lasted beyond
+    its budget; the budget, not that duration, is what the call had to beat. Columns: ``tid``,
+    ``sid``, ``stall`` (the stall that delayed the span most).
     """
     empty = pl.DataFrame(schema={"tid": pl.Binary, "sid": pl.Binary, "stall": pl.Int64})
     if not stalls:
@@ -210,14 +229,22 @@ def _linked_timeouts(
     # the stall's delay is at least half of it: a slow dependency that merely met a pause of
     # its caller would have timed out anyway
     return (
-        timeouts.select("tid", "sid", "dur", "child_sid", "child_dur", "usual_overhead")
+        timeouts.select(
+            "tid",
+            "sid",
+            "dur",
+            "child_sid",
+            "child_dur",
+            "usual_overhead",
+            pl.min_horizontal("budget", "dur").alias("limit"),
+        )
         .join(strongest, on=["tid", "sid"], how="inner")
         .join(inside, on=["tid", "child_sid"], how="left")
         .with_columns(pl.col("inside").fill_null(0))
         .filter(
             pl.when(pl.col("child_dur").is_null())
-            .then(pl.col("delay") * 2 >= pl.col("dur"))
-            .otherwise(counterfactual < pl.col("dur"))
+            .then(pl.col("delay") * 2 >= pl.col("limit"))
+            .otherwise(counterfactual < pl.col("limit"))
         )
         .select("tid", "sid", "stall")
     )
