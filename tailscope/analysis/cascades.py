@@ -35,7 +35,7 @@ from tailscope.analysis._stall_common import (
     spans_across,
     spans_starting_after,
 )
-from tailscope.analysis.stalls import BURST_NS, MIN_EXCESS_NS, SKEW_MARGIN_NS
+from tailscope.analysis.stalls import BURST_NS, LATE_NS, MIN_EXCESS_NS, SKEW_MARGIN_NS
 from tailscope.histogram import LatencyHistogram
 from tailscope.report.model import Cascade, Stall, UnexplainedTimeout
 from tailscope.schema import SpanKind
@@ -227,12 +227,16 @@ def _linked_timeouts(
     )
     # a call without an instrumented child (a database, an external API) is linked only when
     # the stall's delay is at least half of it: a slow dependency that merely met a pause of
-    # its caller would have timed out anyway
+    # its caller would have timed out anyway. Nor when it was noticed late: its caller resumed
+    # after the timer fell due and still found no response waiting (a resumed thread reads a
+    # response that arrived meanwhile), so the dependency was slower than the budget anyway
+    noticed_late = pl.col("dur") >= pl.col("budget") + LATE_NS
     return (
         timeouts.select(
             "tid",
             "sid",
             "dur",
+            "budget",
             "child_sid",
             "child_dur",
             "usual_overhead",
@@ -243,7 +247,7 @@ def _linked_timeouts(
         .with_columns(pl.col("inside").fill_null(0))
         .filter(
             pl.when(pl.col("child_dur").is_null())
-            .then(pl.col("delay") * 2 >= pl.col("limit"))
+            .then((pl.col("delay") * 2 >= pl.col("limit")) & ~noticed_late.fill_null(False))
             .otherwise(counterfactual < pl.col("limit"))
         )
         .select("tid", "sid", "stall")
