@@ -86,7 +86,8 @@ def _touched(
     """Spans each stall touched directly: ``stall``, ``tid``, ``sid`` and ``delay`` (ns).
 
     ``delay`` is how much the stall lengthened what the span's caller waited for: for a
-    stretched span, the part of the silence it spent in flight — but nothing for a span that
+    stretched span, the part of the silence it spent in flight (for a call with a timeout
+    budget, only the part before its timer fell due) — but nothing for a span that
     was only waiting on a child in flight across the silence (the child carries the delay, if
     any), and for a CLIENT span only when it ended right after the silence (its response or
     timer was stranded there; a call still waiting well after the process resumed was not
@@ -109,17 +110,25 @@ def _touched(
     waiting_on_child = across.select(
         "stall", "tid", pl.col("pid").alias("sid"), pl.lit(True).alias("_parent")
     ).unique(["stall", "tid", "sid"])
+    # a call's timer falls due at start + budget: pause time after it ate none of the budget
+    due = calls.select("tid", "sid", (pl.col("start") + pl.col("budget")).alias("_due"))
     stretched = (
         across.join(waiting_on_child, on=["stall", "tid", "sid"], how="left")
+        .join(due, on=["tid", "sid"], how="left")
         .with_columns(
             delay=pl.when(
                 pl.col("_parent").fill_null(False)
                 | ((pl.col("kind") == SpanKind.CLIENT) & (pl.col("end") > pl.col("b") + burst))
             )
             .then(pl.lit(0, dtype=pl.Int64))
-            .otherwise(pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a"))
+            .otherwise(
+                (
+                    pl.min_horizontal("end", "b", pl.col("_due").fill_null(pl.col("end")))
+                    - pl.max_horizontal("start", "a")
+                ).clip(lower_bound=0)
+            )
         )
-        .drop("_parent")
+        .drop("_parent", "_due")
     )
     callers = calls.select("tid", pl.col("child_sid").alias("sid"), "excess").drop_nulls("sid")
     queued = (
@@ -231,7 +240,7 @@ def _linked_timeouts(
     # after the timer fell due and still found no response waiting (a resumed thread reads a
     # response that arrived meanwhile), so the dependency was slower than the budget anyway
     noticed_late = pl.col("dur") >= pl.col("budget") + LATE_NS
-    return (
+    linked = (
         timeouts.select(
             "tid",
             "sid",
@@ -250,7 +259,52 @@ def _linked_timeouts(
             .then((pl.col("delay") * 2 >= pl.col("limit")) & ~noticed_late.fill_null(False))
             .otherwise(counterfactual < pl.col("limit"))
         )
-        .select("tid", "sid", "stall")
+        .select("tid", "sid", "stall", pl.col("child_sid").is_null().alias("_childless"))
+    )
+    return linked.join(
+        _timing_out_anyway(linked.filter(pl.col("_childless")), timeouts, stalls),
+        on=["tid", "sid"],
+        how="anti",
+    ).drop("_childless")
+
+
+def _timing_out_anyway(
+    childless: pl.DataFrame, timeouts: pl.DataFrame, stalls: tuple[Stall, ...]
+) -> pl.DataFrame:
+    """Linked timed-out calls without an instrumented child (``tid``, ``sid``, ``stall``) whose
+    dependency was timing out anyway: another call of the same caller instance to the same
+    target, started within one budget of it and clear of the stall's window (same clock),
+    timed out too. A slow database window times out every call; a pause, only those it met.
+    Columns: ``tid``, ``sid``."""
+    if childless.height == 0:
+        return childless.select("tid", "sid")
+    windows = pl.DataFrame(
+        {
+            "stall": list(range(len(stalls))),
+            "a": [st.start_unix_nano for st in stalls],
+            "b": [st.end_unix_nano for st in stalls],
+        },
+        schema={"stall": pl.Int64, "a": pl.Int64, "b": pl.Int64},
+    )
+    mine = childless.join(
+        timeouts.select("tid", "sid", "instance", "target", "start", "budget"), on=["tid", "sid"]
+    ).join(windows, on="stall")
+    others = timeouts.select(
+        "instance",
+        "target",
+        pl.col("sid").alias("_other"),
+        pl.col("start").alias("_start"),
+        pl.col("end").alias("_end"),
+    ).join(mine.select("instance", "target").unique(), on=["instance", "target"], how="semi")
+    return (
+        mine.join(others, on=["instance", "target"], how="inner")
+        .filter(
+            (pl.col("_other") != pl.col("sid"))
+            & ((pl.col("_start") - pl.col("start")).abs() <= pl.col("budget"))
+            & ((pl.col("_end") < pl.col("a")) | (pl.col("_start") > pl.col("b")))
+        )
+        .select("tid", "sid")
+        .unique()
     )
 
 
