@@ -261,11 +261,43 @@ def _linked_timeouts(
         )
         .select("tid", "sid", "stall", pl.col("child_sid").is_null().alias("_childless"))
     )
-    return linked.join(
+    linked = linked.join(
         _timing_out_anyway(linked.filter(pl.col("_childless")), timeouts, stalls),
         on=["tid", "sid"],
         how="anti",
     ).drop("_childless")
+    # a timeout with an unexplained timeout below it (a slow dependency that timed out on its
+    # own) is that dependency's, even when a pause added to the wait: the slow call wins
+    parents = (
+        narrowed.select("tid", "sid", "pid")
+        .drop_nulls("pid")
+        .join(linked.select("tid").unique(), on="tid", how="semi")
+    )
+    for _ in range(MAX_DEPTH):
+        leftover = timeouts.select("tid", "sid").join(linked, on=["tid", "sid"], how="anti")
+        blocked = _ancestors(leftover.join(parents.select("tid").unique(), on="tid"), parents)
+        kept = linked.join(blocked, on=["tid", "sid"], how="anti")
+        if kept.height == linked.height:
+            break
+        linked = kept
+    return linked
+
+
+def _ancestors(spans: pl.DataFrame, parents: pl.DataFrame) -> pl.DataFrame:
+    """Every strict ancestor (``tid``, ``sid``) of ``spans`` (``tid``, ``sid``), following
+    ``parents`` (``tid``, ``sid``, ``pid``) links."""
+    frontier = spans.select("tid", "sid")
+    found = [frontier.clear()]
+    for _ in range(MAX_DEPTH):
+        frontier = (
+            frontier.join(parents, on=["tid", "sid"], how="inner")
+            .select("tid", pl.col("pid").alias("sid"))
+            .unique()
+        )
+        if frontier.height == 0:
+            break
+        found.append(frontier)
+    return pl.concat(found).unique()
 
 
 def _timing_out_anyway(
