@@ -87,12 +87,12 @@ def _touched(
 
     ``delay`` is how much the stall lengthened what the span's caller waited for: for a
     stretched span, the part of the silence it spent in flight (for a call with a timeout
-    budget, only the part before its timer fell due) — but nothing for a span that
-    was only waiting on a child in flight across the silence (the child carries the delay, if
-    any), and for a CLIENT span only when it ended right after the silence (its response or
-    timer was stranded there; a call still waiting well after the process resumed was not
-    lengthened); the extra queue time for a queued span (0: it lies outside the child's
-    duration); the silence for a call aimed at the instance by name.
+    budget, only the part before its timer fell due) less the part its children in flight
+    spent across it (a span waiting on a child is delayed only through that child, which
+    carries the delay, if any), and for a CLIENT span only when it ended right after the
+    silence (its response or timer was stranded there; a call still waiting well after the
+    process resumed was not lengthened); the extra queue time for a queued span (0: it lies
+    outside the child's duration); the silence for a call aimed at the instance by name.
     """
     windows = pl.DataFrame(
         {
@@ -107,9 +107,12 @@ def _touched(
     burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
     # no timestamps inside a silence: a span overlapping it was in flight across (part of) it
     across = spans_across(mine, windows)
-    waiting_on_child = across.select(
-        "stall", "tid", pl.col("pid").alias("sid"), pl.lit(True).alias("_parent")
-    ).unique(["stall", "tid", "sid"])
+    overlap = pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a")
+    waiting_on_child = (
+        across.group_by("stall", "tid", pl.col("pid").alias("sid"))
+        .agg(overlap.sum().alias("_waiting"))
+        .drop_nulls("sid")
+    )
     # a call's timer falls due at start + budget: pause time after it ate none of the budget
     due = calls.select("tid", "sid", (pl.col("start") + pl.col("budget")).alias("_due"))
     stretched = (
@@ -117,18 +120,18 @@ def _touched(
         .join(due, on=["tid", "sid"], how="left")
         .with_columns(
             delay=pl.when(
-                pl.col("_parent").fill_null(False)
-                | ((pl.col("kind") == SpanKind.CLIENT) & (pl.col("end") > pl.col("b") + burst))
+                (pl.col("kind") == SpanKind.CLIENT) & (pl.col("end") > pl.col("b") + burst)
             )
             .then(pl.lit(0, dtype=pl.Int64))
             .otherwise(
                 (
                     pl.min_horizontal("end", "b", pl.col("_due").fill_null(pl.col("end")))
                     - pl.max_horizontal("start", "a")
+                    - pl.col("_waiting").fill_null(0)
                 ).clip(lower_bound=0)
             )
         )
-        .drop("_parent", "_due")
+        .drop("_waiting", "_due")
     )
     callers = calls.select("tid", pl.col("child_sid").alias("sid"), "excess").drop_nulls("sid")
     queued = (
