@@ -655,14 +655,17 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
             same_host = np.zeros(near.size, dtype=bool)
         else:
             same_host = hosts[near] == row["host"]
+        # callers queued, responses stranded, timers noticed late: what a telemetry gap (spans
+        # lost, or never made) cannot produce
+        waiting_traces = float(row["waiting"])
         silent = np.zeros(near.size, dtype=bool)
         for margin, peers in ((0, same_host), (SKEW_MARGIN_NS, ~same_host)):
             if peers.any():
                 silent[peers] = _silent_peers(times, codes, near[peers], a, b, margin)
-        if near.size and silent.all() and row["queued"] < MIN_SCORE:
-            # everything stopped and nothing queued in front of it: a telemetry gap, not a
-            # pause (an entry instance that froze silences everything downstream of it too,
-            # but the requests that arrived meanwhile are released together when it resumes)
+        if near.size and silent.all() and waiting_traces < MIN_SCORE:
+            # everything stopped and nothing waited on it: a telemetry gap, not a pause (an
+            # entry instance that froze silences everything downstream of it too, but the
+            # requests that arrived meanwhile are released together when it resumes)
             continue
         host_peers = silent[same_host]
         is_host = bool(host_peers.size and host_peers.all())
