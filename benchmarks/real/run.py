@@ -2,7 +2,7 @@
 OpenTelemetry SDKs, under bounded load on 127.0.0.1, with collector pauses recorded by the
 runtimes' own hooks. Writes traces plus truth for ``benchmarks/accuracy.py --real``.
 
-    python benchmarks/real/run.py --out /work/realruns/r1 --seconds 70 --seed 1 [--profile mixed]
+    .venv/bin/python benchmarks/real/run.py --out RUNS/r1 --seconds 70 --seed 1 [--profile mixed]
 
 Topology (one instance each; load generator uninstrumented)::
 
