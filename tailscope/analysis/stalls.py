@@ -30,7 +30,8 @@ for exactly that signature, per instance:
      caller that was itself paused while the call was open (silent, or its timeout noticed
      late) is no evidence against the callee.
 
-3. **Context** — if every other instance active around the window was silent too, it is a
+3. **Context** — if every other instance active around the window was silent too and fewer
+   than :data:`MIN_SCORE` traces waited on it (queued, stranded, noticed late), it is a
    telemetry gap and is not reported; if every other instance on the same host was silent, the
    stall is of kind ``host``; if the sibling instances of the same service were silent too, the
    confidence is halved (traffic may simply have stopped).
