@@ -9,7 +9,7 @@ count as a perfect score), plus the median detection time.
 
     python benchmarks/accuracy.py                    # 4 scenarios x 3 seeds x 3 conditions
     python benchmarks/accuracy.py --seeds 1 2 --requests 3000 --scenarios gc-cascade steady
-    python benchmarks/accuracy.py --real /work/realruns/r1 /work/realruns/r2   # real-SDK runs
+    python benchmarks/accuracy.py --real RUNS/r1 RUNS/r2   # real-SDK runs (RUNS: outside git)
 
 ``--real DIR...`` grades runs of the real-SDK harness (``benchmarks/real/run.py``): each DIR holds
 the receiver's trace files and ``truth.json``; runs whose ``load.json`` says ``discarded`` are

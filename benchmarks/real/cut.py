@@ -10,7 +10,9 @@ with the same code as the run's (``truth.compute_truth``), so ``requests_touched
 the requests the capture holds.
 
 Cases: ``low-rate`` (a pause of the ~24 req/s audit instance), ``caller-paused`` (a timeout
-caused by the caller's own collection), ``back-to-back`` (two pauses of one instance less than
+caused by the caller's own collection), ``paused-caller`` (a pause of at least 25 ms that
+touched at least 3 requests, of an instance that calls others: its callees fall silent too),
+``back-to-back`` (two pauses of one instance less than
 20 ms apart), ``slow-dependency`` (timeouts in a slow-database window, no pause cause),
 ``node-ms`` (a pause of a Node.js instance, whose span starts have whole-millisecond clocks),
 ``gc-cascade`` (the window with the most pause-caused timeouts).
@@ -32,6 +34,7 @@ import polars as pl
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import CALLS
 from truth import compute_truth, load_spans, read_logs
 
 MS = 1_000_000
@@ -70,6 +73,8 @@ def event_time(truth: dict[str, Any], case: str, spans_by_tid: dict[str, int], n
             for t in truth["timeouts"]
             if t["cause"] == "pause" and t["paused_caller"]
         ]
+    elif case == "paused-caller":
+        hits = [p["start_unix_nano"] for p in big if p["service"] in CALLS]
     elif case == "slow-dependency":
         hits = [
             spans_by_tid[t["trace_id"]]

@@ -2,7 +2,7 @@
 OpenTelemetry SDKs, under bounded load on 127.0.0.1, with collector pauses recorded by the
 runtimes' own hooks. Writes traces plus truth for ``benchmarks/accuracy.py --real``.
 
-    python benchmarks/real/run.py --out /work/realruns/r1 --seconds 70 --seed 1 [--profile mixed]
+    .venv/bin/python benchmarks/real/run.py --out RUNS/r1 --seconds 70 --seed 1 [--profile mixed]
 
 Topology (one instance each; load generator uninstrumented)::
 
@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -140,22 +141,51 @@ STARVED_MAX_SHARE = 0.25  # a run is discarded when more than this share of seco
 
 
 def ensure_envs() -> None:
+    """Check what the run needs and create the services' environments when missing; exit with
+    a message saying what to do instead of failing half-way through a run."""
+    try:
+        import polars  # noqa: F401
+
+        import tailscope  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(
+            f"run.py computes the truth with tailscope ({exc}): run it with the project's "
+            "venv, e.g. .venv/bin/python benchmarks/real/run.py ... (setup: python3 -m venv "
+            ".venv && .venv/bin/pip install -e '.[test,bench]')"
+        ) from exc
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"run.py needs {tool} (Node.js 18+) on PATH for the Node services")
     if not VPY.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run(
-            [
-                str(VPY),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "opentelemetry-sdk>=1.30",
-                "opentelemetry-exporter-otlp-proto-http>=1.30",
-            ],
-            check=True,
-        )
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+            subprocess.run(
+                [
+                    str(VPY),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "opentelemetry-sdk>=1.30",
+                    "opentelemetry-exporter-otlp-proto-http>=1.30",
+                ],
+                check=True,
+            )
+        except subprocess.CalledProcessError as exc:
+            shutil.rmtree(VENV, ignore_errors=True)  # no half-made venv next time
+            raise SystemExit(
+                f"could not create {VENV} with the OpenTelemetry SDK ({exc}); create it by hand: "
+                f"python3 -m venv {VENV} && {VPY} -m pip install opentelemetry-sdk "
+                "opentelemetry-exporter-otlp-proto-http"
+            ) from exc
     if not (NODE_DIR / "node_modules").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
+        try:
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
+        except subprocess.CalledProcessError as exc:
+            raise SystemExit(
+                f"npm ci failed in {NODE_DIR} ({exc}); run it there by hand (needs the npm "
+                "registry)"
+            ) from exc
 
 
 def free_base() -> int:

@@ -170,6 +170,11 @@ def _exception_timeout_signal() -> pl.Expr:
     )
 
 
+TIMEOUT_EDGE: Final = ["service", "name", "target"]
+"""Calls that share one configured timeout: caller service, client operation and target
+(``server.address`` or ``db.system``; a call that never reached its callee has no child)."""
+
+
 def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
     """Every CLIENT span with its instrumented SERVER child, if any, and its call overhead.
 
@@ -178,7 +183,13 @@ def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
     ``child_sid``, ``child_service``, ``child_instance``, ``child_start``, ``child_dur``;
     ``overhead`` = client duration minus child duration (network + queue + stranded time, ns;
     null without a child), ``usual_overhead`` = the median overhead of the same edge (caller
-    service, client operation, callee service) and ``excess`` = overhead minus usual overhead.
+    service, client operation, callee service), ``excess`` = overhead minus usual overhead, and
+    ``budget`` = the timeout budget of the call's edge (caller service, client operation,
+    target): the shortest duration of the edge's timed-out calls (ns; null when none timed
+    out). A timer never fires early, so a timed-out call that lasted well beyond its edge's
+    budget was noticed late by its caller.
+
+    Both edge statistics are over the whole input: pass the whole table, never one part of it.
     """
     clients = narrowed.filter(pl.col("kind") == SpanKind.CLIENT)
     children = narrowed.filter(pl.col("kind") == SpanKind.SERVER).select(
@@ -197,7 +208,10 @@ def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
     edge = ["service", "name", "child_service"]
     return (
         joined.with_columns(overhead=overhead)
-        .with_columns(usual_overhead=pl.col("overhead").median().over(edge))
+        .with_columns(
+            usual_overhead=pl.col("overhead").median().over(edge),
+            budget=pl.col("dur").filter(pl.col("timeout")).min().over(TIMEOUT_EDGE),
+        )
         .with_columns(excess=pl.col("overhead") - pl.col("usual_overhead"))
     )
 

@@ -35,7 +35,7 @@ from tailscope.analysis._stall_common import (
     spans_across,
     spans_starting_after,
 )
-from tailscope.analysis.stalls import BURST_NS, MIN_EXCESS_NS, SKEW_MARGIN_NS
+from tailscope.analysis.stalls import BURST_NS, LATE_NS, MIN_EXCESS_NS, SKEW_MARGIN_NS
 from tailscope.histogram import LatencyHistogram
 from tailscope.report.model import Cascade, Stall, UnexplainedTimeout
 from tailscope.schema import SpanKind
@@ -85,9 +85,14 @@ def _touched(
 ) -> pl.DataFrame:
     """Spans each stall touched directly: ``stall``, ``tid``, ``sid`` and ``delay`` (ns).
 
-    ``delay`` is how much the stall lengthened what the span's caller waited for: the silence
-    for a stretched span, the extra queue time for a queued one, the silence for a call aimed at
-    the instance by name.
+    ``delay`` is how much the stall lengthened what the span's caller waited for: for a
+    stretched span, the part of the silence it spent in flight (for a call with a timeout
+    budget, only the part before its timer fell due) less the part its children in flight
+    spent across it (a span waiting on a child is delayed only through that child, which
+    carries the delay, if any), and for a CLIENT span only when it ended right after the
+    silence (its response or timer was stranded there; a call still waiting well after the
+    process resumed was not lengthened); the extra queue time for a queued span (0: it lies
+    outside the child's duration); the silence for a call aimed at the instance by name.
     """
     windows = pl.DataFrame(
         {
@@ -98,12 +103,36 @@ def _touched(
         },
         schema={"stall": pl.Int64, "instance": pl.String, "a": pl.Int64, "b": pl.Int64},
     ).with_columns(*as_names("instance"), gap=pl.col("b") - pl.col("a"))
-    mine = narrowed.select("tid", "sid", "instance", "kind", "start", "end")
-    # no timestamps inside a silence: a span overlapping it was in flight across (part of) it
-    stretched = spans_across(mine, windows).with_columns(
-        delay=pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a")
-    )
+    mine = narrowed.select("tid", "sid", "pid", "instance", "kind", "start", "end")
     burst = pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap") // 2)
+    # no timestamps inside a silence: a span overlapping it was in flight across (part of) it
+    across = spans_across(mine, windows)
+    overlap = pl.min_horizontal("end", "b") - pl.max_horizontal("start", "a")
+    waiting_on_child = (
+        across.group_by("stall", "tid", pl.col("pid").alias("sid"))
+        .agg(overlap.sum().alias("_waiting"))
+        .drop_nulls("sid")
+    )
+    # a call's timer falls due at start + budget: pause time after it ate none of the budget
+    due = calls.select("tid", "sid", (pl.col("start") + pl.col("budget")).alias("_due"))
+    stretched = (
+        across.join(waiting_on_child, on=["stall", "tid", "sid"], how="left")
+        .join(due, on=["tid", "sid"], how="left")
+        .with_columns(
+            delay=pl.when(
+                (pl.col("kind") == SpanKind.CLIENT) & (pl.col("end") > pl.col("b") + burst)
+            )
+            .then(pl.lit(0, dtype=pl.Int64))
+            .otherwise(
+                (
+                    pl.min_horizontal("end", "b", pl.col("_due").fill_null(pl.col("end")))
+                    - pl.max_horizontal("start", "a")
+                    - pl.col("_waiting").fill_null(0)
+                ).clip(lower_bound=0)
+            )
+        )
+        .drop("_waiting", "_due")
+    )
     callers = calls.select("tid", pl.col("child_sid").alias("sid"), "excess").drop_nulls("sid")
     queued = (
         spans_starting_after(
@@ -161,9 +190,11 @@ def _linked_timeouts(
     The counterfactual test, per timed-out CLIENT span with a SERVER child: what the client
     would have waited without the stalls is the child's duration plus the edge's usual
     overhead, minus the delay all stalls put inside the child's subtree (silences, or a
-    descendant's queue time). If that still reaches the client's own duration (its timeout),
-    the call would have timed out anyway (a slow dependency that also met a pause) and is not
-    linked. Columns: ``tid``, ``sid``, ``stall`` (the stall that delayed the span most).
+    descendant's queue time). If that still reaches the edge's timeout budget (or the client's
+    own duration, when shorter), the call would have timed out anyway (a slow dependency that
+    also met a pause) and is not linked. A call noticed late by a paused caller lasted beyond
+    its budget; the budget, not that duration, is what the call had to beat. Columns: ``tid``,
+    ``sid``, ``stall`` (the stall that delayed the span most).
     """
     empty = pl.DataFrame(schema={"tid": pl.Binary, "sid": pl.Binary, "stall": pl.Int64})
     if not stalls:
@@ -208,18 +239,107 @@ def _linked_timeouts(
     )
     # a call without an instrumented child (a database, an external API) is linked only when
     # the stall's delay is at least half of it: a slow dependency that merely met a pause of
-    # its caller would have timed out anyway
-    return (
-        timeouts.select("tid", "sid", "dur", "child_sid", "child_dur", "usual_overhead")
+    # its caller would have timed out anyway. Nor when it was noticed late: its caller resumed
+    # after the timer fell due and still found no response waiting (a resumed thread reads a
+    # response that arrived meanwhile), so the dependency was slower than the budget anyway
+    noticed_late = pl.col("dur") >= pl.col("budget") + LATE_NS
+    linked = (
+        timeouts.select(
+            "tid",
+            "sid",
+            "dur",
+            "budget",
+            "child_sid",
+            "child_dur",
+            "usual_overhead",
+            pl.min_horizontal("budget", "dur").alias("limit"),
+        )
         .join(strongest, on=["tid", "sid"], how="inner")
         .join(inside, on=["tid", "child_sid"], how="left")
         .with_columns(pl.col("inside").fill_null(0))
         .filter(
             pl.when(pl.col("child_dur").is_null())
-            .then(pl.col("delay") * 2 >= pl.col("dur"))
-            .otherwise(counterfactual < pl.col("dur"))
+            .then((pl.col("delay") * 2 >= pl.col("limit")) & ~noticed_late.fill_null(False))
+            .otherwise(counterfactual < pl.col("limit"))
         )
-        .select("tid", "sid", "stall")
+        .select("tid", "sid", "stall", pl.col("child_sid").is_null().alias("_childless"))
+    )
+    linked = linked.join(
+        _timing_out_anyway(linked.filter(pl.col("_childless")), timeouts, stalls),
+        on=["tid", "sid"],
+        how="anti",
+    ).drop("_childless")
+    # a timeout with an unexplained timeout below it (a slow dependency that timed out on its
+    # own) is that dependency's, even when a pause added to the wait: the slow call wins
+    parents = (
+        narrowed.select("tid", "sid", "pid")
+        .drop_nulls("pid")
+        .join(linked.select("tid").unique(), on="tid", how="semi")
+    )
+    for _ in range(MAX_DEPTH):
+        leftover = timeouts.select("tid", "sid").join(linked, on=["tid", "sid"], how="anti")
+        blocked = _ancestors(leftover.join(parents.select("tid").unique(), on="tid"), parents)
+        kept = linked.join(blocked, on=["tid", "sid"], how="anti")
+        if kept.height == linked.height:
+            break
+        linked = kept
+    return linked
+
+
+def _ancestors(spans: pl.DataFrame, parents: pl.DataFrame) -> pl.DataFrame:
+    """Every strict ancestor (``tid``, ``sid``) of ``spans`` (``tid``, ``sid``), following
+    ``parents`` (``tid``, ``sid``, ``pid``) links."""
+    frontier = spans.select("tid", "sid")
+    found = [frontier.clear()]
+    for _ in range(MAX_DEPTH):
+        frontier = (
+            frontier.join(parents, on=["tid", "sid"], how="inner")
+            .select("tid", pl.col("pid").alias("sid"))
+            .unique()
+        )
+        if frontier.height == 0:
+            break
+        found.append(frontier)
+    return pl.concat(found).unique()
+
+
+def _timing_out_anyway(
+    childless: pl.DataFrame, timeouts: pl.DataFrame, stalls: tuple[Stall, ...]
+) -> pl.DataFrame:
+    """Linked timed-out calls without an instrumented child (``tid``, ``sid``, ``stall``) whose
+    dependency was timing out anyway: another call of the same caller instance to the same
+    target, started within one budget of it and clear of the stall's window (same clock),
+    timed out too. A slow database window times out every call; a pause, only those it met.
+    Columns: ``tid``, ``sid``."""
+    if childless.height == 0:
+        return childless.select("tid", "sid")
+    windows = pl.DataFrame(
+        {
+            "stall": list(range(len(stalls))),
+            "a": [st.start_unix_nano for st in stalls],
+            "b": [st.end_unix_nano for st in stalls],
+        },
+        schema={"stall": pl.Int64, "a": pl.Int64, "b": pl.Int64},
+    )
+    mine = childless.join(
+        timeouts.select("tid", "sid", "instance", "target", "start", "budget"), on=["tid", "sid"]
+    ).join(windows, on="stall")
+    others = timeouts.select(
+        "instance",
+        "target",
+        pl.col("sid").alias("_other"),
+        pl.col("start").alias("_start"),
+        pl.col("end").alias("_end"),
+    ).join(mine.select("instance", "target").unique(), on=["instance", "target"], how="semi")
+    return (
+        mine.join(others, on=["instance", "target"], how="inner")
+        .filter(
+            (pl.col("_other") != pl.col("sid"))
+            & ((pl.col("_start") - pl.col("start")).abs() <= pl.col("budget"))
+            & ((pl.col("_end") < pl.col("a")) | (pl.col("_start") > pl.col("b")))
+        )
+        .select("tid", "sid")
+        .unique()
     )
 
 

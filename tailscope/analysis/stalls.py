@@ -20,11 +20,18 @@ for exactly that signature, per instance:
      edge's usual network time, is large) and that ended right after the silence, when the
      process resumed and read it; a client that gave up is no evidence, nor one whose child was
      itself queued behind a silence of its own instance;
+   * *timeouts noticed late*: an in-flight CLIENT span of the instance that timed out, whose
+     timer fell due inside the silence, and that lasted at least :data:`LATE_NS` beyond its
+     edge's timeout budget, ending right after the silence: the process noticed late because
+     it was not running;
    * *queued requests*: SERVER spans of the instance starting right after the gap whose
      caller's CLIENT span shows an unusually large network-plus-queue time (a caller that gave
-     up early shows it too: its duration is the timeout, the queued child's is short).
+     up early shows it too: its duration is the timeout, the queued child's is short). A
+     caller that was itself paused while the call was open (silent, or its timeout noticed
+     late) is no evidence against the callee.
 
-3. **Context** — if every other instance active around the window was silent too, it is a
+3. **Context** — if every other instance active around the window was silent too and fewer
+   than :data:`MIN_SCORE` traces waited on it (queued, stranded, noticed late), it is a
    telemetry gap and is not reported; if every other instance on the same host was silent, the
    stall is of kind ``host``; if the sibling instances of the same service were silent too, the
    confidence is halved (traffic may simply have stopped).
@@ -103,6 +110,10 @@ resumes; an idle or unobserved one does not)."""
 ROOT_BURST_SHARE: Final = 0.5
 ROOT_BURST_NS: Final = 2 * NS_PER_MS
 """... released within this long after the silence (1 ms before it too: whole-ms clocks)."""
+LATE_NS: Final = 10 * NS_PER_MS
+"""A timed-out call lasting this much beyond its edge's timeout budget was noticed late: its
+timer fell due while the caller was not running (a timer never fires early; a running event
+loop or thread is late by a millisecond or two, not ten)."""
 
 
 def detect_stalls(
@@ -134,7 +145,15 @@ def detect_stalls(
     evidence = _evidence(narrowed, calls, candidates, gaps)
     kept = candidates.join(evidence, on="cid", how="left").with_columns(
         pl.col(c).fill_null(0)
-        for c in ("stretched", "working", "stranded", "queued", "evidence_traces", "traces")
+        for c in (
+            "stretched",
+            "working",
+            "stranded",
+            "late",
+            "queued",
+            "evidence_traces",
+            "traces",
+        )
     )
     kept = kept.with_columns(pl.col("score", "waiting").fill_null(0.0)).filter(
         (pl.col("score") >= MIN_SCORE) & (pl.col("strong") | (pl.col("waiting") >= MIN_SCORE))
@@ -272,18 +291,60 @@ _works = ~pl.col("kind").is_in([SpanKind.CLIENT, SpanKind.UNSPECIFIED])
 without kinds, waiting on a downstream call cannot be told from working."""
 
 
-def _with_caller_paused(frame: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+def _caller_silences(
+    gaps: pl.DataFrame, candidates: pl.DataFrame, frozen: pl.DataFrame
+) -> pl.DataFrame:
+    """Silences of each instance that count as the instance being paused, when it calls:
+    ``instance``, ``t`` (last timestamp before), ``b`` (first after), ``gap`` (ns), sorted by
+    instance and ``t``, with ``silent_before`` (the instance's paused time before ``t``, ns).
+
+    The silences (at least :data:`COMPONENT_GAP_NS`) inside the candidate windows ``frozen``
+    lists (``cid``): windows with evidence that the process was frozen, not idle (see
+    :func:`_frozen_windows`). How long a silence is, even relative to the instance's rate, does
+    not tell a paused caller from an idle one: a caller whose requests all wait on a frozen
+    callee falls silent as long as the callee does.
+    """
+    parts = gaps.filter(pl.col("gap") >= COMPONENT_GAP_NS).select("instance", "t", "b", "gap")
+    windows = (
+        candidates.join(frozen, on="cid", how="semi")
+        .select("instance", pl.col("a").alias("_wa"), pl.col("b").alias("_wb"))
+        .sort("_wa")
+    )
+    return (
+        parts.sort("t")
+        .join_asof(
+            windows,
+            left_on="t",
+            right_on="_wa",
+            by="instance",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .filter(pl.col("t") < pl.col("_wb"))
+        .select("instance", "t", "b", "gap")
+        .sort("instance", "t")
+        .with_columns(silent_before=(pl.col("gap").cum_sum() - pl.col("gap")).over("instance"))
+    )
+
+
+def _with_caller_paused(frame: pl.DataFrame, silences: pl.DataFrame) -> pl.DataFrame:
     """``frame`` (rows with a caller's ``caller_instance``, ``caller_start``, ``caller_end``,
-    ``caller_excess``) with ``caller_paused``: the calling instance itself fell silent while
-    the call was open — a silence of at least :data:`MIN_GAP_NS`, :data:`RATE_FACTOR` times its
-    recent interval, beginning after the CLIENT span started and ending before it did — for at
-    least half the call's excess time. Then the excess is the caller's own pause (before the
-    request left, or with the response unread), not a queue at the callee. One as-of join on
-    the caller's own silences (same clock: no skew involved)."""
-    silences = (
-        gaps.filter((pl.col("gap") >= MIN_GAP_NS) & (pl.col("surprise") >= RATE_FACTOR))
-        .select(pl.col("instance").alias("caller_instance"), "t", pl.col("b").alias("_pb"))
-        .sort("t")
+    ``caller_excess``) with ``caller_paused``: the calling instance itself was paused while the
+    call was open — its silences (see :func:`_caller_silences`) beginning after the CLIENT span
+    started and ending before it did add up to at least half the call's excess time. Then the
+    excess is the caller's own pause (before the request left, or with the response unread),
+    not a queue at the callee. So is a call the caller started in the burst right after such a
+    silence (within max(:data:`BURST_NS`, half the silence)): a process resuming from a pause
+    works through its own backlog, and its calls' extra time is its own congestion. As-of
+    joins on the caller's own silences (same clock: no skew involved): the first silence after
+    the call started, the last one before it ended, the last one before it started.
+    """
+    own = silences.select(
+        pl.col("instance").alias("caller_instance"),
+        "t",
+        "b",
+        (pl.col("silent_before") + pl.col("gap")).alias("_through"),
+        "silent_before",
     )
     # starts may be floored to whole milliseconds (the Node.js SDK): probe 1 ms early
     joined = (
@@ -291,22 +352,78 @@ def _with_caller_paused(frame: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame
         .with_columns(_probe=pl.col("caller_start") - NS_PER_MS)
         .sort("_probe")
         .join_asof(
-            silences,
+            own.select("caller_instance", pl.col("t").alias("_first_t"), "silent_before").sort(
+                "_first_t"
+            ),
             left_on="_probe",
-            right_on="t",
+            right_on="_first_t",
             by="caller_instance",
             strategy="forward",
             check_sortedness=False,
-            suffix="_silence",
+        )
+        .sort("caller_end")
+        .join_asof(
+            own.select("caller_instance", pl.col("b").alias("_last_b"), "_through").sort("_last_b"),
+            left_on="caller_end",
+            right_on="_last_b",
+            by="caller_instance",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .sort("caller_start")
+        .join_asof(
+            own.select(
+                "caller_instance",
+                pl.col("b").alias("_prev_b"),
+                (pl.col("b") - pl.col("t")).alias("_prev_gap"),
+            ).sort("_prev_b"),
+            left_on="caller_start",
+            right_on="_prev_b",
+            by="caller_instance",
+            strategy="backward",
+            check_sortedness=False,
         )
         .sort("_row")
     )
-    silence_a = "t_silence" if "t" in frame.columns else "t"
+    silent = pl.col("_through") - pl.col("silent_before")
     paused = (
-        (pl.col("_pb") <= pl.col("caller_end"))
-        & ((pl.col("_pb") - pl.col(silence_a)) * 2 >= pl.col("caller_excess").fill_null(0))
+        (pl.col("_last_b") > pl.col("_first_t"))
+        & (silent * 2 >= pl.col("caller_excess").fill_null(0))
     ).fill_null(False)
-    return joined.with_columns(caller_paused=paused).drop("_row", "_probe", silence_a, "_pb")
+    resuming = (
+        pl.col("caller_start") - pl.col("_prev_b")
+        <= pl.max_horizontal(pl.lit(BURST_NS), pl.col("_prev_gap") // 2)
+    ).fill_null(False)
+    return joined.with_columns(caller_paused=paused | resuming).drop(
+        "_row", "_probe", "_first_t", "silent_before", "_last_b", "_through", "_prev_b", "_prev_gap"
+    )
+
+
+def _frozen_windows(own: pl.DataFrame, queued: pl.DataFrame | None) -> pl.DataFrame:
+    """Candidate windows (``cid``) in which the process itself was frozen, as a caller: its
+    own evidence (``own``: ``cid``, ``tid``, ``weight`` per working, stranded or late trace)
+    scores at least 1, or, with ``queued`` (``cid``, ``tid`` of queued requests, scored 1
+    each), the window scores :data:`MIN_SCORE`."""
+    weights = own if queued is None else pl.concat([own, queued.with_columns(weight=pl.lit(1.0))])
+    need = 1.0 if queued is None else MIN_SCORE
+    per_window = (
+        weights.group_by("cid", "tid")
+        .agg(pl.col("weight").max())
+        .group_by("cid")
+        .agg(pl.col("weight").sum())
+    )
+    if queued is not None:
+        mine = (
+            own.group_by("cid", "tid")
+            .agg(pl.col("weight").max())
+            .group_by("cid")
+            .agg(pl.col("weight").sum().alias("_own"))
+        )
+        per_window = per_window.join(mine, on="cid", how="left").filter(
+            (pl.col("weight") >= need) | (pl.col("_own").fill_null(0.0) >= 1.0)
+        )
+        return per_window.select("cid")
+    return per_window.filter(pl.col("weight") >= need).select("cid")
 
 
 def _evidence(
@@ -315,8 +432,8 @@ def _evidence(
     """Per candidate silence: stretched spans, and traces that are working / stranded / queued.
 
     Columns: ``cid``, ``stretched`` (spans in flight across the silence), ``traces`` (their
-    distinct traces), ``working``, ``stranded``, ``queued`` (counts), ``evidence_traces``
-    (distinct traces among the last three).
+    distinct traces), ``working``, ``stranded``, ``late``, ``queued`` (counts),
+    ``evidence_traces`` (distinct traces among the last four).
     """
     windows = candidates.select(
         "cid", "instance", "a", "b", "gap", "first_resume", "core_a", "core_b"
@@ -379,34 +496,50 @@ def _evidence(
         .join(queued_elsewhere, on=["tid", "child_sid"], how="anti")
         .select("cid", "tid")
     )
+    # a timed-out call whose timer fell due inside the silence and that ended only when the
+    # process resumed, well beyond its edge's budget: the process noticed late (same clock)
+    due = pl.col("start") + pl.col("budget")
+    late = (
+        innermost.filter(pl.col("kind") == SpanKind.CLIENT)
+        .join(calls.select("tid", "sid", "timeout", "budget"), on=["tid", "sid"], how="inner")
+        .filter(
+            pl.col("timeout")
+            & (pl.col("end") - pl.col("start") >= pl.col("budget") + LATE_NS)
+            & (due >= pl.col("a") - NS_PER_MS)
+            & (due <= pl.col("b"))
+            & (pl.col("end") <= pl.col("b") + burst)
+        )
+        .select("cid", "tid")
+    )
 
     callers = calls.select(
         "tid",
         pl.col("child_sid").alias("sid"),
         pl.col("excess").alias("caller_excess"),
         pl.col("timeout").alias("caller_timeout"),
+        (pl.col("timeout") & (pl.col("dur") >= pl.col("budget") + LATE_NS)).alias("caller_late"),
         pl.col("start").alias("caller_start"),
         pl.col("end").alias("caller_end"),
         pl.col("instance").alias("caller_instance"),
     ).drop_nulls("sid")
-    released = _with_caller_paused(
-        spans_starting_after(
-            servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
-        ).join(callers, on=["tid", "sid"], how="left"),
-        gaps,
-    )
+    released = spans_starting_after(
+        servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
+    ).join(callers, on=["tid", "sid"], how="left")
     # a caller that gave up shows no reliable excess (its child may outlive it): its request
     # starting in the release burst is queued all the same if it was sent well before the
-    # silence ended; a caller that was itself paused
-    # before sending is no evidence against this instance
-    by_callers = released.filter(
-        (
-            (pl.col("caller_excess") >= threshold)
-            # sent well before the silence ended (beyond any clock disagreement)
-            | (pl.col("caller_timeout") & (pl.col("caller_start") + SKEW_MARGIN_NS < pl.col("b")))
-        )
-        & ~pl.col("caller_paused")
-    ).select("cid", "tid")
+    # silence ended
+    waited = released.filter(
+        (pl.col("caller_excess") >= threshold)
+        # sent well before the silence ended (beyond any clock disagreement)
+        | (pl.col("caller_timeout") & (pl.col("caller_start") + SKEW_MARGIN_NS < pl.col("b")))
+    )
+    own = pl.concat(
+        [
+            working.with_columns(weight=pl.lit(WORKING_WEIGHT)),
+            stranded.with_columns(weight=pl.lit(1.0)),
+            late.with_columns(weight=pl.lit(1.0)),
+        ]
+    )
     # requests without an instrumented caller (entry points): queued when many are released
     # together, far more than the instance's usual rate of them brings in a few milliseconds
     extent = gaps.group_by("instance").agg((pl.col("t").max() - pl.col("t").min()).alias("_x"))
@@ -449,7 +582,24 @@ def _evidence(
         )
         .select("cid", "tid")
     )
-    queued = pl.concat([by_callers, burst_roots]).unique()
+    # a caller that was itself paused while its call was open (before sending, or with the
+    # response unread) is no evidence against this instance. Which caller silences are
+    # pauses, not idleness, is decided in two passes: first the windows with the process's
+    # own evidence of being frozen (work stretched, responses stranded, timeouts noticed
+    # late); then also the windows that pass as stalls with the queue evidence of the first
+    # pass (a frozen caller with nothing in flight shows only its own callers queueing)
+    frozen = _frozen_windows(own, None)
+    for final in (False, True):
+        by_callers = (
+            _with_caller_paused(waited, _caller_silences(gaps, candidates, frozen))
+            .filter(~pl.col("caller_paused") & ~pl.col("caller_late").fill_null(False))
+            .select("cid", "tid")
+        )
+        queued = pl.concat([by_callers, burst_roots]).unique()
+        if not final:
+            frozen = _frozen_windows(
+                own, queued.join(candidates, on="cid").filter(pl.col("strong")).select("cid", "tid")
+            )
 
     counts = [
         stretched.group_by("cid").agg(
@@ -457,11 +607,13 @@ def _evidence(
         ),
         working.group_by("cid").agg(pl.col("tid").n_unique().alias("working")),
         stranded.group_by("cid").agg(pl.len().alias("stranded")),
+        late.group_by("cid").agg(pl.len().alias("late")),
         queued.group_by("cid").agg(pl.len().alias("queued")),
         pl.concat(
             [
                 working.with_columns(weight=pl.lit(WORKING_WEIGHT)),
                 stranded.with_columns(weight=pl.lit(1.0)),
+                late.with_columns(weight=pl.lit(1.0)),
                 queued.with_columns(weight=pl.lit(1.0)),
             ]
         )
@@ -469,7 +621,7 @@ def _evidence(
         .agg(pl.col("weight").max())
         .group_by("cid")
         .agg(pl.len().alias("evidence_traces"), pl.col("weight").sum().alias("score")),
-        pl.concat([stranded, queued])
+        pl.concat([stranded, late, queued])
         .group_by("cid")
         .agg(pl.col("tid").n_unique().cast(pl.Float64).alias("waiting")),
     ]
@@ -504,14 +656,17 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
             same_host = np.zeros(near.size, dtype=bool)
         else:
             same_host = hosts[near] == row["host"]
+        # callers queued, responses stranded, timers noticed late: what a telemetry gap (spans
+        # lost, or never made) cannot produce
+        waiting_traces = float(row["waiting"])
         silent = np.zeros(near.size, dtype=bool)
         for margin, peers in ((0, same_host), (SKEW_MARGIN_NS, ~same_host)):
             if peers.any():
                 silent[peers] = _silent_peers(times, codes, near[peers], a, b, margin)
-        if near.size and silent.all() and row["queued"] < MIN_SCORE:
-            # everything stopped and nothing queued in front of it: a telemetry gap, not a
-            # pause (an entry instance that froze silences everything downstream of it too,
-            # but the requests that arrived meanwhile are released together when it resumes)
+        if near.size and silent.all() and waiting_traces < MIN_SCORE:
+            # everything stopped and nothing waited on it: a telemetry gap, not a pause (an
+            # entry instance that froze silences everything downstream of it too, but the
+            # requests that arrived meanwhile are released together when it resumes)
             continue
         host_peers = silent[same_host]
         is_host = bool(host_peers.size and host_peers.all())
@@ -528,6 +683,8 @@ def _judge(kept: pl.DataFrame, stamps: pl.DataFrame, info: pl.DataFrame) -> tupl
             reasons.append(f"{row['working']} traces stretched in own work")
         if row["stranded"]:
             reasons.append(f"{row['stranded']} responses stranded")
+        if row["late"]:
+            reasons.append(f"{row['late']} timeouts noticed late")
         if row["queued"]:
             reasons.append(f"{row['queued']} requests queued")
         if siblings_silent:
