@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from repo_paths import FIXTURES
+from repo_paths import FIXTURES, REPO
 from typer.testing import CliRunner
 
 from tailscope.cli.app import app
@@ -54,3 +54,11 @@ def test_slow_dependency_is_dependency_not_stall() -> None:
     assert verdict["top"]["component"] == "dependency"
     assert verdict["top"]["hop_operation"] == "POST"  # the payment API
     assert "None of the tail is spent behind a detected stop-the-world pause." in verdict["text"]
+
+
+def test_readme_quotes_the_demo_verdict_as_printed() -> None:
+    """The README's quickstart shows the demo's verdict; it must be what tailscope prints now."""
+    readme = " ".join((REPO / "README.md").read_text().split())
+    (root,) = json.loads(_analyze("gc-cascade.jsonl.gz", "json"))["roots"]
+    quoted = f"Verdict {root['service']} {root['operation']}: {root['verdict']['text']}"
+    assert " ".join(quoted.split()) in readme
