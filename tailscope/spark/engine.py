@@ -35,13 +35,15 @@ import pyarrow.compute as pc
 from tailscope import schema as s
 from tailscope.analysis.kernels import (
     KERNEL_COLUMNS,
+    StallInputs,
     StallSections,
     TracePartials,
     kernel_table,
     merge_operation_partials,
     report_from_partials,
+    stall_inputs,
+    stall_sections_from_inputs,
     trace_partials,
-    whole_input_stall_sections,
 )
 from tailscope.analysis.pipeline import AnalysisOptions
 from tailscope.errors import InputError, TailscopeError, UsageError
@@ -132,19 +134,17 @@ def _import_pyspark() -> Any:
     return SparkSession
 
 
-def _ipc_rows(partials: TracePartials) -> pa.RecordBatch:
+def _ipc_rows(partials: TracePartials | StallInputs) -> pa.RecordBatch:
     names, blobs = zip(*partials.to_ipc(), strict=True)
     return pa.RecordBatch.from_arrays(
         [pa.array(names, pa.string()), pa.array(blobs, pa.binary())], schema=PARTIAL_SCHEMA
     )
 
 
-def trace_kernel(
-    batches: Iterator[pa.RecordBatch], options: AnalysisOptions, sections: StallSections
-) -> Iterator[pa.RecordBatch]:
-    """The ``mapInArrow`` function of stage 2: batches of one partition, sorted by trace id,
-    in; partials of every finished trace out. The last trace of a batch may continue in the
-    next one, so it is carried over and analysed with it."""
+def whole_traces(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """Batches of one partition, sorted by trace id, regrouped into tables of whole traces:
+    the last trace of a batch may continue in the next one, so it is carried over and handed
+    out with it (memory: one batch plus the largest trace)."""
     carry: pa.Table | None = None
     for batch in batches:
         if batch.num_rows == 0:
@@ -156,9 +156,28 @@ def trace_kernel(
         cut = pc.index(ids, ids[len(ids) - 1]).as_py()  # first row of the last trace
         carry = table.slice(cut)
         if cut > 0:
-            yield _ipc_rows(trace_partials(table.slice(0, cut), options, sections))
+            yield table.slice(0, cut)
     if carry is not None:
-        yield _ipc_rows(trace_partials(carry, options, sections))
+        yield carry
+
+
+def trace_kernel(
+    batches: Iterator[pa.RecordBatch], options: AnalysisOptions, sections: StallSections
+) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function of the trace stage: batches of one partition, sorted by
+    trace id, in; partials of every trace out (:func:`whole_traces`)."""
+    for table in whole_traces(batches):
+        yield _ipc_rows(trace_partials(table, options, sections))
+
+
+def stall_kernel(
+    batches: Iterator[pa.RecordBatch], options: AnalysisOptions
+) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function of the stall stage: the same partitions as
+    :func:`trace_kernel` in; each trace's :class:`~tailscope.analysis.kernels.StallInputs`
+    out (narrowed span columns, clock-shift counts)."""
+    for table in whole_traces(batches):
+        yield _ipc_rows(stall_inputs(table, options))
 
 
 def _operation_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -241,14 +260,14 @@ def _run(
         raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
     stats = IngestStats(files=_input_files(spans))
 
-    # stage 1: stalls (driver; see the module docstring)
+    staged = spans.repartition(partitions, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
+    # stage 1: stall inputs per trace on the cluster, detection on the driver
     sections = StallSections()
     problems: list[ProblemEntry] = []
     if options.detect_stalls:
-        sections, problems = _stall_stage(spans, options)
+        sections, problems = _stall_stage(staged, options)
 
     # stage 2: traces
-    staged = spans.repartition(partitions, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
     partials = staged.mapInArrow(
         partial(trace_kernel, options=options, sections=sections), _PARTIAL_DDL
     ).persist()
@@ -281,19 +300,57 @@ def _run(
     return report_from_partials(merged, stats, options, sections, problems)
 
 
-def _stall_stage(spans: Any, options: AnalysisOptions) -> tuple[StallSections, list[ProblemEntry]]:
-    """Stalls, cascades, unexplained timeouts, runtimes and the stalled instances' clock
-    offsets of all spans, on the driver."""
-    from tailscope.analysis.pipeline import prepare_spans
-    from tailscope.ingest.model import IngestResult
+_SHIFT_SCHEMA: Final = pa.schema(
+    [
+        pa.field("service", pa.string()),
+        pa.field("instance", pa.string()),
+        pa.field("shift_ns", pa.int64()),
+        pa.field("spans", pa.int64()),
+    ]
+)
+_SHIFT_DDL: Final = "service string, instance string, shift_ns bigint, spans bigint"
 
-    table = kernel_table(spans.toArrow())
-    if table.num_rows == 0:
-        return StallSections(), []
-    prepared = prepare_spans(IngestResult(table, IngestStats()))
-    del table
+
+def _shift_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Clock-shift counts (IPC blobs) back to rows, for the ``groupBy`` that adds them up."""
+    for batch in batches:
+        for data in batch.column("data").to_pylist():
+            table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+            yield from table.select(_SHIFT_SCHEMA.names).cast(_SHIFT_SCHEMA).to_batches()
+
+
+def _stall_stage(staged: Any, options: AnalysisOptions) -> tuple[StallSections, list[ProblemEntry]]:
+    """Stalls, cascades, unexplained timeouts, runtimes and the stalled instances' clock
+    offsets. The per-trace preparation runs on the cluster (:func:`stall_kernel` over the
+    trace stage's partitions); the driver receives the narrowed span columns (one partition at
+    a time) and the clock-shift counts summed per (service, instance, shift) by a ``groupBy``,
+    and runs the single-machine detectors (see ``docs/scale-out.md``, *Limits*)."""
+    import pyspark.sql.functions as sf
+
+    inputs_rows = staged.mapInArrow(partial(stall_kernel, options=options), _PARTIAL_DDL).persist()
     try:
-        return whole_input_stall_sections(prepared, options), []
+        narrowed = [
+            ("narrowed", bytes(row["data"]))
+            for row in inputs_rows.filter("name = 'narrowed'").toLocalIterator()
+        ]
+        shifts = (
+            inputs_rows.filter("name = 'clock_shifts'")
+            .mapInArrow(_shift_rows, _SHIFT_DDL)
+            .groupBy("service", "instance", "shift_ns")
+            .agg(sf.sum("spans").cast("bigint").alias("spans"))
+            .toArrow()
+        )
+    finally:
+        inputs_rows.unpersist()
+    import polars as pl
+
+    inputs = StallInputs.from_ipc(narrowed)
+    del narrowed
+    shift_frame = pl.from_arrow(shifts)
+    assert isinstance(shift_frame, pl.DataFrame)
+    inputs = StallInputs(narrowed=inputs.narrowed, clock_shifts=shift_frame)
+    try:
+        return stall_sections_from_inputs(inputs), []
     except Exception as exc:  # as the local pipeline: a failing detector keeps the report
         problem = ProblemEntry(
             file="<analysis>",
