@@ -18,12 +18,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from repo_paths import FIXTURES
 
+from tailscope import schema as s
 from tailscope.analysis.pipeline import AnalysisOptions, analyze
 from tailscope.ingest import read_spans
 from tailscope.render import RenderOptions, get_renderer
+from tailscope.spark.dataset import NS_PER_HOUR, write_partitioned
 
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("no Java (run .ci/ensure-java): Spark engine not tested", allow_module_level=True)
@@ -98,3 +104,45 @@ def test_spark_report_equals_the_local_report(
     assert want.stalls and want.hops and want.input.files[0].startswith(str(dataset))
     rendered = get_renderer("json").render(got, RenderOptions())
     assert json.loads(rendered) == json.loads(local_json)
+
+
+def _shifted(table: pa.Table, delta_ns: int) -> pa.Table:
+    """``table`` with every absolute time (span starts and ends, event times) moved by
+    ``delta_ns``: the same traces at another time of day."""
+    events = table[s.EVENTS].combine_chunks()
+    flat = events.flatten()
+    fields = [flat.field(i) for i in range(flat.type.num_fields)]
+    at = flat.type.get_field_index("time_unix_nano")
+    fields[at] = pc.add(fields[at], delta_ns)
+    moved = pa.ListArray.from_arrays(
+        events.offsets, pa.StructArray.from_arrays(fields, fields=list(flat.type))
+    ).cast(events.type)
+    return (
+        table.set_column(
+            table.schema.get_field_index(s.START), s.START, pc.add(table[s.START], delta_ns)
+        )
+        .set_column(table.schema.get_field_index(s.END), s.END, pc.add(table[s.END], delta_ns))
+        .set_column(table.schema.get_field_index(s.EVENTS), s.EVENTS, moved)
+    )
+
+
+def test_traces_straddling_an_hour_boundary(spark: Any, tmp_path: Path) -> None:
+    # GIVEN the spans moved so that an hour boundary falls in the middle of the run (traces in
+    # flight then have spans in two `hour=` folders), written as an hour/bucket dataset
+    table = read_spans([str(SOURCE)]).table
+    starts = np.sort(table[s.START].to_numpy())
+    middle = int(starts[starts.size // 2])
+    boundary = (int(table[s.END].to_numpy().max()) // NS_PER_HOUR + 2) * NS_PER_HOUR
+    moved = _shifted(table, boundary - middle)
+    out = tmp_path / "spans"
+    write_partitioned(moved, out, ("hour", "bucket"), buckets=3)
+    hours = moved[s.START].to_numpy() // NS_PER_HOUR
+    per_trace = pl.DataFrame({"t": moved[s.TRACE_ID].to_numpy(False), "h": hours})
+    straddling = per_trace.group_by("t").agg(pl.col("h").n_unique()).filter(pl.col("h") > 1)
+    assert straddling.height > 10 and len(list(out.glob("hour=*"))) == 2
+    want = analyze(read_spans([str(out)]), AnalysisOptions(keep_frames=False)).report
+    # WHEN Spark analyses it
+    got = run_spark(str(out), AnalysisOptions(), SparkOptions(partitions=4), session=spark)
+    # THEN the report is the local one (no trace cut at the boundary, stalls found once)
+    assert got == want
+    assert want.stalls and want.hops
