@@ -49,6 +49,7 @@ from tailscope.analysis.pipeline import AnalysisOptions
 from tailscope.errors import InputError, TailscopeError, UsageError
 from tailscope.ingest.model import IngestStats
 from tailscope.report.model import ProblemEntry
+from tailscope.types import DEFAULT_LARGE_TRACE_SPANS
 
 if TYPE_CHECKING:
     from tailscope.report.model import Report
@@ -103,6 +104,8 @@ class SparkOptions:
     """Shuffle partitions ``P`` of the trace and percentile stages; None: Spark's
     ``spark.sql.shuffle.partitions``."""
     batch_rows: int = DEFAULT_BATCH_ROWS
+    large_trace_spans: int = DEFAULT_LARGE_TRACE_SPANS
+    """Traces of more spans than this are analysed in a separate pass (0: one pass)."""
     driver_memory: str = "4g"
     """``spark.driver.memory`` of a JVM started here (with ``local[N]`` the executors run in
     it too; the stall stage and the partials are collected into it). Ignored under
@@ -260,7 +263,7 @@ def _run(
         raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
     stats = IngestStats(files=_input_files(spans))
 
-    staged = spans.repartition(partitions, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
+    staged = _trace_passes(session, spans, partitions, spark_options.large_trace_spans)
     # stage 1: stall inputs per trace on the cluster, detection on the driver
     sections = StallSections()
     problems: list[ProblemEntry] = []
@@ -268,8 +271,8 @@ def _run(
         sections, problems = _stall_stage(staged, options)
 
     # stage 2: traces
-    partials = staged.mapInArrow(
-        partial(trace_kernel, options=options, sections=sections), _PARTIAL_DDL
+    partials = _map_passes(
+        staged, partial(trace_kernel, options=options, sections=sections)
     ).persist()
     try:
         others = partials.filter("name != 'operations'").toArrow()
@@ -319,7 +322,51 @@ def _shift_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             yield from table.select(_SHIFT_SCHEMA.names).cast(_SHIFT_SCHEMA).to_batches()
 
 
-def _stall_stage(staged: Any, options: AnalysisOptions) -> tuple[StallSections, list[ProblemEntry]]:
+def _trace_passes(session: Any, spans: Any, partitions: int, large_trace_spans: int) -> list[Any]:
+    """The span data frames the per-trace kernels run over, each ``repartition``-ed by trace
+    id and sorted by (trace id, start) within partitions: one pass over every trace, or —
+    when traces of more than ``large_trace_spans`` spans exist (0: never looked for) — one pass
+    over the others and a separate one over those, spread over up to ``partitions`` partitions
+    of their own (a task of the main pass then holds one batch plus a trace of at most
+    ``large_trace_spans`` spans, and a giant trace does not stretch the main pass)."""
+    import pyspark.sql.functions as sf
+
+    def staged(frame: Any, parts: int) -> Any:
+        return frame.repartition(parts, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
+
+    if large_trace_spans <= 0:
+        return [staged(spans, partitions)]
+    large_ids = [
+        row[0]
+        for row in spans.groupBy(s.TRACE_ID)
+        .count()
+        .filter(sf.col("count") > large_trace_spans)
+        .select(s.TRACE_ID)
+        .collect()
+    ]
+    if not large_ids:
+        return [staged(spans, partitions)]
+    large = sf.broadcast(
+        session.createDataFrame([(bytes(i),) for i in large_ids], spans.select(s.TRACE_ID).schema)
+    )
+    return [
+        staged(spans.join(large, s.TRACE_ID, "left_anti"), partitions),
+        staged(spans.join(large, s.TRACE_ID, "left_semi"), min(len(large_ids), partitions)),
+    ]
+
+
+def _map_passes(passes: list[Any], kernel: Any) -> Any:
+    """``mapInArrow(kernel)`` over every pass of :func:`_trace_passes`, as one data frame."""
+    mapped = [frame.mapInArrow(kernel, _PARTIAL_DDL) for frame in passes]
+    out = mapped[0]
+    for other in mapped[1:]:
+        out = out.unionByName(other)
+    return out
+
+
+def _stall_stage(
+    staged: list[Any], options: AnalysisOptions
+) -> tuple[StallSections, list[ProblemEntry]]:
     """Stalls, cascades, unexplained timeouts, runtimes and the stalled instances' clock
     offsets. The per-trace preparation runs on the cluster (:func:`stall_kernel` over the
     trace stage's partitions); the driver receives the narrowed span columns (one partition at
@@ -327,7 +374,7 @@ def _stall_stage(staged: Any, options: AnalysisOptions) -> tuple[StallSections, 
     and runs the single-machine detectors (see ``docs/scale-out.md``, *Limits*)."""
     import pyspark.sql.functions as sf
 
-    inputs_rows = staged.mapInArrow(partial(stall_kernel, options=options), _PARTIAL_DDL).persist()
+    inputs_rows = _map_passes(staged, partial(stall_kernel, options=options)).persist()
     try:
         narrowed = [
             ("narrowed", bytes(row["data"]))

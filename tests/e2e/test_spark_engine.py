@@ -36,7 +36,7 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 if importlib.util.find_spec("pyspark") is None:
     pytest.skip("PySpark not installed (pip install '.[spark]')", allow_module_level=True)
 
-from tailscope.spark.engine import SparkOptions, run_spark
+from tailscope.spark.engine import SparkOptions, _trace_passes, run_spark
 
 SOURCE = FIXTURES / "gc-cascade.jsonl.gz"  # stalls, cascades and runtimes as well as hops
 
@@ -146,3 +146,17 @@ def test_traces_straddling_an_hour_boundary(spark: Any, tmp_path: Path) -> None:
     # THEN the report is the local one (no trace cut at the boundary, stalls found once)
     assert got == want
     assert want.stalls and want.hops
+
+
+@pytest.mark.parametrize("threshold", [0, 20])
+def test_large_trace_pass(spark: Any, dataset: Path, threshold: int) -> None:
+    # GIVEN a threshold under which some traces of the input are "large" (31 of 2,000 traces
+    # have more than 20 spans) or the large-trace pass switched off (0)
+    want = analyze(read_spans([str(dataset)]), AnalysisOptions(keep_frames=False)).report
+    passes = _trace_passes(spark, spark.read.parquet(str(dataset)), 4, threshold)
+    assert len(passes) == (2 if threshold else 1)
+    # WHEN Spark analyses the dataset with the large traces in their own pass
+    options = SparkOptions(partitions=4, large_trace_spans=threshold)
+    got = run_spark(str(dataset), AnalysisOptions(), options, session=spark)
+    # THEN the report is the local one
+    assert got == want
