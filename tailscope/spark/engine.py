@@ -20,6 +20,7 @@ runs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
@@ -38,6 +39,7 @@ from tailscope.analysis.kernels import (
     StallInputs,
     StallSections,
     TracePartials,
+    clock_offsets_from_counts,
     kernel_table,
     merge_operation_partials,
     report_from_partials,
@@ -268,7 +270,7 @@ def _run(
     sections = StallSections()
     problems: list[ProblemEntry] = []
     if options.detect_stalls:
-        sections, problems = _stall_stage(staged, options)
+        sections, problems = _stall_stage(session, staged, options)
 
     # stage 2: traces
     partials = _map_passes(
@@ -365,13 +367,15 @@ def _map_passes(passes: list[Any], kernel: Any) -> Any:
 
 
 def _stall_stage(
-    staged: list[Any], options: AnalysisOptions
+    session: Any, staged: list[Any], options: AnalysisOptions
 ) -> tuple[StallSections, list[ProblemEntry]]:
     """Stalls, cascades, unexplained timeouts, runtimes and the stalled instances' clock
     offsets. The per-trace preparation runs on the cluster (:func:`stall_kernel` over the
     trace stage's partitions); the driver receives the narrowed span columns (one partition at
-    a time) and the clock-shift counts summed per (service, instance, shift) by a ``groupBy``,
-    and runs the single-machine detectors (see ``docs/scale-out.md``, *Limits*)."""
+    a time) and runs the single-machine detectors over them (see ``docs/scale-out.md``,
+    *Limits*). The clock-shift counts of the stalled instances only are then summed per
+    (service, instance, shift) by a ``groupBy`` and give their median shifts exactly."""
+    import polars as pl
     import pyspark.sql.functions as sf
 
     inputs_rows = _map_passes(staged, partial(stall_kernel, options=options)).persist()
@@ -380,28 +384,35 @@ def _stall_stage(
             ("narrowed", bytes(row["data"]))
             for row in inputs_rows.filter("name = 'narrowed'").toLocalIterator()
         ]
+        inputs = StallInputs.from_ipc(narrowed)
+        del narrowed
+        try:
+            sections = stall_sections_from_inputs(inputs)
+        except Exception as exc:  # as the local pipeline: a failing detector keeps the report
+            problem = ProblemEntry(
+                file="<analysis>",
+                line=None,
+                reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
+            )
+            return StallSections(), [problem]
+        del inputs
+        if not sections.stalls:
+            return sections, []
+        stalled = session.createDataFrame(
+            sorted({(st.service, st.instance) for st in sections.stalls}),
+            "service string, instance string",
+        )
         shifts = (
             inputs_rows.filter("name = 'clock_shifts'")
             .mapInArrow(_shift_rows, _SHIFT_DDL)
+            .join(sf.broadcast(stalled), ["service", "instance"], "left_semi")
             .groupBy("service", "instance", "shift_ns")
             .agg(sf.sum("spans").cast("bigint").alias("spans"))
             .toArrow()
         )
     finally:
         inputs_rows.unpersist()
-    import polars as pl
-
-    inputs = StallInputs.from_ipc(narrowed)
-    del narrowed
-    shift_frame = pl.from_arrow(shifts)
-    assert isinstance(shift_frame, pl.DataFrame)
-    inputs = StallInputs(narrowed=inputs.narrowed, clock_shifts=shift_frame)
-    try:
-        return stall_sections_from_inputs(inputs), []
-    except Exception as exc:  # as the local pipeline: a failing detector keeps the report
-        problem = ProblemEntry(
-            file="<analysis>",
-            line=None,
-            reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
-        )
-        return StallSections(), [problem]
+    counts = pl.from_arrow(shifts)
+    assert isinstance(counts, pl.DataFrame)
+    offsets = clock_offsets_from_counts(counts, sections.stalls)
+    return dataclasses.replace(sections, clock_offsets=offsets), []
