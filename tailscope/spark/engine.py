@@ -1,14 +1,18 @@
-"""The Spark driver: three stages over a Parquet span dataset, one report.
+"""The Spark driver: stages over a Parquet span dataset, one report.
 
-1. **Stalls** (per instance, first, so the per-trace kernels can receive the windows): the
-   columns the detectors read are collected to the driver and analysed there by
-   :func:`tailscope.analysis.pipeline.stall_sections` — *not yet distributed* (see
-   ``docs/scale-out.md``; skipped with ``--no-stalls``).
-2. **Traces**: only :data:`~tailscope.analysis.kernels.KERNEL_COLUMNS` are read,
-   ``repartition(P, trace_id)``, ``sortWithinPartitions(trace_id, start)``, then ``mapInArrow``
-   streams each partition batch by batch through
-   :func:`~tailscope.analysis.kernels.trace_partials`, carrying the unfinished last trace of a
-   batch into the next (memory: one batch plus the largest trace).
+0. **Staging**: only :data:`~tailscope.analysis.kernels.KERNEL_COLUMNS` are read; traces above
+   ``large_trace_spans`` spans go to a pass of their own (:func:`_trace_passes`); each pass is
+   ``repartition(P, trace_id)`` and ``sortWithinPartitions(trace_id, start)``, and its kernels
+   stream a partition batch by batch, carrying the unfinished last trace of a batch into the
+   next (:func:`whole_traces`; memory: one batch plus the largest trace).
+1. **Stalls**: :func:`stall_kernel` computes each trace's
+   :class:`~tailscope.analysis.kernels.StallInputs` on the cluster; the driver stacks the
+   narrowed columns and runs the single-machine detectors over them, then takes the stalled
+   instances' clock offsets from shift counts summed by a ``groupBy`` — detection itself is
+   *not* per (instance, hour): see ``docs/scale-out.md``, *Limits* (skipped with
+   ``--no-stalls``).
+2. **Traces**: :func:`trace_kernel` runs
+   :func:`~tailscope.analysis.kernels.trace_partials` with the stall sections broadcast.
 3. **Percentiles**: the kernels' HdrHistogram partials per (operation, minute) are merged with
    ``groupBy(...).applyInArrow`` (bucket counts added), then per operation on the driver.
 
