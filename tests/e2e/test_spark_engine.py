@@ -160,3 +160,25 @@ def test_large_trace_pass(spark: Any, dataset: Path, threshold: int) -> None:
     got = run_spark(str(dataset), AnalysisOptions(), options, session=spark)
     # THEN the report is the local one
     assert got == want
+
+
+def test_cli_spark_options(dataset: Path, local_json: str) -> None:
+    # GIVEN the CLI with every Spark option (its own JVM: local[2], 3 partitions, large pass)
+    done = _cli(
+        "analyze",
+        dataset,
+        "--engine",
+        "spark",
+        "--spark-master",
+        "local[2]",
+        "--spark-partitions",
+        "3",
+        "--spark-large-trace-spans",
+        "20",
+        "-f",
+        "json",
+        "--quiet",
+    )
+    # THEN it succeeds and prints the local report
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == json.loads(local_json)
