@@ -384,6 +384,7 @@ def _stall_stage(
 
     inputs_rows = _map_passes(staged, partial(stall_kernel, options=options)).persist()
     try:
+        inputs_rows.count()  # every partition computed in parallel, before the driver reads
         narrowed = [
             ("narrowed", bytes(row["data"]))
             for row in inputs_rows.filter("name = 'narrowed'").toLocalIterator()
