@@ -78,6 +78,9 @@ from tailscope.report.model import (
 
 KERNEL_COLUMNS: Final = (*ANALYSIS_COLUMNS, s.ATTRIBUTES, s.EVENTS)
 """The span-table columns the kernels read (an engine reads only these from Parquet)."""
+STALL_INPUT_COLUMNS: Final = (*ANALYSIS_COLUMNS, s.EVENTS)
+"""The columns :func:`stall_inputs` needs: the kernel columns without ``attributes`` (60 % of
+their bytes; the stall analyses read the flattened attribute columns only)."""
 NS_PER_MINUTE: Final = 60_000_000_000
 _HOP_KEYS: Final = ["hop_service", "hop_operation", "component"]
 _OP_KEYS: Final = ["service", "operation", "kind"]
@@ -138,15 +141,15 @@ class TracePartials:
         )
 
 
-def kernel_table(table: pa.Table) -> pa.Table:
-    """``table``'s :data:`KERNEL_COLUMNS` cast to their :data:`~tailscope.schema.SPAN_SCHEMA`
-    types (an engine hands back Parquet columns with its own types: plain strings, variable
-    binary ids, widened unsigned integers)."""
-    missing = [c for c in KERNEL_COLUMNS if c not in table.column_names]
+def kernel_table(table: pa.Table, columns: Sequence[str] = KERNEL_COLUMNS) -> pa.Table:
+    """``table``'s ``columns`` (:data:`KERNEL_COLUMNS` or :data:`STALL_INPUT_COLUMNS`) cast to
+    their :data:`~tailscope.schema.SPAN_SCHEMA` types (an engine hands back Parquet columns
+    with its own types: plain strings, variable binary ids, widened unsigned integers)."""
+    missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise ValueError(f"not a tailscope span table: missing columns {', '.join(missing)}")
-    target = pa.schema([s.SPAN_SCHEMA.field(c) for c in KERNEL_COLUMNS])
-    return table.select(list(KERNEL_COLUMNS)).cast(target)
+    target = pa.schema([s.SPAN_SCHEMA.field(c) for c in columns])
+    return table.select(list(columns)).cast(target)
 
 
 def _operation_partials(raw: pl.DataFrame, exemplars: int) -> pl.DataFrame:
@@ -415,11 +418,14 @@ def _ipc_bytes(table: pa.Table) -> bytes:
 
 def stall_inputs(table: pa.Table, options: AnalysisOptions | None = None) -> StallInputs:
     """The stall-detection inputs of one part of the input: whole traces,
-    :data:`KERNEL_COLUMNS`. Per trace (roots, event times, timeout flags and clock-skew
-    shifts need only the trace), so an engine computes them where the spans are and ships
-    these instead of the span table."""
+    :data:`STALL_INPUT_COLUMNS` (more columns are ignored). Per trace (roots, event times,
+    timeout flags and clock-skew shifts need only the trace), so an engine computes them where
+    the spans are and ships these instead of the span table."""
     options = options or AnalysisOptions()
-    prepared = prepare_spans(IngestResult(kernel_table(table), IngestStats()))
+    table = kernel_table(table, STALL_INPUT_COLUMNS)
+    attributes = s.SPAN_SCHEMA.field(s.ATTRIBUTES)  # not read: null lists
+    table = table.append_column(attributes, pa.nulls(table.num_rows, attributes.type))
+    prepared = prepare_spans(IngestResult(table, IngestStats()))
     adjusted, _ = skew_adjusted(prepared, options)
     shifts = (
         adjusted.select(

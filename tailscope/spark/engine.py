@@ -28,7 +28,7 @@ import dataclasses
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 from tailscope import schema as s
 from tailscope.analysis.kernels import (
     KERNEL_COLUMNS,
+    STALL_INPUT_COLUMNS,
     StallInputs,
     StallSections,
     TracePartials,
@@ -150,15 +151,18 @@ def _ipc_rows(partials: TracePartials | StallInputs) -> pa.RecordBatch:
     )
 
 
-def whole_traces(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
-    """Batches of one partition, sorted by trace id, regrouped into tables of whole traces:
-    the last trace of a batch may continue in the next one, so it is carried over and handed
-    out with it (memory: one batch plus the largest trace)."""
+def whole_traces(
+    batches: Iterator[pa.RecordBatch], columns: Sequence[str] = KERNEL_COLUMNS
+) -> Iterator[pa.Table]:
+    """Batches of one partition, sorted by trace id, regrouped into tables of whole traces
+    (``columns``, in their span-schema types): the last trace of a batch may continue in the
+    next one, so it is carried over and handed out with it (memory: one batch plus the
+    largest trace)."""
     carry: pa.Table | None = None
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        table = kernel_table(pa.Table.from_batches([batch]))
+        table = kernel_table(pa.Table.from_batches([batch]), columns)
         if carry is not None:
             table = pa.concat_tables([carry, table])
         ids = table[s.TRACE_ID]
@@ -182,10 +186,10 @@ def trace_kernel(
 def stall_kernel(
     batches: Iterator[pa.RecordBatch], options: AnalysisOptions
 ) -> Iterator[pa.RecordBatch]:
-    """The ``mapInArrow`` function of the stall stage: the same partitions as
-    :func:`trace_kernel` in; each trace's :class:`~tailscope.analysis.kernels.StallInputs`
-    out (narrowed span columns, clock-shift counts)."""
-    for table in whole_traces(batches):
+    """The ``mapInArrow`` function of the stall stage: partitions as :func:`trace_kernel`'s
+    (:data:`~tailscope.analysis.kernels.STALL_INPUT_COLUMNS` only) in; each trace's
+    :class:`~tailscope.analysis.kernels.StallInputs` out (narrowed columns, shift counts)."""
+    for table in whole_traces(batches, STALL_INPUT_COLUMNS):
         yield _ipc_rows(stall_inputs(table, options))
 
 
@@ -269,14 +273,16 @@ def _run(
         raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
     stats = IngestStats(files=_input_files(spans))
 
-    staged = _trace_passes(session, spans, partitions, spark_options.large_trace_spans)
+    large = _large_trace_ids(spans, spark_options.large_trace_spans)
     # stage 1: stall inputs per trace on the cluster, detection on the driver
     sections = StallSections()
     problems: list[ProblemEntry] = []
     if options.detect_stalls:
+        staged = _trace_passes(session, spans.select(*STALL_INPUT_COLUMNS), partitions, large)
         sections, problems = _stall_stage(session, staged, options)
 
     # stage 2: traces
+    staged = _trace_passes(session, spans, partitions, large)
     partials = _map_passes(
         staged, partial(trace_kernel, options=options, sections=sections)
     ).persist()
@@ -328,32 +334,39 @@ def _shift_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             yield from table.select(_SHIFT_SCHEMA.names).cast(_SHIFT_SCHEMA).to_batches()
 
 
-def _trace_passes(session: Any, spans: Any, partitions: int, large_trace_spans: int) -> list[Any]:
+def _large_trace_ids(spans: Any, large_trace_spans: int) -> list[bytes]:
+    """Ids of the traces of more than ``large_trace_spans`` spans (none when it is 0), from a
+    ``groupBy(trace_id).count()`` on the cluster."""
+    import pyspark.sql.functions as sf
+
+    if large_trace_spans <= 0:
+        return []
+    rows = (
+        spans.groupBy(s.TRACE_ID)
+        .count()
+        .filter(sf.col("count") > large_trace_spans)
+        .select(s.TRACE_ID)
+        .collect()
+    )
+    return sorted(bytes(row[0]) for row in rows)
+
+
+def _trace_passes(session: Any, spans: Any, partitions: int, large_ids: list[bytes]) -> list[Any]:
     """The span data frames the per-trace kernels run over, each ``repartition``-ed by trace
-    id and sorted by (trace id, start) within partitions: one pass over every trace, or —
-    when traces of more than ``large_trace_spans`` spans exist (0: never looked for) — one pass
-    over the others and a separate one over those, spread over up to ``partitions`` partitions
-    of their own (a task of the main pass then holds one batch plus a trace of at most
-    ``large_trace_spans`` spans, and a giant trace does not stretch the main pass)."""
+    id and sorted by (trace id, start) within partitions: one pass over every trace, or, with
+    ``large_ids`` (:func:`_large_trace_ids`), one over the other traces and a separate one over
+    those, spread over up to ``partitions`` partitions of their own (a task of the main pass
+    then holds one batch plus a trace of at most ``large_trace_spans`` spans, and a giant trace
+    does not stretch the main pass)."""
     import pyspark.sql.functions as sf
 
     def staged(frame: Any, parts: int) -> Any:
         return frame.repartition(parts, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
 
-    if large_trace_spans <= 0:
-        return [staged(spans, partitions)]
-    large_ids = [
-        row[0]
-        for row in spans.groupBy(s.TRACE_ID)
-        .count()
-        .filter(sf.col("count") > large_trace_spans)
-        .select(s.TRACE_ID)
-        .collect()
-    ]
     if not large_ids:
         return [staged(spans, partitions)]
     large = sf.broadcast(
-        session.createDataFrame([(bytes(i),) for i in large_ids], spans.select(s.TRACE_ID).schema)
+        session.createDataFrame([(i,) for i in large_ids], spans.select(s.TRACE_ID).schema)
     )
     return [
         staged(spans.join(large, s.TRACE_ID, "left_anti"), partitions),

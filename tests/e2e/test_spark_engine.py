@@ -36,7 +36,7 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 if importlib.util.find_spec("pyspark") is None:
     pytest.skip("PySpark not installed (pip install '.[spark]')", allow_module_level=True)
 
-from tailscope.spark.engine import SparkOptions, _trace_passes, run_spark
+from tailscope.spark.engine import SparkOptions, _large_trace_ids, _trace_passes, run_spark
 
 SOURCE = FIXTURES / "gc-cascade.jsonl.gz"  # stalls, cascades and runtimes as well as hops
 
@@ -153,8 +153,10 @@ def test_large_trace_pass(spark: Any, dataset: Path, threshold: int) -> None:
     # GIVEN a threshold under which some traces of the input are "large" (31 of 2,000 traces
     # have more than 20 spans) or the large-trace pass switched off (0)
     want = analyze(read_spans([str(dataset)]), AnalysisOptions(keep_frames=False)).report
-    passes = _trace_passes(spark, spark.read.parquet(str(dataset)), 4, threshold)
-    assert len(passes) == (2 if threshold else 1)
+    spans = spark.read.parquet(str(dataset))
+    assert len(_trace_passes(spark, spans, 4, _large_trace_ids(spans, threshold))) == (
+        2 if threshold else 1
+    )
     # WHEN Spark analyses the dataset with the large traces in their own pass
     options = SparkOptions(partitions=4, large_trace_spans=threshold)
     got = run_spark(str(dataset), AnalysisOptions(), options, session=spark)

@@ -18,6 +18,7 @@ from repo_paths import CORPUS, FIXTURES
 
 from tailscope.analysis.kernels import (
     KERNEL_COLUMNS,
+    STALL_INPUT_COLUMNS,
     StallInputs,
     StallSections,
     TracePartials,
@@ -145,6 +146,7 @@ def test_stall_inputs_split_by_trace_hash_give_the_local_stall_sections(
     table = ingest.table.select(list(KERNEL_COLUMNS))
     bucket = np.asarray(trace_buckets(table["trace_id"], parts))
     # WHEN each part's stall inputs are computed alone, shipped as Arrow IPC and stacked
+    table = table.select(list(STALL_INPUT_COLUMNS))  # no attributes: not needed
     shipped = [
         row
         for i in range(parts)
@@ -162,7 +164,10 @@ def test_stall_inputs_streamed_through_the_spark_partition_function() -> None:
     # WHEN they stream through the partition function of the Spark stall stage
     rows = [
         (name, data)
-        for out in stall_kernel(iter(table.to_batches(max_chunksize=997)), AnalysisOptions())
+        for out in stall_kernel(
+            iter(table.select(list(STALL_INPUT_COLUMNS)).to_batches(max_chunksize=997)),
+            AnalysisOptions(),
+        )
         for name, data in zip(out["name"].to_pylist(), out["data"].to_pylist(), strict=True)
     ]
     got = stall_sections_from_inputs(StallInputs.from_ipc(rows))
