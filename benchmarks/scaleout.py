@@ -11,8 +11,9 @@ run, each contender runs in its own process (wall time):
   run on the driver over the narrowed columns the cluster prepared, so ``--no-stalls``
   isolates the fully distributed stages: traces and percentiles).
 
-It prints the times, the peak resident memory of the ``tailscope`` process (for Spark the
-driver's Python, which holds the stall inputs and the partials; the JVM is not counted), the
+It prints the times, the peak resident memory ``/usr/bin/time`` reports (the largest of the
+``tailscope`` process and the children it waited for: with ``local[N]`` usually the JVM that
+runs the driver and the executors, whose heap ``spark.driver.memory`` caps at 4 GB), the
 ratio spark / local, and whether the two JSON reports are equal (the input file list aside,
 which names the same files). The *marginal* Spark throughput between the
 two sizes (``--no-stalls``: extra spans / extra seconds / cores) removes the fixed cost (JVM
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 
 PEAK_RSS_MB: dict[str, float] = {}
-"""Peak resident memory (MB) of the last ``tailscope`` process of each label (``/usr/bin/time``)."""
+"""Peak resident memory (MB) of the last run of each label (``/usr/bin/time``'s ``%M``)."""
 
 
 def run(args: list[str], label: str = "") -> float:
