@@ -7,11 +7,15 @@ run, each contender runs in its own process (wall time):
 
 * **local**: ``tailscope analyze DIR -f json`` — the single-machine pipeline;
 * **spark**: ``tailscope analyze DIR --engine spark --spark-master local[N] --spark-partitions P``;
-* **local/spark --no-stalls**: the same without stall detection (on Spark the stall stage runs
-  on the driver, so ``--no-stalls`` isolates the distributed stages: traces and percentiles).
+* **local/spark --no-stalls**: the same without stall detection (on Spark the stall detectors
+  run on the driver over the narrowed columns the cluster prepared, so ``--no-stalls``
+  isolates the fully distributed stages: traces and percentiles).
 
-It prints the times, the ratio spark / local, and whether the two JSON reports are equal (the
-input file list aside, which names the same files). The *marginal* Spark throughput between the
+It prints the times, the peak resident memory ``/usr/bin/time`` reports (the largest of the
+``tailscope`` process and the children it waited for: with ``local[N]`` usually the JVM that
+runs the driver and the executors, whose heap ``spark.driver.memory`` caps at 4 GB), the
+ratio spark / local, and whether the two JSON reports are equal (the input file list aside,
+which names the same files). The *marginal* Spark throughput between the
 two sizes (``--no-stalls``: extra spans / extra seconds / cores) removes the fixed cost (JVM
 start, Python workers, scheduling) and is the per-core figure used for the sizing in
 ``docs/scale-out.md``.
@@ -31,16 +35,27 @@ import tempfile
 import time
 from pathlib import Path
 
+PEAK_RSS_MB: dict[str, float] = {}
+"""Peak resident memory (MB) of the last run of each label (``/usr/bin/time``'s ``%M``)."""
 
-def run(args: list[str]) -> float:
-    """Wall time (s) of ``python -m tailscope ARGS`` (fails loudly)."""
+
+def run(args: list[str], label: str = "") -> float:
+    """Wall time (s) of ``python -m tailscope ARGS`` (fails loudly); its peak RSS goes to
+    :data:`PEAK_RSS_MB` under ``label`` when ``/usr/bin/time`` exists."""
+    timer = ["/usr/bin/time", "-f", "peak-rss-kb %M"] if os.path.exists("/usr/bin/time") else []
     t0 = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "tailscope", *args], capture_output=True, text=True, check=False
+        [*timer, sys.executable, "-m", "tailscope", *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     elapsed = time.perf_counter() - t0
     if done.returncode != 0:
         sys.exit(f"tailscope {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    for line in done.stderr.splitlines():
+        if line.startswith("peak-rss-kb ") and label:
+            PEAK_RSS_MB[label] = int(line.split()[1]) / 1024
     return elapsed
 
 
@@ -88,18 +103,26 @@ def main() -> None:
         spark_out = opts.workdir / f"spark-{spans}.json"
         times: dict[str, float] = {}
         if not opts.no_stalls_only:
-            times["local"] = run(["analyze", str(data), "-f", "json", "-o", str(local_out), "-q"])
+            times["local"] = run(
+                ["analyze", str(data), "-f", "json", "-o", str(local_out), "-q"], "local"
+            )
             times["spark"] = run(
-                ["analyze", str(data), *spark_args, "-f", "json", "-o", str(spark_out), "-q"]
+                ["analyze", str(data), *spark_args, "-f", "json", "-o", str(spark_out), "-q"],
+                "spark",
             )
         times["local --no-stalls"] = run(
-            ["analyze", str(data), "--no-stalls", "-f", "json", "-o", os.devnull, "-q"]
+            ["analyze", str(data), "--no-stalls", "-f", "json", "-o", os.devnull, "-q"],
+            "local --no-stalls",
         )
         times["spark --no-stalls"] = run(
-            ["analyze", str(data), "--no-stalls", *spark_args, "-f", "json", "-o", os.devnull]
+            ["analyze", str(data), "--no-stalls", *spark_args, "-f", "json", "-o", os.devnull],
+            "spark --no-stalls",
         )
         no_stalls[spans] = times["spark --no-stalls"]
-        line = f"{spans:>10,} spans: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+        line = f"{spans:>10,} spans: " + ", ".join(
+            f"{k} {v:.1f} s" + (f" ({PEAK_RSS_MB[k]:,.0f} MB)" if k in PEAK_RSS_MB else "")
+            for k, v in times.items()
+        )
         if "spark" in times:
             equal = report(local_out) == report(spark_out)
             line += f"; spark/local {times['spark'] / times['local']:.2f}x; reports equal: {equal}"

@@ -24,6 +24,10 @@ RankingStatus = Literal["conclusive", "ambiguous", "too_few_tail_requests", "no_
 DEFAULT_MIN_TAIL_REQUESTS = 10
 """Floor of requests above p99 below which a root's hops are not ranked (CLI and analysis)."""
 
+DEFAULT_LARGE_TRACE_SPANS = 100_000
+"""Span count above which ``--engine spark`` analyses a trace in its separate large-trace pass
+(CLI and engine)."""
+
 StallKind = Literal["process", "host"]
 """A stall of one process, or of every instance on a host."""
 

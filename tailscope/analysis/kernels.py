@@ -21,9 +21,14 @@ computed by :func:`tailscope.analysis.hops.hop_attribution` over all requests, w
 visits requests in a canonical (trace id, span id) order. However the input was split, the
 report is the one :func:`tailscope.analysis.pipeline.analyze` gives.
 
-Stalls are not per trace: they are computed first, over each instance's spans
-(:func:`whole_input_stall_sections`), and the kernel receives them with the stalled instances'
-clock offsets so that the stall-aware hop decomposition sees the same windows as the local run.
+Stalls are not per trace: they are computed first, over each instance's spans, and the kernel
+receives them with the stalled instances' clock offsets so that the stall-aware hop
+decomposition sees the same windows as the local run. The per-span preparation the detectors
+need *is* per trace: :func:`stall_inputs` computes it on each part (the narrowed span columns
+and the per-instance counts of clock-skew shifts), so an engine ships those instead of the span
+table; :func:`stall_sections_from_inputs` runs the detectors over the stacked inputs and
+:func:`clock_offsets_from_counts` gives the stalled instances' offsets exactly from the merged
+counts. :func:`whole_input_stall_sections` is the same for an input held whole.
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Final
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from tailscope import __version__
 from tailscope import schema as s
+from tailscope.analysis._stall_common import narrow
 from tailscope.analysis.critical_path import stall_clock_offsets
 from tailscope.analysis.hops import HopOptions, hop_attribution
 from tailscope.analysis.percentiles import NS_PER_MS, QUANTILES, kind_name
@@ -54,6 +61,7 @@ from tailscope.analysis.pipeline import (
     stall_sections,
     trace_paths,
 )
+from tailscope.analysis.skew import SKEW_ADJUSTMENT
 from tailscope.analysis.traces import DURATION_UNKNOWN
 from tailscope.histogram import LatencyHistogram
 from tailscope.ingest.model import IngestResult, IngestStats
@@ -70,6 +78,9 @@ from tailscope.report.model import (
 
 KERNEL_COLUMNS: Final = (*ANALYSIS_COLUMNS, s.ATTRIBUTES, s.EVENTS)
 """The span-table columns the kernels read (an engine reads only these from Parquet)."""
+STALL_INPUT_COLUMNS: Final = (*ANALYSIS_COLUMNS, s.EVENTS)
+"""The columns :func:`stall_inputs` needs: the kernel columns without ``attributes`` (60 % of
+their bytes; the stall analyses read the flattened attribute columns only)."""
 NS_PER_MINUTE: Final = 60_000_000_000
 _HOP_KEYS: Final = ["hop_service", "hop_operation", "component"]
 _OP_KEYS: Final = ["service", "operation", "kind"]
@@ -130,15 +141,15 @@ class TracePartials:
         )
 
 
-def kernel_table(table: pa.Table) -> pa.Table:
-    """``table``'s :data:`KERNEL_COLUMNS` cast to their :data:`~tailscope.schema.SPAN_SCHEMA`
-    types (an engine hands back Parquet columns with its own types: plain strings, variable
-    binary ids, widened unsigned integers)."""
-    missing = [c for c in KERNEL_COLUMNS if c not in table.column_names]
+def kernel_table(table: pa.Table, columns: Sequence[str] = KERNEL_COLUMNS) -> pa.Table:
+    """``table``'s ``columns`` (:data:`KERNEL_COLUMNS` or :data:`STALL_INPUT_COLUMNS`) cast to
+    their :data:`~tailscope.schema.SPAN_SCHEMA` types (an engine hands back Parquet columns
+    with its own types: plain strings, variable binary ids, widened unsigned integers)."""
+    missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise ValueError(f"not a tailscope span table: missing columns {', '.join(missing)}")
-    target = pa.schema([s.SPAN_SCHEMA.field(c) for c in KERNEL_COLUMNS])
-    return table.select(list(KERNEL_COLUMNS)).cast(target)
+    target = pa.schema([s.SPAN_SCHEMA.field(c) for c in columns])
+    return table.select(list(columns)).cast(target)
 
 
 def _operation_partials(raw: pl.DataFrame, exemplars: int) -> pl.DataFrame:
@@ -351,6 +362,127 @@ def whole_input_stall_sections(
     if stalls:
         adjusted, _ = skew_adjusted(prepared, options)
         offsets = stall_clock_offsets(adjusted, stalls)
+    return StallSections(stalls, cascades, unexplained, runtimes, offsets)
+
+
+_SHIFT_KEYS: Final = ["service", "instance", "shift_ns"]
+
+
+@dataclass(frozen=True, slots=True)
+class StallInputs:
+    """What one part of the input (whole traces) contributes to stall detection: the span
+    columns the detectors read, and how often each clock-skew shift was applied per instance."""
+
+    narrowed: pl.DataFrame
+    """:func:`~tailscope.analysis._stall_common.narrow` of the part's prepared spans (ids,
+    names, kinds, exported times, error/timeout flags, event times, ``is_root``): about a
+    third of the kernel columns' bytes (no attributes, no events)."""
+    clock_shifts: pl.DataFrame
+    """Spans per (``service``, ``instance``, ``shift_ns``): the ``skew_adjustment_ns`` of the
+    part's spans counted per instance (spans without an instance are left out). Counts add up
+    across parts, so the merged counts give every instance's median shift exactly."""
+
+    def to_ipc(self) -> list[tuple[str, bytes]]:
+        """Each frame as (name, Arrow IPC stream bytes), as :meth:`TracePartials.to_ipc`."""
+        return [(f.name, _ipc_bytes(getattr(self, f.name).to_arrow())) for f in fields(self)]
+
+    @classmethod
+    def from_ipc(cls, rows: Iterable[tuple[str, bytes]]) -> StallInputs:
+        """The inverse of :meth:`to_ipc` over any number of parts (frames stacked; the
+        narrowed rows in a canonical order, so the result does not depend on the split)."""
+        frames: dict[str, list[pl.DataFrame]] = {f.name: [] for f in fields(cls)}
+        for name, data in rows:
+            frame = pl.from_arrow(ipc.open_stream(pa.BufferReader(data)).read_all())
+            assert isinstance(frame, pl.DataFrame)
+            frames[name].append(frame)
+        empty = stall_inputs(s.empty_table().select(list(KERNEL_COLUMNS)))
+        narrowed = (
+            pl.concat(frames["narrowed"], how="vertical_relaxed")
+            if frames["narrowed"]
+            else empty.narrowed
+        )
+        shifts = (
+            pl.concat(frames["clock_shifts"], how="vertical_relaxed")
+            if frames["clock_shifts"]
+            else empty.clock_shifts
+        )
+        return cls(narrowed=narrowed.sort("tid", "sid", "start"), clock_shifts=shifts)
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def stall_inputs(table: pa.Table, options: AnalysisOptions | None = None) -> StallInputs:
+    """The stall-detection inputs of one part of the input: whole traces,
+    :data:`STALL_INPUT_COLUMNS` (more columns are ignored). Per trace (roots, event times,
+    timeout flags and clock-skew shifts need only the trace), so an engine computes them where
+    the spans are and ships these instead of the span table."""
+    options = options or AnalysisOptions()
+    table = kernel_table(table, STALL_INPUT_COLUMNS)
+    attributes = s.SPAN_SCHEMA.field(s.ATTRIBUTES)  # not read: null lists
+    table = table.append_column(attributes, pa.nulls(table.num_rows, attributes.type))
+    prepared = prepare_spans(IngestResult(table, IngestStats()))
+    adjusted, _ = skew_adjusted(prepared, options)
+    shifts = (
+        adjusted.select(
+            pl.col(s.SERVICE).cast(pl.String).alias("service"),
+            pl.col(s.INSTANCE).cast(pl.String).alias("instance"),
+            pl.col(SKEW_ADJUSTMENT).cast(pl.Int64).alias("shift_ns"),
+        )
+        .drop_nulls(["service", "instance"])
+        .group_by(_SHIFT_KEYS)
+        .agg(pl.len().cast(pl.Int64).alias("spans"))
+    )
+    return StallInputs(narrowed=narrow(prepared.spans), clock_shifts=shifts)
+
+
+def clock_offsets_from_counts(
+    clock_shifts: pl.DataFrame, stalls: Sequence[Stall]
+) -> dict[tuple[str, str], int]:
+    """Per stalled instance, the median clock-skew shift of its spans from counts per
+    (service, instance, shift) — any number of parts' :attr:`StallInputs.clock_shifts`
+    stacked, or summed per key by an engine's ``groupBy``. Equals
+    :func:`~tailscope.analysis.critical_path.stall_clock_offsets` of the whole input: the
+    middle value(s) of the sorted shifts are found from the cumulative counts and averaged as
+    ``numpy.median`` does (0 for an instance without spans)."""
+    offsets: dict[tuple[str, str], int] = {}
+    for stall in stalls:
+        offsets.setdefault((stall.service, stall.instance), 0)
+    if not offsets or clock_shifts.height == 0:
+        return offsets
+    wanted = pl.DataFrame(
+        list(offsets), schema={"service": pl.String, "instance": pl.String}, orient="row"
+    )
+    counts = (
+        clock_shifts.with_columns(pl.col("service", "instance").cast(pl.String))
+        .join(wanted, on=["service", "instance"], how="semi")
+        .group_by(_SHIFT_KEYS)
+        .agg(pl.col("spans").sum())
+        .sort(_SHIFT_KEYS)
+    )
+    for (service, instance), mine in counts.group_by(["service", "instance"], maintain_order=True):
+        shifts = mine["shift_ns"].to_numpy()
+        reach = np.cumsum(mine["spans"].to_numpy())
+        n = int(reach[-1])
+        low, high = np.searchsorted(reach, [(n - 1) // 2, n // 2], side="right")
+        middle = np.array([shifts[low], shifts[high]], dtype=np.int64)
+        offsets[(str(service), str(instance))] = int(np.median(middle))
+    return offsets
+
+
+def stall_sections_from_inputs(inputs: StallInputs) -> StallSections:
+    """The stall sections of the whole input from the stall inputs of all its parts
+    (:meth:`StallInputs.from_ipc`): the single-machine detectors over the stacked narrowed
+    columns, and the stalled instances' clock offsets from the merged shift counts."""
+    if inputs.narrowed.height == 0:
+        return StallSections()
+    narrowed = inputs.narrowed
+    stalls, cascades, unexplained, runtimes = stall_sections(narrowed, narrowed=narrowed)
+    offsets = clock_offsets_from_counts(inputs.clock_shifts, stalls) if stalls else {}
     return StallSections(stalls, cascades, unexplained, runtimes, offsets)
 
 

@@ -256,6 +256,8 @@ def service_languages(spans: pl.DataFrame) -> dict[str, str]:
 
 def stall_sections(
     raw: pl.DataFrame,
+    *,
+    narrowed: pl.DataFrame | None = None,
 ) -> tuple[
     tuple[Stall, ...],
     tuple[Cascade, ...],
@@ -264,13 +266,18 @@ def stall_sections(
 ]:
     """Stalls, cascades, unexplained timeouts and runtimes of the prepared spans (the frame of
     :class:`PreparedSpans`: exported times, ``is_root``/``is_orphan``). Also used by the gate's
-    ``--fail-on-stalls``/``--fail-on-cascades``, so both count the same findings."""
+    ``--fail-on-stalls``/``--fail-on-cascades``, so both count the same findings.
+
+    ``narrowed``: ``narrow(raw)`` when the caller already has it (the scale-out engine stacks
+    the parts' narrowed columns and passes them as both ``raw`` and ``narrowed``: the detectors
+    read the narrowed columns only)."""
     from tailscope.analysis._stall_common import client_calls, narrow
     from tailscope.analysis.cascades import find_cascades
     from tailscope.analysis.runtimes import compare_runtimes
     from tailscope.analysis.stalls import detect_stalls
 
-    narrowed = narrow(raw)  # once for all three analyses
+    if narrowed is None:
+        narrowed = narrow(raw)  # once for all three analyses
     calls = client_calls(narrowed)
     stalls = tuple(detect_stalls(raw, narrowed=narrowed, calls=calls))
     cascades, unexplained = find_cascades(raw, stalls, narrowed=narrowed, calls=calls)

@@ -11,7 +11,12 @@ import typer
 from tailscope.cli.app import app
 from tailscope.cli.options import InputFormatOpt, Inputs, Quiet, Strict
 from tailscope.errors import UsageError
-from tailscope.types import DEFAULT_MIN_TAIL_REQUESTS, ENGINES, REPORT_FORMATS
+from tailscope.types import (
+    DEFAULT_LARGE_TRACE_SPANS,
+    DEFAULT_MIN_TAIL_REQUESTS,
+    ENGINES,
+    REPORT_FORMATS,
+)
 
 if TYPE_CHECKING:
     from tailscope.analysis.pipeline import AnalysisOptions
@@ -76,12 +81,16 @@ def _analyze_on_spark(
     options: AnalysisOptions,
     master: str | None,
     partitions: int | None,
+    large_trace_spans: int,
 ) -> Report:
     from tailscope.spark.engine import SparkOptions, run_spark
 
     if len(inputs) != 1:
         raise UsageError("--engine spark reads one Parquet dataset (a directory or URI)")
-    return run_spark(inputs[0], options, SparkOptions(master=master, partitions=partitions))
+    spark_options = SparkOptions(
+        master=master, partitions=partitions, large_trace_spans=large_trace_spans
+    )
+    return run_spark(inputs[0], options, spark_options)
 
 
 @app.command()
@@ -150,6 +159,15 @@ def analyze(
             show_default=False,
         ),
     ] = None,
+    spark_large_trace_spans: Annotated[
+        int,
+        typer.Option(
+            "--spark-large-trace-spans",
+            min=0,
+            help="--engine spark: traces of more spans than this are analysed in a separate "
+            "pass (0: one pass for all).",
+        ),
+    ] = DEFAULT_LARGE_TRACE_SPANS,
 ) -> None:
     """Per-operation percentiles, critical paths, and which hop owns each entry point's p99
     tail and variance; plus stop-the-world stalls and the timeouts they caused."""
@@ -166,6 +184,7 @@ def analyze(
             AnalysisOptions(min_tail_requests=min_tail_requests, detect_stalls=not no_stalls),
             spark_master,
             spark_partitions,
+            spark_large_trace_spans,
         )
     else:
         report = _analyze_locally(inputs, input_format, strict, quiet, min_tail_requests, no_stalls)

@@ -1,14 +1,18 @@
-"""The Spark driver: three stages over a Parquet span dataset, one report.
+"""The Spark driver: stages over a Parquet span dataset, one report.
 
-1. **Stalls** (per instance, first, so the per-trace kernels can receive the windows): the
-   columns the detectors read are collected to the driver and analysed there by
-   :func:`tailscope.analysis.pipeline.stall_sections` — *not yet distributed* (see
-   ``docs/scale-out.md``; skipped with ``--no-stalls``).
-2. **Traces**: only :data:`~tailscope.analysis.kernels.KERNEL_COLUMNS` are read,
-   ``repartition(P, trace_id)``, ``sortWithinPartitions(trace_id, start)``, then ``mapInArrow``
-   streams each partition batch by batch through
-   :func:`~tailscope.analysis.kernels.trace_partials`, carrying the unfinished last trace of a
-   batch into the next (memory: one batch plus the largest trace).
+0. **Staging**: only :data:`~tailscope.analysis.kernels.KERNEL_COLUMNS` are read; traces above
+   ``large_trace_spans`` spans go to a pass of their own (:func:`_trace_passes`); each pass is
+   ``repartition(P, trace_id)`` and ``sortWithinPartitions(trace_id, start)``, and its kernels
+   stream a partition batch by batch, carrying the unfinished last trace of a batch into the
+   next (:func:`whole_traces`; memory: one batch plus the largest trace).
+1. **Stalls**: :func:`stall_kernel` computes each trace's
+   :class:`~tailscope.analysis.kernels.StallInputs` on the cluster; the driver stacks the
+   narrowed columns and runs the single-machine detectors over them, then takes the stalled
+   instances' clock offsets from shift counts summed by a ``groupBy`` — detection itself is
+   *not* per (instance, hour): see ``docs/scale-out.md``, *Limits* (skipped with
+   ``--no-stalls``).
+2. **Traces**: :func:`trace_kernel` runs
+   :func:`~tailscope.analysis.kernels.trace_partials` with the stall sections broadcast.
 3. **Percentiles**: the kernels' HdrHistogram partials per (operation, minute) are merged with
    ``groupBy(...).applyInArrow`` (bucket counts added), then per operation on the driver.
 
@@ -20,10 +24,11 @@ runs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,18 +40,23 @@ import pyarrow.compute as pc
 from tailscope import schema as s
 from tailscope.analysis.kernels import (
     KERNEL_COLUMNS,
+    STALL_INPUT_COLUMNS,
+    StallInputs,
     StallSections,
     TracePartials,
+    clock_offsets_from_counts,
     kernel_table,
     merge_operation_partials,
     report_from_partials,
+    stall_inputs,
+    stall_sections_from_inputs,
     trace_partials,
-    whole_input_stall_sections,
 )
 from tailscope.analysis.pipeline import AnalysisOptions
 from tailscope.errors import InputError, TailscopeError, UsageError
 from tailscope.ingest.model import IngestStats
 from tailscope.report.model import ProblemEntry
+from tailscope.types import DEFAULT_LARGE_TRACE_SPANS
 
 if TYPE_CHECKING:
     from tailscope.report.model import Report
@@ -101,6 +111,8 @@ class SparkOptions:
     """Shuffle partitions ``P`` of the trace and percentile stages; None: Spark's
     ``spark.sql.shuffle.partitions``."""
     batch_rows: int = DEFAULT_BATCH_ROWS
+    large_trace_spans: int = DEFAULT_LARGE_TRACE_SPANS
+    """Traces of more spans than this are analysed in a separate pass (0: one pass)."""
     driver_memory: str = "4g"
     """``spark.driver.memory`` of a JVM started here (with ``local[N]`` the executors run in
     it too; the stall stage and the partials are collected into it). Ignored under
@@ -132,33 +144,53 @@ def _import_pyspark() -> Any:
     return SparkSession
 
 
-def _ipc_rows(partials: TracePartials) -> pa.RecordBatch:
+def _ipc_rows(partials: TracePartials | StallInputs) -> pa.RecordBatch:
     names, blobs = zip(*partials.to_ipc(), strict=True)
     return pa.RecordBatch.from_arrays(
         [pa.array(names, pa.string()), pa.array(blobs, pa.binary())], schema=PARTIAL_SCHEMA
     )
 
 
-def trace_kernel(
-    batches: Iterator[pa.RecordBatch], options: AnalysisOptions, sections: StallSections
-) -> Iterator[pa.RecordBatch]:
-    """The ``mapInArrow`` function of stage 2: batches of one partition, sorted by trace id,
-    in; partials of every finished trace out. The last trace of a batch may continue in the
-    next one, so it is carried over and analysed with it."""
+def whole_traces(
+    batches: Iterator[pa.RecordBatch], columns: Sequence[str] = KERNEL_COLUMNS
+) -> Iterator[pa.Table]:
+    """Batches of one partition, sorted by trace id, regrouped into tables of whole traces
+    (``columns``, in their span-schema types): the last trace of a batch may continue in the
+    next one, so it is carried over and handed out with it (memory: one batch plus the
+    largest trace)."""
     carry: pa.Table | None = None
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        table = kernel_table(pa.Table.from_batches([batch]))
+        table = kernel_table(pa.Table.from_batches([batch]), columns)
         if carry is not None:
             table = pa.concat_tables([carry, table])
         ids = table[s.TRACE_ID]
         cut = pc.index(ids, ids[len(ids) - 1]).as_py()  # first row of the last trace
         carry = table.slice(cut)
         if cut > 0:
-            yield _ipc_rows(trace_partials(table.slice(0, cut), options, sections))
+            yield table.slice(0, cut)
     if carry is not None:
-        yield _ipc_rows(trace_partials(carry, options, sections))
+        yield carry
+
+
+def trace_kernel(
+    batches: Iterator[pa.RecordBatch], options: AnalysisOptions, sections: StallSections
+) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function of the trace stage: batches of one partition, sorted by
+    trace id, in; partials of every trace out (:func:`whole_traces`)."""
+    for table in whole_traces(batches):
+        yield _ipc_rows(trace_partials(table, options, sections))
+
+
+def stall_kernel(
+    batches: Iterator[pa.RecordBatch], options: AnalysisOptions
+) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function of the stall stage: partitions as :func:`trace_kernel`'s
+    (:data:`~tailscope.analysis.kernels.STALL_INPUT_COLUMNS` only) in; each trace's
+    :class:`~tailscope.analysis.kernels.StallInputs` out (narrowed columns, shift counts)."""
+    for table in whole_traces(batches, STALL_INPUT_COLUMNS):
+        yield _ipc_rows(stall_inputs(table, options))
 
 
 def _operation_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -241,16 +273,18 @@ def _run(
         raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
     stats = IngestStats(files=_input_files(spans))
 
-    # stage 1: stalls (driver; see the module docstring)
+    large = _large_trace_ids(spans, spark_options.large_trace_spans)
+    # stage 1: stall inputs per trace on the cluster, detection on the driver
     sections = StallSections()
     problems: list[ProblemEntry] = []
     if options.detect_stalls:
-        sections, problems = _stall_stage(spans, options)
+        staged = _trace_passes(session, spans.select(*STALL_INPUT_COLUMNS), partitions, large)
+        sections, problems = _stall_stage(session, staged, options)
 
     # stage 2: traces
-    staged = spans.repartition(partitions, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
-    partials = staged.mapInArrow(
-        partial(trace_kernel, options=options, sections=sections), _PARTIAL_DDL
+    staged = _trace_passes(session, spans, partitions, large)
+    partials = _map_passes(
+        staged, partial(trace_kernel, options=options, sections=sections)
     ).persist()
     try:
         others = partials.filter("name != 'operations'").toArrow()
@@ -281,23 +315,122 @@ def _run(
     return report_from_partials(merged, stats, options, sections, problems)
 
 
-def _stall_stage(spans: Any, options: AnalysisOptions) -> tuple[StallSections, list[ProblemEntry]]:
-    """Stalls, cascades, unexplained timeouts, runtimes and the stalled instances' clock
-    offsets of all spans, on the driver."""
-    from tailscope.analysis.pipeline import prepare_spans
-    from tailscope.ingest.model import IngestResult
+_SHIFT_SCHEMA: Final = pa.schema(
+    [
+        pa.field("service", pa.string()),
+        pa.field("instance", pa.string()),
+        pa.field("shift_ns", pa.int64()),
+        pa.field("spans", pa.int64()),
+    ]
+)
+_SHIFT_DDL: Final = "service string, instance string, shift_ns bigint, spans bigint"
 
-    table = kernel_table(spans.toArrow())
-    if table.num_rows == 0:
-        return StallSections(), []
-    prepared = prepare_spans(IngestResult(table, IngestStats()))
-    del table
+
+def _shift_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Clock-shift counts (IPC blobs) back to rows, for the ``groupBy`` that adds them up."""
+    for batch in batches:
+        for data in batch.column("data").to_pylist():
+            table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+            yield from table.select(_SHIFT_SCHEMA.names).cast(_SHIFT_SCHEMA).to_batches()
+
+
+def _large_trace_ids(spans: Any, large_trace_spans: int) -> list[bytes]:
+    """Ids of the traces of more than ``large_trace_spans`` spans (none when it is 0), from a
+    ``groupBy(trace_id).count()`` on the cluster."""
+    import pyspark.sql.functions as sf
+
+    if large_trace_spans <= 0:
+        return []
+    rows = (
+        spans.groupBy(s.TRACE_ID)
+        .count()
+        .filter(sf.col("count") > large_trace_spans)
+        .select(s.TRACE_ID)
+        .collect()
+    )
+    return sorted(bytes(row[0]) for row in rows)
+
+
+def _trace_passes(session: Any, spans: Any, partitions: int, large_ids: list[bytes]) -> list[Any]:
+    """The span data frames the per-trace kernels run over, each ``repartition``-ed by trace
+    id and sorted by (trace id, start) within partitions: one pass over every trace, or, with
+    ``large_ids`` (:func:`_large_trace_ids`), one over the other traces and a separate one over
+    those, spread over up to ``partitions`` partitions of their own (a task of the main pass
+    then holds one batch plus a trace of at most ``large_trace_spans`` spans, and a giant trace
+    does not stretch the main pass)."""
+    import pyspark.sql.functions as sf
+
+    def staged(frame: Any, parts: int) -> Any:
+        return frame.repartition(parts, s.TRACE_ID).sortWithinPartitions(s.TRACE_ID, s.START)
+
+    if not large_ids:
+        return [staged(spans, partitions)]
+    large = sf.broadcast(
+        session.createDataFrame([(i,) for i in large_ids], spans.select(s.TRACE_ID).schema)
+    )
+    return [
+        staged(spans.join(large, s.TRACE_ID, "left_anti"), partitions),
+        staged(spans.join(large, s.TRACE_ID, "left_semi"), min(len(large_ids), partitions)),
+    ]
+
+
+def _map_passes(passes: list[Any], kernel: Any) -> Any:
+    """``mapInArrow(kernel)`` over every pass of :func:`_trace_passes`, as one data frame."""
+    mapped = [frame.mapInArrow(kernel, _PARTIAL_DDL) for frame in passes]
+    out = mapped[0]
+    for other in mapped[1:]:
+        out = out.unionByName(other)
+    return out
+
+
+def _stall_stage(
+    session: Any, staged: list[Any], options: AnalysisOptions
+) -> tuple[StallSections, list[ProblemEntry]]:
+    """Stalls, cascades, unexplained timeouts, runtimes and the stalled instances' clock
+    offsets. The per-trace preparation runs on the cluster (:func:`stall_kernel` over the
+    trace stage's partitions); the driver receives the narrowed span columns (one partition at
+    a time) and runs the single-machine detectors over them (see ``docs/scale-out.md``,
+    *Limits*). The clock-shift counts of the stalled instances only are then summed per
+    (service, instance, shift) by a ``groupBy`` and give their median shifts exactly."""
+    import polars as pl
+    import pyspark.sql.functions as sf
+
+    inputs_rows = _map_passes(staged, partial(stall_kernel, options=options)).persist()
     try:
-        return whole_input_stall_sections(prepared, options), []
-    except Exception as exc:  # as the local pipeline: a failing detector keeps the report
-        problem = ProblemEntry(
-            file="<analysis>",
-            line=None,
-            reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
+        inputs_rows.count()  # every partition computed in parallel, before the driver reads
+        narrowed = [
+            ("narrowed", bytes(row["data"]))
+            for row in inputs_rows.filter("name = 'narrowed'").toLocalIterator()
+        ]
+        inputs = StallInputs.from_ipc(narrowed)
+        del narrowed
+        try:
+            sections = stall_sections_from_inputs(inputs)
+        except Exception as exc:  # as the local pipeline: a failing detector keeps the report
+            problem = ProblemEntry(
+                file="<analysis>",
+                line=None,
+                reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
+            )
+            return StallSections(), [problem]
+        del inputs
+        if not sections.stalls:
+            return sections, []
+        stalled = session.createDataFrame(
+            sorted({(st.service, st.instance) for st in sections.stalls}),
+            "service string, instance string",
         )
-        return StallSections(), [problem]
+        shifts = (
+            inputs_rows.filter("name = 'clock_shifts'")
+            .mapInArrow(_shift_rows, _SHIFT_DDL)
+            .join(sf.broadcast(stalled), ["service", "instance"], "left_semi")
+            .groupBy("service", "instance", "shift_ns")
+            .agg(sf.sum("spans").cast("bigint").alias("spans"))
+            .toArrow()
+        )
+    finally:
+        inputs_rows.unpersist()
+    counts = pl.from_arrow(shifts)
+    assert isinstance(counts, pl.DataFrame)
+    offsets = clock_offsets_from_counts(counts, sections.stalls)
+    return dataclasses.replace(sections, clock_offsets=offsets), []

@@ -18,19 +18,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from repo_paths import FIXTURES
 
+from tailscope import schema as s
 from tailscope.analysis.pipeline import AnalysisOptions, analyze
 from tailscope.ingest import read_spans
 from tailscope.render import RenderOptions, get_renderer
+from tailscope.spark.dataset import NS_PER_HOUR, write_partitioned
 
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("no Java (run .ci/ensure-java): Spark engine not tested", allow_module_level=True)
 if importlib.util.find_spec("pyspark") is None:
     pytest.skip("PySpark not installed (pip install '.[spark]')", allow_module_level=True)
 
-from tailscope.spark.engine import SparkOptions, run_spark
+from tailscope.spark.engine import SparkOptions, _large_trace_ids, _trace_passes, run_spark
 
 SOURCE = FIXTURES / "gc-cascade.jsonl.gz"  # stalls, cascades and runtimes as well as hops
 
@@ -98,3 +104,83 @@ def test_spark_report_equals_the_local_report(
     assert want.stalls and want.hops and want.input.files[0].startswith(str(dataset))
     rendered = get_renderer("json").render(got, RenderOptions())
     assert json.loads(rendered) == json.loads(local_json)
+
+
+def _shifted(table: pa.Table, delta_ns: int) -> pa.Table:
+    """``table`` with every absolute time (span starts and ends, event times) moved by
+    ``delta_ns``: the same traces at another time of day."""
+    events = table[s.EVENTS].combine_chunks()
+    flat = events.flatten()
+    fields = [flat.field(i) for i in range(flat.type.num_fields)]
+    at = flat.type.get_field_index("time_unix_nano")
+    fields[at] = pc.add(fields[at], delta_ns)
+    moved = pa.ListArray.from_arrays(
+        events.offsets, pa.StructArray.from_arrays(fields, fields=list(flat.type))
+    ).cast(events.type)
+    return (
+        table.set_column(
+            table.schema.get_field_index(s.START), s.START, pc.add(table[s.START], delta_ns)
+        )
+        .set_column(table.schema.get_field_index(s.END), s.END, pc.add(table[s.END], delta_ns))
+        .set_column(table.schema.get_field_index(s.EVENTS), s.EVENTS, moved)
+    )
+
+
+def test_traces_straddling_an_hour_boundary(spark: Any, tmp_path: Path) -> None:
+    # GIVEN the spans moved so that an hour boundary falls in the middle of the run (traces in
+    # flight then have spans in two `hour=` folders), written as an hour/bucket dataset
+    table = read_spans([str(SOURCE)]).table
+    starts = np.sort(table[s.START].to_numpy())
+    middle = int(starts[starts.size // 2])
+    boundary = (int(table[s.END].to_numpy().max()) // NS_PER_HOUR + 2) * NS_PER_HOUR
+    moved = _shifted(table, boundary - middle)
+    out = tmp_path / "spans"
+    write_partitioned(moved, out, ("hour", "bucket"), buckets=3)
+    hours = moved[s.START].to_numpy() // NS_PER_HOUR
+    per_trace = pl.DataFrame({"t": moved[s.TRACE_ID].to_numpy(False), "h": hours})
+    straddling = per_trace.group_by("t").agg(pl.col("h").n_unique()).filter(pl.col("h") > 1)
+    assert straddling.height > 10 and len(list(out.glob("hour=*"))) == 2
+    want = analyze(read_spans([str(out)]), AnalysisOptions(keep_frames=False)).report
+    # WHEN Spark analyses it
+    got = run_spark(str(out), AnalysisOptions(), SparkOptions(partitions=4), session=spark)
+    # THEN the report is the local one (no trace cut at the boundary, stalls found once)
+    assert got == want
+    assert want.stalls and want.hops
+
+
+@pytest.mark.parametrize("threshold", [0, 20])
+def test_large_trace_pass(spark: Any, dataset: Path, threshold: int) -> None:
+    # GIVEN a threshold under which some traces of the input are "large" (31 of 2,000 traces
+    # have more than 20 spans) or the large-trace pass switched off (0)
+    want = analyze(read_spans([str(dataset)]), AnalysisOptions(keep_frames=False)).report
+    spans = spark.read.parquet(str(dataset))
+    assert len(_trace_passes(spark, spans, 4, _large_trace_ids(spans, threshold))) == (
+        2 if threshold else 1
+    )
+    # WHEN Spark analyses the dataset with the large traces in their own pass
+    options = SparkOptions(partitions=4, large_trace_spans=threshold)
+    got = run_spark(str(dataset), AnalysisOptions(), options, session=spark)
+    # THEN the report is the local one
+    assert got == want
+
+
+def test_cli_spark_options(dataset: Path, local_json: str) -> None:
+    # GIVEN the CLI with every Spark option (its own JVM: local[2], 3 partitions, large pass)
+    done = _cli(
+        "analyze",
+        dataset,
+        "--engine",
+        "spark",
+        "--spark-master",
+        "local[2]",
+        "--spark-partitions",
+        "3",
+        "--spark-large-trace-spans",
+        "20",
+        "-f",
+        "json",
+        "--quiet",
+    )
+    # THEN it succeeds and prints the local report
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == json.loads(local_json)

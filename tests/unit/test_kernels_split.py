@@ -9,24 +9,32 @@ import dataclasses
 from functools import cache
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from repo_paths import CORPUS, FIXTURES
 
 from tailscope.analysis.kernels import (
     KERNEL_COLUMNS,
+    STALL_INPUT_COLUMNS,
+    StallInputs,
     StallSections,
     TracePartials,
+    clock_offsets_from_counts,
     report_from_partials,
+    stall_inputs,
+    stall_sections_from_inputs,
     trace_partials,
     whole_input_stall_sections,
 )
 from tailscope.analysis.pipeline import AnalysisOptions, analyze, prepare_spans
 from tailscope.ingest import read_spans
 from tailscope.ingest.model import IngestResult
-from tailscope.report.model import Report
+from tailscope.report.model import Report, Stall
 from tailscope.spark.dataset import trace_buckets
-from tailscope.spark.engine import trace_kernel
+from tailscope.spark.engine import stall_kernel, trace_kernel
 
 INPUTS = [
     FIXTURES / "gc-cascade.jsonl.gz",  # stalls, cascades, runtimes
@@ -126,3 +134,104 @@ def test_merged_percentiles_equal_numpy_nearest_rank() -> None:
         assert op.p99_ms <= op.max_ms
         checked += 1
     assert checked >= 5
+
+
+@pytest.mark.parametrize("path", INPUTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("parts", [1, 3, 7])
+def test_stall_inputs_split_by_trace_hash_give_the_local_stall_sections(
+    path: object, parts: int
+) -> None:
+    # GIVEN the stall sections of the whole input and the spans split by trace-id hash
+    ingest, _, want = _local(str(path))
+    table = ingest.table.select(list(KERNEL_COLUMNS))
+    bucket = np.asarray(trace_buckets(table["trace_id"], parts))
+    # WHEN each part's stall inputs are computed alone, shipped as Arrow IPC and stacked
+    table = table.select(list(STALL_INPUT_COLUMNS))  # no attributes: not needed
+    shipped = [
+        row
+        for i in range(parts)
+        for row in stall_inputs(table.filter(pa.array(bucket == i))).to_ipc()
+    ]
+    got = stall_sections_from_inputs(StallInputs.from_ipc(shipped))
+    # THEN stalls, cascades, unexplained timeouts, runtimes and clock offsets are the local ones
+    assert got == want
+
+
+def test_stall_inputs_streamed_through_the_spark_partition_function() -> None:
+    # GIVEN spans sorted by trace id, cut into 997-row batches
+    ingest, _, want = _local(str(INPUTS[0]))
+    table = ingest.table.select(list(KERNEL_COLUMNS)).sort_by("trace_id")
+    # WHEN they stream through the partition function of the Spark stall stage
+    rows = [
+        (name, data)
+        for out in stall_kernel(
+            iter(table.select(list(STALL_INPUT_COLUMNS)).to_batches(max_chunksize=997)),
+            AnalysisOptions(),
+        )
+        for name, data in zip(out["name"].to_pylist(), out["data"].to_pylist(), strict=True)
+    ]
+    got = stall_sections_from_inputs(StallInputs.from_ipc(rows))
+    # THEN the sections are the local ones (stalls found: the check is not vacuous)
+    assert got == want and want.stalls and want.clock_offsets
+
+
+def test_stall_inputs_are_smaller_than_the_kernel_columns() -> None:
+    ingest, _, _ = _local(str(INPUTS[0]))
+    table = ingest.table.select(list(KERNEL_COLUMNS))
+    inputs = stall_inputs(table)
+    assert inputs.narrowed.height == table.num_rows
+    assert inputs.narrowed.estimated_size() < table.nbytes
+    assert inputs.clock_shifts.height < table.num_rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.integers(-(10**12), 10**12)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(1, 4),
+)
+def test_clock_offsets_from_counts_equal_numpy_median(
+    shifts: list[tuple[str, int]], parts: int
+) -> None:
+    """Independent reference: numpy.median of every span's shift, per instance, from counts
+    summed over ``parts`` arbitrary parts (duplicated keys across parts, as engines stack)."""
+    frame = pl.DataFrame(
+        {
+            "service": ["svc"] * len(shifts),
+            "instance": [i for i, _ in shifts],
+            "shift_ns": [v for _, v in shifts],
+        },
+        schema={"service": pl.String, "instance": pl.String, "shift_ns": pl.Int64},
+    ).with_row_index("_row")
+    counts = (
+        frame.with_columns((pl.col("_row") % parts).alias("_part"))
+        .group_by("_part", "service", "instance", "shift_ns")
+        .agg(pl.len().cast(pl.Int64).alias("spans"))
+        .drop("_part")
+    )
+    stalls = [_stall("a"), _stall("b"), _stall("nobody")]
+    got = clock_offsets_from_counts(counts, stalls)
+    for instance in ("a", "b"):
+        values = np.array([v for i, v in shifts if i == instance], dtype=np.int64)
+        want = int(np.median(values)) if values.size else 0
+        assert got[("svc", instance)] == want
+    assert got[("svc", "nobody")] == 0
+
+
+def _stall(instance: str) -> Stall:
+    return Stall(
+        service="svc",
+        instance=instance,
+        host=None,
+        start_unix_nano=0,
+        end_unix_nano=1,
+        duration_ms=1e-6,
+        spans_affected=0,
+        queued_requests=0,
+        confidence=0.5,
+        kind="process",
+        evidence=(),
+    )
