@@ -151,3 +151,22 @@ def test_pandas_imports_once_pyspark_is_loaded() -> None:
     # THEN pandas was refused before and imports after
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["refused", "imported True"]
+
+
+def test_parquet_keeps_statistics_of_the_fixed_width_columns_only(tmp_path: Path) -> None:
+    # GIVEN a span table converted to Parquet
+    target = tmp_path / "spans.parquet"
+    run = tailscope("convert", str(STEADY), "-o", str(target), "-q")
+    assert run.returncode == 0, run.stderr
+    # WHEN its first row group's column chunks are inspected
+    group = pq.ParquetFile(target).metadata.row_group(0)
+    stats = {
+        group.column(i).path_in_schema: group.column(i).statistics for i in range(group.num_columns)
+    }
+    # THEN times and ids keep min/max for pruning; the attribute strings carry none
+    start = stats["start_unix_nano"]
+    assert start is not None and start.has_min_max
+    assert start.min == pq.read_table(target, columns=["start_unix_nano"])[0].to_numpy().min()
+    assert stats["trace_id"] is not None and stats["trace_id"].has_min_max
+    value = stats["attributes.list.element.value"]
+    assert value is None or not value.has_min_max
