@@ -2,8 +2,8 @@
 
 No command uses pandas, yet pyarrow imports it the first time it converts to numpy or checks
 whether a value is a pandas object (``Array.to_numpy``, ``pa.scalar``, ``pa.array`` of a list):
-0.25-0.3 s of CPU per process, a sixth of a whole ``analyze`` of 50k spans. pyarrow treats a
-failed import as "no pandas" and carries on with the same results, so the console script
+0.15-0.3 s of CPU per process (0.15 s in an A/B of ``analyze`` at 50k spans). pyarrow treats
+a failed import as "no pandas" and carries on with the same results, so the console script
 installs :class:`PandasKeptOut` before any command runs.
 
 PySpark (``analyze --engine spark``) does use pandas: once ``pyspark`` is imported, pandas
