@@ -49,6 +49,9 @@ DEFAULT_SEED: Final = 20240531
 _CHUNK: Final = 25
 """Resamples per weight matrix (bounds memory: chunk x requests floats)."""
 _HOP_EXEMPLARS: Final = 3
+_TAIL_SLICE_DIVISOR: Final = 16
+_TAIL_SLICE_MIN: Final = 64
+"""The per-resample p99 is looked for in the top max(64, n / 16) requests by T first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,32 @@ def _weighted_sums(
     return sums
 
 
+def _tail_positions(
+    order: NDArray[np.int64], weights: NDArray[np.float64], n: NDArray[np.float64]
+) -> NDArray[np.int64]:
+    """Per row of ``weights``, the nearest-rank p99 as a position in ``order`` (requests by T):
+    the first whose cumulative weight reaches ``q * n``.
+
+    Only the top of the order is summed (from the top: cumulative = n - weight above), and
+    all of it only for rows whose p99 lies below that slice. The weights are counts, so every
+    partial sum is an exact integer and the positions are those of a full cumulative sum.
+    """
+    target = (TAIL_QUANTILE * n)[:, None] - 1e-9
+    size = order.size
+    top = min(size, max(_TAIL_SLICE_MIN, size // _TAIL_SLICE_DIVISOR))
+    if top < size:
+        above = weights[:, order[size - top :]]
+        # cumulative weight at each position of the slice: n minus the weight above it
+        at_or_above = np.cumsum(above[:, ::-1], axis=1)[:, ::-1]
+        cumulative = n[:, None] - at_or_above + above
+        if not (cumulative[:, 0] >= target[:, 0]).any():
+            found: NDArray[np.int64] = size - top + np.argmax(cumulative >= target, axis=1)
+            return found
+    cumulative = np.cumsum(weights[:, order], axis=1)
+    everywhere: NDArray[np.int64] = np.argmax(cumulative >= target, axis=1)
+    return everywhere
+
+
 def _shares(sample: _Sample, weights: NDArray[np.float64]) -> _Shares:
     """Variance and tail shares of every hop under each row of request ``weights``.
 
@@ -113,13 +142,14 @@ def _shares(sample: _Sample, weights: NDArray[np.float64]) -> _Shares:
     cov = m[:, hops + 2 :] - mean_x * mean_t[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         variance = np.where(var_t[:, None] > 0, cov / var_t[:, None], np.nan)
-    # per-resample nearest-rank p99: first sorted T whose cumulative weight reaches q * n
-    cumulative = np.cumsum(weights[:, sample.order], axis=1)
-    position = np.argmax(cumulative >= (TAIL_QUANTILE * n)[:, None] - 1e-9, axis=1)
-    threshold = sample.total_ms[sample.order][position]
-    tail_weights = weights * (sample.total_ms[None, :] > threshold[:, None])
+    threshold = sample.total_ms[sample.order][_tail_positions(sample.order, weights, n)]
+    # Only requests above the lowest threshold are in any resample's tail; the others would
+    # add exact zeros to every sum, so the sums are the same to the last bit (checked against
+    # the full-width computation in tests/unit/test_analysis_hops.py).
+    candidates = np.flatnonzero(sample.total_ms > threshold.min())
+    tail_weights = weights[:, candidates] * (sample.total_ms[None, candidates] > threshold[:, None])
     tail_n = tail_weights.sum(axis=1)
-    tail_m = _weighted_sums(tail_weights, sample.moments[:, : hops + 1])
+    tail_m = _weighted_sums(tail_weights, sample.moments[candidates, : hops + 1])
     with np.errstate(divide="ignore", invalid="ignore"):
         tail_x = tail_m[:, :hops] / tail_n[:, None]
         tail_t = tail_m[:, hops] / tail_n

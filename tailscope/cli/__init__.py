@@ -14,6 +14,7 @@ import os
 import sys
 
 from tailscope.cli.app import app
+from tailscope.cli.startup import keep_pandas_out
 from tailscope.errors import TailscopeError
 
 # Importing a command module registers its command on ``app``.
@@ -37,8 +38,9 @@ def run() -> None:
     after the last byte was written. Every file a command writes is closed before it returns
     and no command starts a thread or ``atexit`` hook that must still run, so once stdout and
     stderr are flushed nothing is left to do: ``os._exit`` skips the teardown with the same
-    exit code.
+    exit code. pandas stays out of the process (:mod:`tailscope.cli.startup`).
     """
+    keep_pandas_out()
     try:
         main()
     except SystemExit as exc:

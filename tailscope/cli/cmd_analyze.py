@@ -40,16 +40,18 @@ def choose_format(requested: str | None, output: Path | None) -> str:
 
 def release_freed_memory() -> None:
     """Hand memory freed by dropped tables back to the OS: Arrow's pool and glibc's malloc both
-    keep freed pages for reuse, which the analyses (polars, numpy) cannot use."""
+    keep freed pages for reuse, which the analyses (polars, numpy) cannot use.
+
+    ``malloc_trim`` is looked up among the symbols already loaded into the process
+    (``CDLL(None)``): ``ctypes.util.find_library`` would run ``ldconfig -p`` in a subprocess.
+    """
     import ctypes
-    import ctypes.util
 
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
     if sys.platform.startswith("linux"):
-        libc = ctypes.util.find_library("c")
-        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
         if trim is not None:  # glibc only (musl has none)
             trim(0)
 

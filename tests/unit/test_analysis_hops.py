@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from numpy.typing import NDArray
 
+from tailscope.analysis import hops as hops_module
 from tailscope.analysis.hops import HopOptions, hop_attribution
 from tailscope.analysis.pipeline import AnalysisOptions, analyze
 from tailscope.ingest.model import IngestResult, IngestStats
@@ -208,3 +209,75 @@ def test_below_the_floor_nothing_is_ranked() -> None:
     assert verdict is not None and verdict.status == "too_few_tail_requests"
     assert verdict.top is None
     assert "Too few requests above p99 to rank hops (fewer than 10)" in verdict.text
+
+
+def reference_shares(
+    hop_ms: NDArray[np.float64], total_ms: NDArray[np.float64], weights: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Variance and tail shares under each row of ``weights``, written out plainly: every
+    request in every sum, the p99 from a full cumulative sum (the same products, summed in the
+    same order, as numpy's einsum without BLAS)."""
+    hops = hop_ms.shape[1]
+    moments = np.hstack(
+        [hop_ms, total_ms[:, None], (total_ms * total_ms)[:, None], hop_ms * total_ms[:, None]]
+    )
+    n = weights.sum(axis=1)
+    m = np.einsum("rn,nc->rc", weights, moments, optimize=False) / n[:, None]
+    mean_x, mean_t = m[:, :hops], m[:, hops]
+    var_t = m[:, hops + 1] - mean_t * mean_t
+    cov = m[:, hops + 2 :] - mean_x * mean_t[:, None]
+    order = np.argsort(total_ms, kind="stable")
+    cumulative = np.cumsum(weights[:, order], axis=1)
+    position = np.argmax(cumulative >= (0.99 * n)[:, None] - 1e-9, axis=1)
+    in_tail = total_ms[None, :] > total_ms[order][position][:, None]
+    tail_weights = weights * in_tail
+    tail_n = tail_weights.sum(axis=1)
+    tail_m = np.einsum("rn,nc->rc", tail_weights, moments[:, : hops + 1], optimize=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = np.where(var_t[:, None] > 0, cov / var_t[:, None], np.nan)
+        excess = tail_m[:, hops] / tail_n - mean_t
+        tail = np.where(
+            (tail_n[:, None] > 0) & (excess[:, None] > 0),
+            (tail_m[:, :hops] / tail_n[:, None] - mean_x) / excess[:, None],
+            np.nan,
+        )
+    return variance, tail
+
+
+@pytest.mark.parametrize("requests", [1, 2, 40, 64, 65, 1000, 4099, 20_000])
+def test_bootstrap_equals_the_plain_computation_bit_for_bit(requests: int) -> None:
+    # GIVEN requests with ties in T (times rounded to 0.1 ms) and hops often off the path
+    rng = np.random.default_rng(requests)
+    hop_ms = np.round(rng.exponential(2.0, (requests, 6)) * (rng.random((requests, 6)) < 0.7), 1)
+    total_ms = hop_ms.sum(axis=1)
+    sample = hops_module._Sample.of(hop_ms, total_ms)
+    # WHEN the bootstrap draws 60 resamples (3 chunks) with a fixed seed
+    boot = hops_module._bootstrap(sample, 60, np.random.default_rng(7))
+    # THEN every share equals the plain computation on the same draws, to the last bit
+    draws = np.random.default_rng(7)
+    rows = []
+    for chunk in (25, 25, 10):
+        picks = draws.integers(0, requests, size=(chunk, requests))
+        rows += [np.bincount(p, minlength=requests).astype(np.float64) for p in picks]
+    variance, tail = reference_shares(hop_ms, total_ms, np.array(rows))
+    np.testing.assert_array_equal(boot.variance, variance)
+    np.testing.assert_array_equal(boot.tail, tail)
+    point = hops_module._shares(sample, np.ones((1, requests)))
+    np.testing.assert_array_equal(
+        point.tail, reference_shares(hop_ms, total_ms, np.ones((1, requests)))[1]
+    )
+
+
+def test_tail_position_below_the_top_slice_falls_back_to_the_full_sum() -> None:
+    # GIVEN weights with nothing on the slowest 10% of requests (the p99 is below the top 1/16)
+    rng = np.random.default_rng(3)
+    total_ms = rng.exponential(1.0, 2000)
+    order = np.argsort(total_ms, kind="stable")
+    weights = rng.integers(0, 3, (4, 2000)).astype(np.float64)
+    weights[:2, order[-200:]] = 0.0
+    n = weights.sum(axis=1)
+    # WHEN the tail positions are looked up
+    found = hops_module._tail_positions(order, weights, n)
+    # THEN they are those of a full cumulative sum, in every row
+    full = np.argmax(np.cumsum(weights[:, order], axis=1) >= (0.99 * n)[:, None] - 1e-9, axis=1)
+    np.testing.assert_array_equal(found, full)
