@@ -30,7 +30,7 @@ import tailscope.cli  # noqa: F401  the CLI's own imports
 from tailscope.analysis import pipeline as p
 from tailscope.analysis.hops import HopOptions, hop_attribution
 from tailscope.analysis.percentiles import operation_stats
-from tailscope.cli.cmd_analyze import release_freed_memory
+from tailscope.memory import release_freed_memory
 from tailscope.cli.inputs import load
 from tailscope.render import RenderOptions, get_renderer
 import polars as pl

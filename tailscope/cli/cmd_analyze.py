@@ -11,6 +11,7 @@ import typer
 from tailscope.cli.app import app
 from tailscope.cli.options import InputFormatOpt, Inputs, Quiet, Strict
 from tailscope.errors import UsageError
+from tailscope.memory import release_freed_memory
 from tailscope.types import (
     DEFAULT_LARGE_TRACE_SPANS,
     DEFAULT_MIN_TAIL_REQUESTS,
@@ -38,24 +39,6 @@ def choose_format(requested: str | None, output: Path | None) -> str:
     return "text"
 
 
-def release_freed_memory() -> None:
-    """Hand memory freed by dropped tables back to the OS: Arrow's pool and glibc's malloc both
-    keep freed pages for reuse, which the analyses (polars, numpy) cannot use.
-
-    ``malloc_trim`` is looked up among the symbols already loaded into the process
-    (``CDLL(None)``): ``ctypes.util.find_library`` would run ``ldconfig -p`` in a subprocess.
-    """
-    import ctypes
-
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
-    if sys.platform.startswith("linux"):
-        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-        if trim is not None:  # glibc only (musl has none)
-            trim(0)
-
-
 def _analyze_locally(
     inputs: list[str],
     input_format: str,
@@ -73,7 +56,10 @@ def _analyze_locally(
     prepared = prepare_spans(load(inputs, input_format, strict, quiet))
     release_freed_memory()
     options = AnalysisOptions(
-        min_tail_requests=min_tail_requests, detect_stalls=not no_stalls, keep_frames=False
+        min_tail_requests=min_tail_requests,
+        detect_stalls=not no_stalls,
+        keep_frames=False,
+        release_memory=True,
     )
     return run_analysis(prepared, options).report
 
