@@ -110,6 +110,13 @@ resumes; an idle or unobserved one does not)."""
 ROOT_BURST_SHARE: Final = 0.5
 ROOT_BURST_NS: Final = 2 * NS_PER_MS
 """... released within this long after the silence (1 ms before it too: whole-ms clocks)."""
+QUEUE_WITNESS_NS: Final = 12 * NS_PER_MS
+"""Queued requests are evidence only when the longest of their extra waits is at least this
+long. The requests a pause held are released together, and the first to arrive waited for
+most of the pause: half of a 25 ms pause, at least. A caller's own congestion (a CPython
+process whose threads wait for the GIL, Node.js start times floored to whole milliseconds)
+delays its requests to an idle callee by 5–12 ms on real runs, and an idle callee serves
+them as they come, right after its silence, just as a paused one would."""
 LATE_NS: Final = 10 * NS_PER_MS
 """A timed-out call lasting this much beyond its edge's timeout budget was noticed late: its
 timer fell due while the caller was not running (a timer never fires early; a running event
@@ -289,6 +296,13 @@ request released between two chained silences and finished before the next is no
 _works = ~pl.col("kind").is_in([SpanKind.CLIENT, SpanKind.UNSPECIFIED])
 """Kinds whose innermost in-flight span is the process's own work. UNSPECIFIED is excluded:
 without kinds, waiting on a downstream call cannot be told from working."""
+
+
+_queue_witnessed_pause = (
+    pl.col("caller_excess").max().over("cid").fill_null(0) >= QUEUE_WITNESS_NS
+) | pl.col("caller_timeout").fill_null(False).any().over("cid")
+"""Requests of one window count as queued only if one of them waited at least
+:data:`QUEUE_WITNESS_NS` (or a caller timed out waiting): see there."""
 
 
 def _caller_silences(
@@ -593,6 +607,7 @@ def _evidence(
         by_callers = (
             _with_caller_paused(waited, _caller_silences(gaps, candidates, frozen))
             .filter(~pl.col("caller_paused") & ~pl.col("caller_late").fill_null(False))
+            .filter(_queue_witnessed_pause)
             .select("cid", "tid")
         )
         queued = pl.concat([by_callers, burst_roots]).unique()
