@@ -539,14 +539,27 @@ def _evidence(
     released = spans_starting_after(
         servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
     ).join(callers, on=["tid", "sid"], how="left")
+    # a silence that began as idle time holds a shorter pause: the longest extra wait of the
+    # requests released after it (the earliest arrival waited through the pause) measures the
+    # pause part, and the others' waits are judged against that part, provided each waited
+    # before the silence ended (its extra wait exceeds how long after the silence it started:
+    # a request that reached an idle process after it resumed waited for nothing there)
+    pause_part = pl.min_horizontal(core, pl.col("caller_excess").max().over("cid").fill_null(0))
+    waited_in_pause = (
+        pl.col("caller_excess")
+        >= pl.max_horizontal(pl.lit(MIN_EXCESS_NS), pause_part * EXCESS_SHARE)
+    ) & (
+        pl.col("caller_excess") - (pl.col("start") - pl.col("b")).clip(lower_bound=0)
+        >= MIN_EXCESS_NS
+    )
     # a caller that gave up shows no reliable excess (its child may outlive it): its request
     # starting in the release burst is queued all the same if it was sent well before the
     # silence ended
-    waited = released.filter(
-        (pl.col("caller_excess") >= threshold)
+    waited = released.with_columns(
+        _whole=(pl.col("caller_excess") >= threshold)
         # sent well before the silence ended (beyond any clock disagreement)
         | (pl.col("caller_timeout") & (pl.col("caller_start") + SKEW_MARGIN_NS < pl.col("b")))
-    )
+    ).filter(pl.col("_whole") | waited_in_pause)
     own = pl.concat(
         [
             working.with_columns(weight=pl.lit(WORKING_WEIGHT)),
@@ -608,12 +621,16 @@ def _evidence(
             _with_caller_paused(waited, _caller_silences(gaps, candidates, frozen))
             .filter(~pl.col("caller_paused") & ~pl.col("caller_late").fill_null(False))
             .filter(_queue_witnessed_pause)
-            .select("cid", "tid")
+            .select("cid", "tid", "_whole")
         )
-        queued = pl.concat([by_callers, burst_roots]).unique()
+        queued = pl.concat([by_callers.select("cid", "tid"), burst_roots]).unique()
         if not final:
+            # only requests that waited through a share of the whole silence: a caller's
+            # silence taken for a pause hides its callees' pauses, so the weaker evidence of
+            # a pause part does not decide it
+            whole = pl.concat([by_callers.filter("_whole").select("cid", "tid"), burst_roots])
             frozen = _frozen_windows(
-                own, queued.join(candidates, on="cid").filter(pl.col("strong")).select("cid", "tid")
+                own, whole.join(candidates, on="cid").filter(pl.col("strong")).select("cid", "tid")
             )
 
     counts = [

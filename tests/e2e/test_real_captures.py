@@ -39,10 +39,6 @@ NON_GC_LABELLED_MAX = 0.05
 # (capture, metric) -> why the current detector misses it (failure classes of issue 14)
 KNOWN_MISSES: dict[tuple[str, str], str] = {
     (
-        "back-to-back",
-        "stall_recall",
-    ): "back-to-back pauses (< 20 ms apart): pauses missed",
-    (
         "low-rate",
         "stall_recall",
     ): "low-rate instance (audit, ~24 req/s, one span/request): pauses missed",

@@ -90,16 +90,27 @@ class Model:
         self._span(trace, client, root, "front", "host-a", SpanKind.CLIENT, t + 1.0, reply)
         self._span(trace, root, None, "front", "host-a", SpanKind.SERVER, t, reply + 0.5)
 
-    def spans(self, *, congested_at: float | None = None) -> pl.DataFrame:
+    def spans(
+        self,
+        *,
+        congested_at: float | None = None,
+        idle: tuple[float, float] | None = None,
+        calls: tuple[tuple[float, float], ...] = (),
+    ) -> pl.DataFrame:
         """Two seconds of traffic; ``congested_at``: the two congested calls (ms), after 25 ms
-        without any call."""
+        without any call; ``idle``: no regular call then (ms); ``calls``: extra calls, each
+        (arrival at front, delay before the call leaves) in ms."""
         for n in range(400):
             self.local(100.0 + n * 5.0 + 2.5)
         for n in range(100):
             t = 100.0 + n * 20.0
             if congested_at is not None and congested_at - 20.0 < t <= congested_at + 20.0:
                 continue
+            if idle is not None and idle[0] < t <= idle[1]:
+                continue
             self.call(t)
+        for t, delay in calls:
+            self.call(t, delay)
         if congested_at is not None:
             self.call(congested_at, CONGESTION_MS)
             self.call(congested_at + 1.0, CONGESTION_MS - 1.0)
@@ -127,3 +138,29 @@ def test_a_paused_callee_with_two_queued_requests_is_a_stall() -> None:
     # THEN the pause is reported on back, with both requests queued
     assert [st.instance for st in stalls] == ["back-1"]
     assert stalls[0].queued_requests == 2
+
+
+def test_a_pause_after_idle_time_is_judged_by_its_queue_not_by_the_whole_silence() -> None:
+    # GIVEN back idle for ~115 ms, then paused for 30 ms while three calls arrive 10 ms apart:
+    # they wait 29.5, 19.5 and 9.5 ms beyond the usual, in a silence of ~145 ms
+    spans = Model(back_pause=(1300.0, 1330.0)).spans(
+        idle=(1180.0, 1340.0), calls=((1299.0, 0.0), (1309.0, 0.0), (1319.0, 0.0))
+    )
+    # WHEN stalls are detected
+    stalls = detect_stalls(spans)
+    # THEN the pause is found with all three requests queued: the extra waits are measured
+    # against the pause part of the silence (the longest wait, 29.5 ms), not against all of it
+    assert [st.instance for st in stalls] == ["back-1"]
+    assert stalls[0].duration_ms > 140
+    assert stalls[0].queued_requests == 3
+
+
+def test_a_request_that_arrived_after_an_idle_silence_ended_is_not_queued() -> None:
+    # GIVEN back idle for ~40 ms, then one call sent 20 ms late by a congested front and,
+    # 6 ms after back served it, another sent 5 ms late
+    spans = Model().spans(idle=(1180.0, 1240.0), calls=((1205.0, 20.0), (1226.0, 5.0)))
+    # WHEN stalls are detected
+    stalls = detect_stalls(spans)
+    # THEN none is reported: the second request's extra wait, measured against the first's,
+    # is no queueing: it arrived after back had resumed serving
+    assert [st.instance for st in stalls] == []
