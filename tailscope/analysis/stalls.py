@@ -28,7 +28,9 @@ for exactly that signature, per instance:
      caller's CLIENT span shows an unusually large network-plus-queue time (a caller that gave
      up early shows it too: its duration is the timeout, the queued child's is short). A
      caller that was itself paused while the call was open (silent, or its timeout noticed
-     late) is no evidence against the callee.
+     late) is no evidence against the callee. The queue must have witnessed a pause: the
+     longest extra wait is at least :data:`QUEUE_WITNESS_NS`, and it measures the *pause part*
+     of a silence that began as idle time, against which the other waits are judged.
 
 3. **Context** — if every other instance active around the window was silent too and fewer
    than :data:`MIN_SCORE` traces waited on it (queued, stranded, noticed late), it is a
