@@ -28,7 +28,9 @@ for exactly that signature, per instance:
      caller's CLIENT span shows an unusually large network-plus-queue time (a caller that gave
      up early shows it too: its duration is the timeout, the queued child's is short). A
      caller that was itself paused while the call was open (silent, or its timeout noticed
-     late) is no evidence against the callee.
+     late) is no evidence against the callee. The queue must have witnessed a pause: the
+     longest extra wait is at least :data:`QUEUE_WITNESS_NS`, and it measures the *pause part*
+     of a silence that began as idle time, against which the other waits are judged.
 
 3. **Context** — if every other instance active around the window was silent too and fewer
    than :data:`MIN_SCORE` traces waited on it (queued, stranded, noticed late), it is a
@@ -110,6 +112,13 @@ resumes; an idle or unobserved one does not)."""
 ROOT_BURST_SHARE: Final = 0.5
 ROOT_BURST_NS: Final = 2 * NS_PER_MS
 """... released within this long after the silence (1 ms before it too: whole-ms clocks)."""
+QUEUE_WITNESS_NS: Final = 12 * NS_PER_MS
+"""Queued requests are evidence only when the longest of their extra waits is at least this
+long. The requests a pause held are released together, and the first to arrive waited for
+most of the pause: half of a 25 ms pause, at least. A caller's own congestion (a CPython
+process whose threads wait for the GIL, Node.js start times floored to whole milliseconds)
+delays its requests to an idle callee by 5–12 ms on real runs, and an idle callee serves
+them as they come, right after its silence, just as a paused one would."""
 LATE_NS: Final = 10 * NS_PER_MS
 """A timed-out call lasting this much beyond its edge's timeout budget was noticed late: its
 timer fell due while the caller was not running (a timer never fires early; a running event
@@ -289,6 +298,13 @@ request released between two chained silences and finished before the next is no
 _works = ~pl.col("kind").is_in([SpanKind.CLIENT, SpanKind.UNSPECIFIED])
 """Kinds whose innermost in-flight span is the process's own work. UNSPECIFIED is excluded:
 without kinds, waiting on a downstream call cannot be told from working."""
+
+
+_queue_witnessed_pause = (
+    pl.col("caller_excess").max().over("cid").fill_null(0) >= QUEUE_WITNESS_NS
+) | pl.col("caller_timeout").fill_null(False).any().over("cid")
+"""Requests of one window count as queued only if one of them waited at least
+:data:`QUEUE_WITNESS_NS` (or a caller timed out waiting): see there."""
 
 
 def _caller_silences(
@@ -525,14 +541,27 @@ def _evidence(
     released = spans_starting_after(
         servers, windows, "first_resume", pl.col("start") <= pl.col("b") + burst
     ).join(callers, on=["tid", "sid"], how="left")
+    # a silence that began as idle time holds a shorter pause: the longest extra wait of the
+    # requests released after it (the earliest arrival waited through the pause) measures the
+    # pause part, and the others' waits are judged against that part, provided each waited
+    # before the silence ended (its extra wait exceeds how long after the silence it started:
+    # a request that reached an idle process after it resumed waited for nothing there)
+    pause_part = pl.min_horizontal(core, pl.col("caller_excess").max().over("cid").fill_null(0))
+    waited_in_pause = (
+        pl.col("caller_excess")
+        >= pl.max_horizontal(pl.lit(MIN_EXCESS_NS), pause_part * EXCESS_SHARE)
+    ) & (
+        pl.col("caller_excess") - (pl.col("start") - pl.col("b")).clip(lower_bound=0)
+        >= MIN_EXCESS_NS
+    )
     # a caller that gave up shows no reliable excess (its child may outlive it): its request
     # starting in the release burst is queued all the same if it was sent well before the
     # silence ended
-    waited = released.filter(
-        (pl.col("caller_excess") >= threshold)
+    waited = released.with_columns(
+        _whole=(pl.col("caller_excess") >= threshold)
         # sent well before the silence ended (beyond any clock disagreement)
         | (pl.col("caller_timeout") & (pl.col("caller_start") + SKEW_MARGIN_NS < pl.col("b")))
-    )
+    ).filter(pl.col("_whole") | waited_in_pause)
     own = pl.concat(
         [
             working.with_columns(weight=pl.lit(WORKING_WEIGHT)),
@@ -593,12 +622,17 @@ def _evidence(
         by_callers = (
             _with_caller_paused(waited, _caller_silences(gaps, candidates, frozen))
             .filter(~pl.col("caller_paused") & ~pl.col("caller_late").fill_null(False))
-            .select("cid", "tid")
+            .filter(_queue_witnessed_pause)
+            .select("cid", "tid", "_whole")
         )
-        queued = pl.concat([by_callers, burst_roots]).unique()
+        queued = pl.concat([by_callers.select("cid", "tid"), burst_roots]).unique()
         if not final:
+            # only requests that waited through a share of the whole silence: a caller's
+            # silence taken for a pause hides its callees' pauses, so the weaker evidence of
+            # a pause part does not decide it
+            whole = pl.concat([by_callers.filter("_whole").select("cid", "tid"), burst_roots])
             frozen = _frozen_windows(
-                own, queued.join(candidates, on="cid").filter(pl.col("strong")).select("cid", "tid")
+                own, whole.join(candidates, on="cid").filter(pl.col("strong")).select("cid", "tid")
             )
 
     counts = [

@@ -39,15 +39,10 @@ NON_GC_LABELLED_MAX = 0.05
 # (capture, metric) -> why the current detector misses it (failure classes of issue 14)
 KNOWN_MISSES: dict[tuple[str, str], str] = {
     (
-        "back-to-back",
-        "stall_recall",
-    ): "back-to-back pauses (< 20 ms apart): pauses missed",
-    (
         "low-rate",
         "stall_recall",
     ): "low-rate instance (audit, ~24 req/s, one span/request): pauses missed",
     ("low-rate", "stall_precision"): "low-rate instance: a stall reported without a pause",
-    ("node-ms", "stall_precision"): "Node.js whole-millisecond span starts: stalls without a pause",
     ("node-ms", "stall_recall"): "Node.js whole-millisecond span starts: pauses missed",
     ("slow-dependency", "stall_precision"): "stalls reported in a slow-database window (no pause)",
     (
