@@ -30,7 +30,9 @@ for exactly that signature, per instance:
      caller that was itself paused while the call was open (silent, or its timeout noticed
      late) is no evidence against the callee. The queue must have witnessed a pause: the
      longest extra wait is at least :data:`QUEUE_WITNESS_NS`, and it measures the *pause part*
-     of a silence that began as idle time, against which the other waits are judged.
+     of a silence that began as idle time, against which the other waits are judged. A
+     single long wait released first counts twice when its caller was seen running during
+     the call (:data:`LONE_WAIT_NS`).
 
 3. **Context** — if every other instance active around the window was silent too and fewer
    than :data:`MIN_SCORE` traces waited on it (queued, stranded, noticed late), it is a
@@ -119,6 +121,17 @@ most of the pause: half of a 25 ms pause, at least. A caller's own congestion (a
 process whose threads wait for the GIL, Node.js start times floored to whole milliseconds)
 delays its requests to an idle callee by 5–12 ms on real runs, and an idle callee serves
 them as they come, right after its silence, just as a paused one would."""
+LONE_WAIT_NS: Final = 25 * NS_PER_MS
+"""A queued request scores :data:`LONE_WEIGHT` instead of 1 (and counts as two waiting traces)
+when it started within :data:`LONE_START_NS` of the silence's end, its extra wait is at least
+max(25 ms, half the window's longest silence), and its caller was seen running while the call
+was open (a timestamp at least :data:`LONE_AWAKE_NS` inside the call, on the caller's own
+clock). A pause that held exactly one request leaves one such witness and often nothing else;
+what else gives the same long wait is the caller — paused before it sent the request, or idle
+waiting for the answer — and a caller that took timestamps meanwhile was neither throughout."""
+LONE_START_NS: Final = 2 * NS_PER_MS
+LONE_AWAKE_NS: Final = 5 * NS_PER_MS
+LONE_WEIGHT: Final = 2.0
 LATE_NS: Final = 10 * NS_PER_MS
 """A timed-out call lasting this much beyond its edge's timeout budget was noticed late: its
 timer fell due while the caller was not running (a timer never fires early; a running event
@@ -305,6 +318,58 @@ _queue_witnessed_pause = (
 ) | pl.col("caller_timeout").fill_null(False).any().over("cid")
 """Requests of one window count as queued only if one of them waited at least
 :data:`QUEUE_WITNESS_NS` (or a caller timed out waiting): see there."""
+
+
+_lone_candidate = (
+    (pl.col("start") - pl.col("b") <= LONE_START_NS)
+    & (
+        pl.col("caller_excess")
+        >= pl.max_horizontal(pl.lit(LONE_WAIT_NS), (pl.col("core_b") - pl.col("core_a")) // 2)
+    )
+    & (pl.col("caller_end") - pl.col("caller_start") >= LONE_WAIT_NS)
+).fill_null(False)
+"""A queued request released first with a long wait (see :data:`LONE_WAIT_NS`); it scores
+twice if its caller was awake during the call (:func:`_lone_witnesses`)."""
+
+
+def _lone_witnesses(queued: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+    """The queued requests (rows of released requests with their caller's ``caller_instance``,
+    ``caller_start``, ``caller_end``) that score :data:`LONE_WEIGHT`: a long wait released
+    first (:data:`_lone_candidate`) whose caller took a timestamp while the call was open, at
+    least :data:`LONE_AWAKE_NS` after it started and before it ended (same clock: the caller's
+    own). A caller silent for the whole call may have been paused before it sent the request,
+    or idle waiting for the answer; one seen running meanwhile was neither for all of it.
+
+    Columns ``cid``, ``tid``, ``weight``. A silence covering ``[start + margin, end - margin]``
+    lasts at least the call minus twice the margin (≥ 15 ms for a call of ≥ 25 ms), so only
+    such silences of the callers are looked at: one as-of join, the caller's last silence that
+    began by ``start + margin``.
+    """
+    rows = queued.filter(_lone_candidate)
+    silences = (
+        gaps.filter(pl.col("gap") >= LONE_WAIT_NS - 2 * LONE_AWAKE_NS)
+        .join(rows.select(pl.col("caller_instance").alias("instance")).unique(), on="instance")
+        .select(
+            pl.col("instance").alias("caller_instance"),
+            pl.col("t").alias("_silent_from"),
+            pl.col("b").alias("_silent_to"),
+        )
+        .sort("_silent_from")
+    )
+    return (
+        rows.with_columns(_from=pl.col("caller_start") + LONE_AWAKE_NS)
+        .sort("_from")
+        .join_asof(
+            silences,
+            left_on="_from",
+            right_on="_silent_from",
+            by="caller_instance",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .filter((pl.col("_silent_to") < pl.col("caller_end") - LONE_AWAKE_NS).fill_null(True))
+        .select("cid", "tid", weight=pl.lit(LONE_WEIGHT))
+    )
 
 
 def _caller_silences(
@@ -623,7 +688,6 @@ def _evidence(
             _with_caller_paused(waited, _caller_silences(gaps, candidates, frozen))
             .filter(~pl.col("caller_paused") & ~pl.col("caller_late").fill_null(False))
             .filter(_queue_witnessed_pause)
-            .select("cid", "tid", "_whole")
         )
         queued = pl.concat([by_callers.select("cid", "tid"), burst_roots]).unique()
         if not final:
@@ -635,6 +699,8 @@ def _evidence(
                 own, whole.join(candidates, on="cid").filter(pl.col("strong")).select("cid", "tid")
             )
 
+    # a long wait released first, from a caller seen running meanwhile, counts twice
+    lone = _lone_witnesses(by_callers, gaps)
     counts = [
         stretched.group_by("cid").agg(
             pl.len().alias("stretched"), pl.col("tid").n_unique().alias("traces")
@@ -649,6 +715,7 @@ def _evidence(
                 stranded.with_columns(weight=pl.lit(1.0)),
                 late.with_columns(weight=pl.lit(1.0)),
                 queued.with_columns(weight=pl.lit(1.0)),
+                lone,
             ]
         )
         .group_by("cid", "tid")
@@ -657,7 +724,14 @@ def _evidence(
         .agg(pl.len().alias("evidence_traces"), pl.col("weight").sum().alias("score")),
         pl.concat([stranded, late, queued])
         .group_by("cid")
-        .agg(pl.col("tid").n_unique().cast(pl.Float64).alias("waiting")),
+        .agg(pl.col("tid").n_unique().cast(pl.Float64).alias("waiting"))
+        .join(
+            lone.group_by("cid").agg(pl.col("tid").n_unique().alias("_lone")),
+            on="cid",
+            how="left",
+        )
+        .with_columns(pl.col("waiting") + pl.col("_lone").fill_null(0))
+        .drop("_lone"),
     ]
     out = candidates.select("cid")
     for frame in counts:
