@@ -364,6 +364,7 @@ def analyze(
     options = options or AnalysisOptions()
     prepared = ingest if isinstance(ingest, PreparedSpans) else prepare_spans(ingest)
     raw, stats = prepared.spans, prepared.stats
+    _between_steps(options)  # the ingested table, if the caller dropped it
 
     problems = [
         ProblemEntry(file=p.file, line=p.line, reason=p.reason)

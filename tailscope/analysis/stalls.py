@@ -480,31 +480,29 @@ def _with_caller_paused(frame: pl.DataFrame, silences: pl.DataFrame) -> pl.DataF
     )
 
 
+def _window_scores(weights: pl.DataFrame) -> pl.DataFrame:
+    """Per window: ``cid``, ``evidence_traces`` (distinct traces) and ``score`` (each trace's
+    largest ``weight``, summed), from rows ``cid``, ``tid``, ``weight``."""
+    return (
+        weights.group_by("cid", "tid")
+        .agg(pl.col("weight").max())
+        .group_by("cid")
+        .agg(pl.len().alias("evidence_traces"), pl.col("weight").sum().alias("score"))
+    )
+
+
 def _frozen_windows(own: pl.DataFrame, queued: pl.DataFrame | None) -> pl.DataFrame:
     """Candidate windows (``cid``) in which the process itself was frozen, as a caller: its
     own evidence (``own``: ``cid``, ``tid``, ``weight`` per working, stranded or late trace)
     scores at least 1, or, with ``queued`` (``cid``, ``tid`` of queued requests, scored 1
     each), the window scores :data:`MIN_SCORE`."""
-    weights = own if queued is None else pl.concat([own, queued.with_columns(weight=pl.lit(1.0))])
-    need = 1.0 if queued is None else MIN_SCORE
-    per_window = (
-        weights.group_by("cid", "tid")
-        .agg(pl.col("weight").max())
-        .group_by("cid")
-        .agg(pl.col("weight").sum())
-    )
-    if queued is not None:
-        mine = (
-            own.group_by("cid", "tid")
-            .agg(pl.col("weight").max())
-            .group_by("cid")
-            .agg(pl.col("weight").sum().alias("_own"))
-        )
-        per_window = per_window.join(mine, on="cid", how="left").filter(
-            (pl.col("weight") >= need) | (pl.col("_own").fill_null(0.0) >= 1.0)
-        )
-        return per_window.select("cid")
-    return per_window.filter(pl.col("weight") >= need).select("cid")
+    frozen = _window_scores(own).filter(pl.col("score") >= 1.0).select("cid")
+    if queued is None:
+        return frozen
+    with_queue = _window_scores(pl.concat([own, queued.with_columns(weight=pl.lit(1.0))]))
+    return pl.concat(
+        [frozen, with_queue.filter(pl.col("score") >= MIN_SCORE).select("cid")]
+    ).unique()
 
 
 def _evidence(
@@ -709,19 +707,7 @@ def _evidence(
         stranded.group_by("cid").agg(pl.len().alias("stranded")),
         late.group_by("cid").agg(pl.len().alias("late")),
         queued.group_by("cid").agg(pl.len().alias("queued")),
-        pl.concat(
-            [
-                working.with_columns(weight=pl.lit(WORKING_WEIGHT)),
-                stranded.with_columns(weight=pl.lit(1.0)),
-                late.with_columns(weight=pl.lit(1.0)),
-                queued.with_columns(weight=pl.lit(1.0)),
-                lone,
-            ]
-        )
-        .group_by("cid", "tid")
-        .agg(pl.col("weight").max())
-        .group_by("cid")
-        .agg(pl.len().alias("evidence_traces"), pl.col("weight").sum().alias("score")),
+        _window_scores(pl.concat([own, queued.with_columns(weight=pl.lit(1.0)), lone])),
         pl.concat([stranded, late, queued])
         .group_by("cid")
         .agg(pl.col("tid").n_unique().cast(pl.Float64).alias("waiting"))

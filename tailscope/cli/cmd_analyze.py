@@ -11,7 +11,6 @@ import typer
 from tailscope.cli.app import app
 from tailscope.cli.options import InputFormatOpt, Inputs, Quiet, Strict
 from tailscope.errors import UsageError
-from tailscope.memory import release_freed_memory
 from tailscope.types import (
     DEFAULT_LARGE_TRACE_SPANS,
     DEFAULT_MIN_TAIL_REQUESTS,
@@ -51,10 +50,9 @@ def _analyze_locally(
     from tailscope.analysis.pipeline import analyze as run_analysis
     from tailscope.cli.inputs import load
 
-    # No reference to the ingested Arrow table outlives prepare_spans: its memory goes back
-    # to the OS before the analyses allocate theirs.
+    # No reference to the ingested Arrow table outlives prepare_spans: with release_memory its
+    # memory goes back to the OS before the analyses allocate theirs.
     prepared = prepare_spans(load(inputs, input_format, strict, quiet))
-    release_freed_memory()
     options = AnalysisOptions(
         min_tail_requests=min_tail_requests,
         detect_stalls=not no_stalls,
