@@ -14,16 +14,14 @@ import itertools
 from dataclasses import dataclass, field
 
 import polars as pl
+from handbuilt import MS, OFFSETS, T0, ms_span, span_frame
 
 from tailscope.analysis._stall_common import client_calls, narrow
 from tailscope.analysis.cascades import find_cascades
 from tailscope.analysis.stalls import LATE_NS, detect_stalls
-from tailscope.ingest.rows import SpanRow, table_from_rows
-from tailscope.schema import SpanKind, StatusCode
+from tailscope.ingest.rows import SpanRow
+from tailscope.schema import SpanKind
 
-MS = 1_000_000
-T0 = 1_700_000_000_000_000_000
-OFFSETS = {"host-a": 0, "host-b": 15 * MS}
 DB_TIMEOUT_MS = 50.0
 MID_TIMEOUT_MS = 400.0
 
@@ -61,21 +59,18 @@ class Model:
         db: bool = False,
     ) -> None:
         self.rows.append(
-            SpanRow(
-                trace_id=trace,
-                span_id=span_id,
-                parent_span_id=parent,
-                name=name,
-                kind=kind,
-                start_unix_nano=T0 + int(start * MS) + OFFSETS[host],
-                end_unix_nano=T0 + int(end * MS) + OFFSETS[host],
-                service_name=service,
-                service_instance=f"{service}-1",
-                host_name=host,
-                sdk_language="python",
-                status_code=StatusCode.ERROR if timeout else StatusCode.UNSET,
-                error_type="timeout" if timeout else None,
-                db_system="postgresql" if db else None,
+            ms_span(
+                trace,
+                span_id,
+                parent,
+                service,
+                host,
+                name,
+                kind,
+                start,
+                end,
+                timeout=timeout,
+                db=db,
             )
         )
 
@@ -116,9 +111,7 @@ class Model:
     def spans(self, requests: int, every_ms: float) -> pl.DataFrame:
         for n in range(requests):
             self.request(n, 100.0 + n * every_ms)
-        frame = pl.from_arrow(table_from_rows(self.rows))
-        assert isinstance(frame, pl.DataFrame)
-        return frame
+        return span_frame(self.rows)
 
 
 def test_the_timeout_budget_is_the_shortest_timed_out_duration_of_the_edge() -> None:

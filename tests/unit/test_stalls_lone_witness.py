@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from handbuilt import MS
 from test_stalls_release import Model
 
 from tailscope.analysis.stalls import LONE_AWAKE_NS, LONE_WAIT_NS, detect_stalls
-
-MS = 1_000_000
 
 
 @dataclass

@@ -20,14 +20,12 @@ import itertools
 from dataclasses import dataclass, field
 
 import polars as pl
+from handbuilt import MS, ms_span, span_frame
 
 from tailscope.analysis.stalls import QUEUE_WITNESS_NS, detect_stalls
-from tailscope.ingest.rows import SpanRow, table_from_rows
+from tailscope.ingest.rows import SpanRow
 from tailscope.schema import SpanKind
 
-MS = 1_000_000
-T0 = 1_700_000_000_000_000_000
-OFFSETS = {"host-a": 0, "host-b": 15 * MS}
 NETWORK_MS = 0.5
 CONGESTION_MS = 11.0
 
@@ -58,19 +56,7 @@ class Model:
         end: float,
     ) -> None:
         self.rows.append(
-            SpanRow(
-                trace_id=trace,
-                span_id=span_id,
-                parent_span_id=parent,
-                name=f"GET /{service}",
-                kind=kind,
-                start_unix_nano=T0 + int(start * MS) + OFFSETS[host],
-                end_unix_nano=T0 + int(end * MS) + OFFSETS[host],
-                service_name=service,
-                service_instance=f"{service}-1",
-                host_name=host,
-                sdk_language="python",
-            )
+            ms_span(trace, span_id, parent, service, host, f"GET /{service}", kind, start, end)
         )
 
     def local(self, t: float) -> None:
@@ -114,9 +100,7 @@ class Model:
         if congested_at is not None:
             self.call(congested_at, CONGESTION_MS)
             self.call(congested_at + 1.0, CONGESTION_MS - 1.0)
-        frame = pl.from_arrow(table_from_rows(self.rows))
-        assert isinstance(frame, pl.DataFrame)
-        return frame
+        return span_frame(self.rows)
 
 
 def test_an_idle_callee_behind_a_congested_caller_is_no_stall() -> None:
