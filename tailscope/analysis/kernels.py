@@ -104,14 +104,7 @@ class TracePartials:
 
     def to_ipc(self) -> list[tuple[str, bytes]]:
         """Each frame as (name, Arrow IPC stream bytes): how an engine ships partials."""
-        out: list[tuple[str, bytes]] = []
-        for f in fields(self):
-            sink = io.BytesIO()
-            table = getattr(self, f.name).to_arrow()
-            with ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
-            out.append((f.name, sink.getvalue()))
-        return out
+        return [(f.name, ipc_bytes(getattr(self, f.name).to_arrow())) for f in fields(self)]
 
     @classmethod
     def concat(cls, parts: Sequence[TracePartials]) -> TracePartials:
@@ -126,12 +119,7 @@ class TracePartials:
     @classmethod
     def from_ipc(cls, rows: Iterable[tuple[str, bytes]]) -> TracePartials:
         """The inverse of :meth:`to_ipc` over any number of parts (frames concatenated)."""
-        frames: dict[str, list[pl.DataFrame]] = {f.name: [] for f in fields(cls)}
-        for name, data in rows:
-            table = ipc.open_stream(pa.BufferReader(data)).read_all()
-            frame = pl.from_arrow(table)
-            assert isinstance(frame, pl.DataFrame)
-            frames[name].append(frame)
+        frames = _frames_by_name(rows, [f.name for f in fields(cls)])
         empty = trace_partials(s.empty_table().select(list(KERNEL_COLUMNS)))
         return cls(
             **{
@@ -384,17 +372,13 @@ class StallInputs:
 
     def to_ipc(self) -> list[tuple[str, bytes]]:
         """Each frame as (name, Arrow IPC stream bytes), as :meth:`TracePartials.to_ipc`."""
-        return [(f.name, _ipc_bytes(getattr(self, f.name).to_arrow())) for f in fields(self)]
+        return [(f.name, ipc_bytes(getattr(self, f.name).to_arrow())) for f in fields(self)]
 
     @classmethod
     def from_ipc(cls, rows: Iterable[tuple[str, bytes]]) -> StallInputs:
         """The inverse of :meth:`to_ipc` over any number of parts (frames stacked; the
         narrowed rows in a canonical order, so the result does not depend on the split)."""
-        frames: dict[str, list[pl.DataFrame]] = {f.name: [] for f in fields(cls)}
-        for name, data in rows:
-            frame = pl.from_arrow(ipc.open_stream(pa.BufferReader(data)).read_all())
-            assert isinstance(frame, pl.DataFrame)
-            frames[name].append(frame)
+        frames = _frames_by_name(rows, [f.name for f in fields(cls)])
         empty = stall_inputs(s.empty_table().select(list(KERNEL_COLUMNS)))
         narrowed = (
             pl.concat(frames["narrowed"], how="vertical_relaxed")
@@ -409,11 +393,29 @@ class StallInputs:
         return cls(narrowed=narrowed.sort("tid", "sid", "start"), clock_shifts=shifts)
 
 
-def _ipc_bytes(table: pa.Table) -> bytes:
+def ipc_bytes(table: pa.Table) -> bytes:
+    """``table`` as Arrow IPC stream bytes (how an engine ships a frame)."""
     sink = io.BytesIO()
     with ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue()
+
+
+def ipc_table(data: bytes) -> pa.Table:
+    """The inverse of :func:`ipc_bytes`."""
+    return ipc.open_stream(pa.BufferReader(data)).read_all()
+
+
+def _frames_by_name(
+    rows: Iterable[tuple[str, bytes]], names: Sequence[str]
+) -> dict[str, list[pl.DataFrame]]:
+    """(name, IPC bytes) rows as polars frames grouped by name (every name present)."""
+    frames: dict[str, list[pl.DataFrame]] = {name: [] for name in names}
+    for name, data in rows:
+        frame = pl.from_arrow(ipc_table(data))
+        assert isinstance(frame, pl.DataFrame)
+        frames[name].append(frame)
+    return frames
 
 
 def stall_inputs(table: pa.Table, options: AnalysisOptions | None = None) -> StallInputs:

@@ -45,6 +45,7 @@ from tailscope.analysis.kernels import (
     StallSections,
     TracePartials,
     clock_offsets_from_counts,
+    ipc_table,
     kernel_table,
     merge_operation_partials,
     report_from_partials,
@@ -193,12 +194,13 @@ def stall_kernel(
         yield _ipc_rows(stall_inputs(table, options))
 
 
-def _operation_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Operation partials (IPC blobs) back to rows, for the ``groupBy`` of stage 3."""
+def _blob_rows(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """One kind of partial (IPC blobs in ``data``) back to rows of ``schema``, for a
+    ``groupBy`` that merges them: operation partials in stage 3, clock-shift counts in the
+    stall stage (``mapInArrow(partial(_blob_rows, schema=...))``)."""
     for batch in batches:
         for data in batch.column("data").to_pylist():
-            table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
-            yield from table.select(OPERATION_SCHEMA.names).cast(OPERATION_SCHEMA).to_batches()
+            yield from ipc_table(data).select(schema.names).cast(schema).to_batches()
 
 
 def _merge_group(table: pa.Table) -> pa.Table:
@@ -291,7 +293,7 @@ def _run(
         # stage 3: percentiles, merged per (operation, minute) on the cluster
         operations = (
             partials.filter("name = 'operations'")
-            .mapInArrow(_operation_rows, _OPERATION_DDL)
+            .mapInArrow(partial(_blob_rows, schema=OPERATION_SCHEMA), _OPERATION_DDL)
             .repartition(partitions, "service", "operation", "kind", "minute")
             .groupBy("service", "operation", "kind", "minute")
             .applyInArrow(_merge_group, _OPERATION_DDL)
@@ -324,14 +326,6 @@ _SHIFT_SCHEMA: Final = pa.schema(
     ]
 )
 _SHIFT_DDL: Final = "service string, instance string, shift_ns bigint, spans bigint"
-
-
-def _shift_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Clock-shift counts (IPC blobs) back to rows, for the ``groupBy`` that adds them up."""
-    for batch in batches:
-        for data in batch.column("data").to_pylist():
-            table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
-            yield from table.select(_SHIFT_SCHEMA.names).cast(_SHIFT_SCHEMA).to_batches()
 
 
 def _large_trace_ids(spans: Any, large_trace_spans: int) -> list[bytes]:
@@ -422,7 +416,7 @@ def _stall_stage(
         )
         shifts = (
             inputs_rows.filter("name = 'clock_shifts'")
-            .mapInArrow(_shift_rows, _SHIFT_DDL)
+            .mapInArrow(partial(_blob_rows, schema=_SHIFT_SCHEMA), _SHIFT_DDL)
             .join(sf.broadcast(stalled), ["service", "instance"], "left_semi")
             .groupBy("service", "instance", "shift_ns")
             .agg(sf.sum("spans").cast("bigint").alias("spans"))
