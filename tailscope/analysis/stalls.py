@@ -19,7 +19,8 @@ for exactly that signature, per instance:
      SERVER child finished well before the client did (client minus child duration, beyond the
      edge's usual network time, is large) and that ended right after the silence, when the
      process resumed and read it; a client that gave up is no evidence, nor one whose child was
-     itself queued behind a silence of its own instance;
+     itself queued behind a silence of its own instance, unless answers of at least
+     :data:`STRANDED_CALLEES` callee instances were read together right after the silence;
    * *timeouts noticed late*: an in-flight CLIENT span of the instance that timed out, whose
      timer fell due inside the silence, and that lasted at least :data:`LATE_NS` beyond its
      edge's timeout budget, ending right after the silence: the process noticed late because
@@ -132,6 +133,11 @@ waiting for the answer — and a caller that took timestamps meanwhile was neith
 LONE_START_NS: Final = 2 * NS_PER_MS
 LONE_AWAKE_NS: Final = 5 * NS_PER_MS
 LONE_WEIGHT: Final = 2.0
+STRANDED_CALLEES: Final = 2
+"""Responses read within :data:`BURST_NS` after a silence, from at least this many distinct
+callee instances, are stranded even when a callee's request started right after a silence of
+that callee: a request that reaches an idle low-rate callee also starts right after a silence,
+and independent callees do not release their answers at the moment this process resumes."""
 LATE_NS: Final = 10 * NS_PER_MS
 """A timed-out call lasting this much beyond its edge's timeout budget was noticed late: its
 timer fell due while the caller was not running (a timer never fires early; a running event
@@ -560,10 +566,10 @@ def _evidence(
         .select("tid", pl.col("sid").alias("child_sid"))
         .unique()
     )
-    stranded = (
+    held = (
         innermost.filter(pl.col("kind") == SpanKind.CLIENT)
         .join(
-            calls.select("tid", "sid", "excess", "error", "child_sid"),
+            calls.select("tid", "sid", "excess", "error", "child_sid", "child_instance"),
             on=["tid", "sid"],
             how="inner",
         )
@@ -572,9 +578,26 @@ def _evidence(
             & ~pl.col("error")
             & (pl.col("end") <= pl.col("b") + burst)
         )
-        .join(queued_elsewhere, on=["tid", "child_sid"], how="anti")
-        .select("cid", "tid")
+        .with_columns(_together=pl.col("end") <= pl.col("b") + BURST_NS)
+        .with_columns(
+            _together=pl.col("_together")
+            & (
+                pl.col("child_instance").filter("_together").n_unique().over("cid")
+                >= STRANDED_CALLEES
+            )
+        )
     )
+    # ... unless responses of several callee instances were all read together right after the
+    # silence: independent callees do not release their queues at the moment this process
+    # resumes; what they share is the process that read their responses late
+    stranded = pl.concat(
+        [
+            held.filter("_together"),
+            held.filter(~pl.col("_together")).join(
+                queued_elsewhere, on=["tid", "child_sid"], how="anti"
+            ),
+        ]
+    ).select("cid", "tid")
     # a timed-out call whose timer fell due inside the silence and that ended only when the
     # process resumed, well beyond its edge's budget: the process noticed late (same clock)
     due = pl.col("start") + pl.col("budget")
