@@ -86,6 +86,17 @@ class FrontFreezing(Model):
         return span_frame(self.rows)
 
 
+def test_answers_read_late_by_a_frozen_caller_are_no_stall_of_the_idle_callee() -> None:
+    # GIVEN back idle for ~80 ms, then two calls from front that back serves at once, and
+    # front frozen from just after it sent them until 40 ms later (it reads both answers then)
+    spans = FrontFreezing(front_pause=FREEZE).with_fan_outs((1220.0, 1220.5), (("back", "host-b"),))
+    # WHEN stalls are detected
+    stalls = detect_stalls(spans)
+    # THEN nothing is reported on back: front took no timestamp from the moment the answers
+    # could have arrived until it read them, and back had nothing in flight
+    assert "back-1" not in [st.instance for st in stalls]
+
+
 def test_a_paused_callee_queueing_a_running_callers_requests_is_still_a_stall() -> None:
     # GIVEN back idle, then paused for 40 ms while two calls arrive, and front running all along
     spans = FrontFreezing(back_pause=(1221.0, 1261.0)).with_fan_outs(
