@@ -19,7 +19,8 @@ for exactly that signature, per instance:
      SERVER child finished well before the client did (client minus child duration, beyond the
      edge's usual network time, is large) and that ended right after the silence, when the
      process resumed and read it; a client that gave up is no evidence, nor one whose child was
-     itself queued behind a silence of its own instance;
+     itself queued behind a silence of its own instance, unless answers of at least
+     :data:`STRANDED_CALLEES` callee instances were read together right after the silence;
    * *timeouts noticed late*: an in-flight CLIENT span of the instance that timed out, whose
      timer fell due inside the silence, and that lasted at least :data:`LATE_NS` beyond its
      edge's timeout budget, ending right after the silence: the process noticed late because
@@ -32,7 +33,10 @@ for exactly that signature, per instance:
      longest extra wait is at least :data:`QUEUE_WITNESS_NS`, and it measures the *pause part*
      of a silence that began as idle time, against which the other waits are judged. A
      single long wait released first counts twice when its caller was seen running during
-     the call (:data:`LONE_WAIT_NS`).
+     the call (:data:`LONE_WAIT_NS`). When nothing of the instance was in flight across the
+     silence, a request whose caller took no timestamp from when the answer could have come
+     until the call ended is no evidence (:data:`HELD_MARGIN_NS`): the caller may have read a
+     prompt answer late.
 
 3. **Context** — if every other instance active around the window was silent too and fewer
    than :data:`MIN_SCORE` traces waited on it (queued, stranded, noticed late), it is a
@@ -132,6 +136,16 @@ waiting for the answer — and a caller that took timestamps meanwhile was neith
 LONE_START_NS: Final = 2 * NS_PER_MS
 LONE_AWAKE_NS: Final = 5 * NS_PER_MS
 LONE_WEIGHT: Final = 2.0
+STRANDED_CALLEES: Final = 2
+"""Responses read within :data:`BURST_NS` after a silence, from at least this many distinct
+callee instances, are stranded even when a callee's request started right after a silence of
+that callee: a request that reaches an idle low-rate callee also starts right after a silence,
+and independent callees do not release their answers at the moment this process resumes."""
+HELD_MARGIN_NS: Final = NS_PER_MS
+"""A queued request is no evidence when its caller took no timestamp from this long after the
+moment the answer would have reached it, had the request not waited at the callee, to this long
+before the call ended, and nothing of the callee was in flight across its silence: the wait may
+as well be an answer the caller read late (:func:`_callers_silent_while_held`)."""
 LATE_NS: Final = 10 * NS_PER_MS
 """A timed-out call lasting this much beyond its edge's timeout budget was noticed late: its
 timer fell due while the caller was not running (a timer never fires early; a running event
@@ -372,6 +386,44 @@ def _lone_witnesses(queued: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _callers_silent_while_held(queued: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+    """The queued requests (``cid``, ``tid``) whose caller took no timestamp between the
+    moment the response would have reached it had the request not waited at the callee
+    (``caller_end - caller_excess``) and the end of the call (each edge moved
+    :data:`HELD_MARGIN_NS` inward; the caller's own clock). Such a wait is as well a
+    response the caller read late, after a pause of its own: a request sent just before
+    the caller froze reaches an idle low-rate callee right after a silence of the callee,
+    exactly as a request held by a frozen callee would."""
+    callers = queued.select(pl.col("caller_instance").alias("instance")).unique()
+    silences = (
+        gaps.filter(pl.col("gap") >= NS_PER_MS)
+        .join(callers, on="instance")
+        .select(
+            pl.col("instance").alias("caller_instance"),
+            pl.col("t").alias("_silent_from"),
+            pl.col("b").alias("_silent_to"),
+        )
+        .sort("_silent_from")
+    )
+    return (
+        queued.filter(pl.col("caller_excess").is_not_null())
+        .with_columns(
+            _from=(pl.col("caller_end") - pl.col("caller_excess") + HELD_MARGIN_NS).cast(pl.Int64)
+        )
+        .sort("_from")
+        .join_asof(
+            silences,
+            left_on="_from",
+            right_on="_silent_from",
+            by="caller_instance",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .filter(pl.col("_silent_to") >= pl.col("caller_end") - HELD_MARGIN_NS)
+        .select("cid", "tid")
+    )
+
+
 def _caller_silences(
     gaps: pl.DataFrame, candidates: pl.DataFrame, frozen: pl.DataFrame
 ) -> pl.DataFrame:
@@ -560,10 +612,10 @@ def _evidence(
         .select("tid", pl.col("sid").alias("child_sid"))
         .unique()
     )
-    stranded = (
+    held = (
         innermost.filter(pl.col("kind") == SpanKind.CLIENT)
         .join(
-            calls.select("tid", "sid", "excess", "error", "child_sid"),
+            calls.select("tid", "sid", "excess", "error", "child_sid", "child_instance"),
             on=["tid", "sid"],
             how="inner",
         )
@@ -572,9 +624,26 @@ def _evidence(
             & ~pl.col("error")
             & (pl.col("end") <= pl.col("b") + burst)
         )
-        .join(queued_elsewhere, on=["tid", "child_sid"], how="anti")
-        .select("cid", "tid")
+        .with_columns(_together=pl.col("end") <= pl.col("b") + BURST_NS)
+        .with_columns(
+            _together=pl.col("_together")
+            & (
+                pl.col("child_instance").filter("_together").n_unique().over("cid")
+                >= STRANDED_CALLEES
+            )
+        )
     )
+    # ... unless responses of several callee instances were all read together right after the
+    # silence: independent callees do not release their queues at the moment this process
+    # resumes; what they share is the process that read their responses late
+    stranded = pl.concat(
+        [
+            held.filter("_together"),
+            held.filter(~pl.col("_together")).join(
+                queued_elsewhere, on=["tid", "child_sid"], how="anti"
+            ),
+        ]
+    ).select("cid", "tid")
     # a timed-out call whose timer fell due inside the silence and that ended only when the
     # process resumed, well beyond its edge's budget: the process noticed late (same clock)
     due = pl.col("start") + pl.col("budget")
@@ -697,6 +766,13 @@ def _evidence(
                 own, whole.join(candidates, on="cid").filter(pl.col("strong")).select("cid", "tid")
             )
 
+    # in a window in which nothing of the instance was in flight, a request whose caller was
+    # silent from when the answer could have come until the call ended is no evidence: the
+    # wait may as well be an answer its frozen caller read late (idle callee, paused caller)
+    idle_start = candidates.join(stretched.select("cid").unique(), on="cid", how="anti")
+    unread = _callers_silent_while_held(by_callers.join(idle_start, on="cid", how="semi"), gaps)
+    queued = queued.join(unread, on=["cid", "tid"], how="anti")
+    by_callers = by_callers.join(unread, on=["cid", "tid"], how="anti")
     # a long wait released first, from a caller seen running meanwhile, counts twice
     lone = _lone_witnesses(by_callers, gaps)
     counts = [
