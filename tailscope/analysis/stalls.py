@@ -189,10 +189,14 @@ def detect_stalls(
     return _judge(kept, stamps, info)
 
 
-def _gaps(stamps: pl.DataFrame) -> pl.DataFrame:
+def _gaps(stamps: pl.DataFrame, extents: pl.DataFrame | None = None) -> pl.DataFrame:
     """Each timestamp of each instance with the gap to its next one and how surprising that gap
     is at the instance's recent rate. Columns: those of ``stamps``, ``b`` (next timestamp),
-    ``started`` (requests started so far), ``mean_interval``, ``gap`` (ns), ``surprise``."""
+    ``started`` (requests started so far), ``mean_interval``, ``gap`` (ns), ``surprise``.
+
+    ``extents`` (``instance``, ``first``, ``last`` in ns, ``n`` distinct timestamps): the whole
+    instance's range, when ``stamps`` holds only a stretch of it (one hour with the timestamps
+    before it, :mod:`tailscope.analysis.hourly_silences`); None: ``stamps`` is all of it."""
     by = "instance"
     index = pl.int_range(pl.len()).over(by)
     recent_span = pl.col("t") - pl.col("t").shift(RECENT_TIMESTAMPS).over(by).fill_null(
@@ -202,6 +206,11 @@ def _gaps(stamps: pl.DataFrame) -> pl.DataFrame:
     overall_mean = (pl.col("t").last() - pl.col("t").first()).over(by) / (
         pl.len().over(by) - 1
     ).clip(lower_bound=1)
+    if extents is not None:
+        overall_mean = (pl.col("last") - pl.col("first")) / (pl.col("n") - 1).clip(lower_bound=1)
+        stamps = stamps.join(
+            extents, on="instance", how="left", maintain_order="left", nulls_equal=True
+        )
     mean_interval = pl.when(index >= MIN_HISTORY).then(recent_mean).otherwise(overall_mean)
     gaps = (
         stamps.with_columns(
@@ -212,7 +221,7 @@ def _gaps(stamps: pl.DataFrame) -> pl.DataFrame:
         .with_columns(gap=pl.col("b") - pl.col("t"))
         .with_columns(surprise=pl.col("gap") / pl.col("mean_interval"))
     )
-    return gaps
+    return gaps if extents is None else gaps.drop("first", "last", "n")
 
 
 def _silences(gaps: pl.DataFrame) -> pl.DataFrame:
