@@ -28,7 +28,7 @@ import dataclasses
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -38,6 +38,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tailscope import schema as s
+from tailscope.analysis._stall_common import instance_timestamps
+from tailscope.analysis.hourly_silences import (
+    NS_PER_HOUR,
+    hour_boundaries,
+    hour_parts,
+    hour_stamps,
+    hour_summary,
+    silences_from_parts,
+)
 from tailscope.analysis.kernels import (
     KERNEL_COLUMNS,
     STALL_INPUT_COLUMNS,
@@ -60,6 +69,8 @@ from tailscope.report.model import ProblemEntry
 from tailscope.types import DEFAULT_LARGE_TRACE_SPANS
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from tailscope.report.model import Report
 
 DEFAULT_BATCH_ROWS: Final = 200_000
@@ -268,11 +279,7 @@ def _run(
 
     session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", spark_options.batch_rows)
     partitions = spark_options.partitions or int(session.conf.get("spark.sql.shuffle.partitions"))
-    try:
-        spans = session.read.parquet(dataset)
-        spans = spans.select(*KERNEL_COLUMNS)
-    except Exception as exc:  # AnalysisException: missing path, not Parquet, no columns
-        raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
+    spans = _read_spans(session, dataset)
     stats = IngestStats(files=_input_files(spans))
 
     large = _large_trace_ids(spans, spark_options.large_trace_spans)
@@ -315,6 +322,16 @@ def _run(
         root_keys=merged.root_keys,
     )
     return report_from_partials(merged, stats, options, sections, problems)
+
+
+def _read_spans(session: Any, dataset: str) -> Any:
+    """The kernel columns of the Parquet span dataset at ``dataset``, or
+    :class:`~tailscope.errors.InputError`."""
+    try:
+        spans = session.read.parquet(dataset)
+        return spans.select(*KERNEL_COLUMNS)
+    except Exception as exc:  # AnalysisException: missing path, not Parquet, no columns
+        raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
 
 
 _SHIFT_SCHEMA: Final = pa.schema(
@@ -428,3 +445,177 @@ def _stall_stage(
     assert isinstance(counts, pl.DataFrame)
     offsets = clock_offsets_from_counts(counts, sections.stalls)
     return dataclasses.replace(sections, clock_offsets=offsets), []
+
+
+_STAMP_SCHEMA: Final = pa.schema(
+    [
+        pa.field("instance", pa.string()),
+        pa.field("hour", pa.int64()),
+        pa.field("t", pa.int64()),
+        pa.field("starts", pa.int32()),
+    ]
+)
+_STAMP_DDL: Final = "instance string, hour bigint, t bigint, starts int"
+_SUMMARY_SCHEMA: Final = pa.schema(
+    [
+        pa.field("instance", pa.string()),
+        pa.field("hour", pa.int64()),
+        pa.field("n", pa.int64()),
+        pa.field("starts", pa.int64()),
+        pa.field("first", pa.int64()),
+        pa.field("last", pa.int64()),
+        pa.field("tail", pa.list_(pa.int64())),
+    ]
+)
+_SUMMARY_DDL: Final = (
+    "instance string, hour bigint, n bigint, starts bigint, first bigint, last bigint, "
+    "tail array<bigint>"
+)
+_PART_SCHEMA: Final = pa.schema(
+    [
+        pa.field("instance", pa.string()),
+        pa.field("t", pa.int64()),
+        pa.field("b", pa.int64()),
+        pa.field("gap", pa.int64()),
+        pa.field("mean_interval", pa.float64()),
+        pa.field("started", pa.int64()),
+        pa.field("surprise", pa.float64()),
+    ]
+)
+_PART_DDL: Final = (
+    "instance string, t bigint, b bigint, gap bigint, mean_interval double, started bigint, "
+    "surprise double"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceStage:
+    """Stall stage 3's first step, on the cluster: every instance's silence candidates."""
+
+    candidates: pl.DataFrame
+    """The candidate windows of the whole input (the columns of ``stalls._silences``), equal to
+    the single-machine detector's."""
+    parts: pl.DataFrame
+    """Every gap of at least 5 ms of every instance
+    (:data:`~tailscope.analysis.hourly_silences.PART_SCHEMA`)."""
+    driver_rows: int
+    """Rows the driver received: one summary per (instance, hour) plus the parts."""
+    driver_bytes: int
+    """Their Arrow bytes."""
+
+
+def stamp_kernel(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function from stall inputs (IPC blobs of narrowed spans, whole
+    traces) to timestamp rows keyed by (instance, hour): each part's
+    :func:`~tailscope.analysis._stall_common.instance_timestamps` (a timestamp shared by
+    several parts is added up per (instance, hour) group)."""
+    import polars as pl
+
+    for batch in batches:
+        for data in batch.column("data").to_pylist():
+            narrowed = pl.from_arrow(ipc_table(data))
+            assert isinstance(narrowed, pl.DataFrame)
+            stamps = instance_timestamps(narrowed).select(
+                pl.col("instance").cast(pl.String),
+                (pl.col("t") // NS_PER_HOUR).alias("hour"),
+                "t",
+                "starts",
+            )
+            yield from stamps.to_arrow().cast(_STAMP_SCHEMA).to_batches()
+
+
+def _hour_group(table: pa.Table) -> pl.DataFrame:
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return hour_stamps(frame.drop("hour"))
+
+
+def _summary_group(table: pa.Table) -> pa.Table:
+    """The ``applyInArrow`` function of one (instance, hour): its summary."""
+    summary = hour_summary(_hour_group(table), int(table["hour"][0].as_py()))
+    return summary.to_arrow().cast(_SUMMARY_SCHEMA)
+
+
+def _parts_group(table: pa.Table, boundaries: dict[tuple[str | None, int], Any]) -> pa.Table:
+    """The ``applyInArrow`` function of one (instance, hour): its gaps of at least 5 ms, from
+    its timestamps and its boundary summary."""
+    key = (table["instance"][0].as_py(), int(table["hour"][0].as_py()))
+    return hour_parts(_hour_group(table), boundaries[key]).to_arrow().cast(_PART_SCHEMA)
+
+
+def _parts_function(
+    boundaries: dict[tuple[str | None, int], Any],
+) -> Callable[[pa.Table], pa.Table]:
+    """:func:`_parts_group` with the boundaries bound (``applyInArrow`` reads the type hints
+    of the function it is given, which a ``functools.partial`` has not)."""
+
+    def parts(table: pa.Table) -> pa.Table:
+        return _parts_group(table, boundaries)
+
+    return parts
+
+
+def silence_stage(inputs_rows: Any, partitions: int) -> SilenceStage:
+    """Silence candidates per (instance, hour) on the cluster, stitched on the driver: the
+    stall inputs' timestamps ``repartition(P, instance, hour)``; one ``applyInArrow`` pass
+    summarises each (instance, hour) group, the driver derives every group's boundary
+    summary from those rows (:func:`~tailscope.analysis.hourly_silences.hour_boundaries`) and
+    a second pass, with them, gives each group's gaps of at least 5 ms; the driver stitches
+    them into the candidate windows (see :mod:`tailscope.analysis.hourly_silences`)."""
+    import polars as pl
+
+    stamps = (
+        inputs_rows.filter("name = 'narrowed'")
+        .mapInArrow(stamp_kernel, _STAMP_DDL)
+        .repartition(partitions, "instance", "hour")
+        .persist()
+    )
+    try:
+        summaries = (
+            stamps.groupBy("instance", "hour").applyInArrow(_summary_group, _SUMMARY_DDL).toArrow()
+        )
+        summary_frame = pl.from_arrow(summaries)
+        assert isinstance(summary_frame, pl.DataFrame)
+        boundaries = {
+            (row["instance"], int(row["hour"])): row
+            for row in hour_boundaries(summary_frame).iter_rows(named=True)
+        }
+        parts = (
+            stamps.groupBy("instance", "hour")
+            .applyInArrow(_parts_function(boundaries), _PART_DDL)
+            .toArrow()
+        )
+    finally:
+        stamps.unpersist()
+    part_frame = pl.from_arrow(parts)
+    assert isinstance(part_frame, pl.DataFrame)
+    return SilenceStage(
+        candidates=silences_from_parts(part_frame),
+        parts=part_frame,
+        driver_rows=summaries.num_rows + parts.num_rows,
+        driver_bytes=summaries.nbytes + parts.nbytes,
+    )
+
+
+def run_silence_stage(
+    session: Any,
+    dataset: str,
+    options: AnalysisOptions | None = None,
+    spark_options: SparkOptions | None = None,
+) -> SilenceStage:
+    """The stall inputs of the dataset at ``dataset`` (stage 1, on the cluster) and from them
+    the silence candidates per (instance, hour) (:func:`silence_stage`), on ``session``."""
+    options = options or AnalysisOptions()
+    spark_options = spark_options or SparkOptions()
+    session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", spark_options.batch_rows)
+    partitions = spark_options.partitions or int(session.conf.get("spark.sql.shuffle.partitions"))
+    spans = _read_spans(session, dataset)
+    large = _large_trace_ids(spans, spark_options.large_trace_spans)
+    staged = _trace_passes(session, spans.select(*STALL_INPUT_COLUMNS), partitions, large)
+    inputs_rows = _map_passes(staged, partial(stall_kernel, options=options)).persist()
+    try:
+        return silence_stage(inputs_rows, partitions)
+    finally:
+        inputs_rows.unpersist()
