@@ -63,6 +63,7 @@ from tailscope.analysis.kernels import (
     trace_partials,
 )
 from tailscope.analysis.pipeline import AnalysisOptions
+from tailscope.analysis.stall_stats import StallStats
 from tailscope.errors import InputError, TailscopeError, UsageError
 from tailscope.ingest.model import IngestStats
 from tailscope.report.model import ProblemEntry
@@ -607,6 +608,30 @@ def run_silence_stage(
 ) -> SilenceStage:
     """The stall inputs of the dataset at ``dataset`` (stage 1, on the cluster) and from them
     the silence candidates per (instance, hour) (:func:`silence_stage`), on ``session``."""
+    with _stall_input_rows(session, dataset, options, spark_options) as (rows, partitions):
+        return silence_stage(rows, partitions)
+
+
+def run_stall_stats_stage(
+    session: Any,
+    dataset: str,
+    options: AnalysisOptions | None = None,
+    spark_options: SparkOptions | None = None,
+) -> StatsStage:
+    """The stall inputs of the dataset at ``dataset`` (stage 1, on the cluster) and from them
+    the whole input's stall statistics (:func:`stall_stats_stage`), on ``session``."""
+    with _stall_input_rows(session, dataset, options, spark_options) as (rows, _):
+        return stall_stats_stage(rows)
+
+
+@contextlib.contextmanager
+def _stall_input_rows(
+    session: Any,
+    dataset: str,
+    options: AnalysisOptions | None,
+    spark_options: SparkOptions | None,
+) -> Iterator[tuple[Any, int]]:
+    """The persisted stall inputs of stage 1 over the dataset, and ``P``."""
     options = options or AnalysisOptions()
     spark_options = spark_options or SparkOptions()
     session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", spark_options.batch_rows)
@@ -616,6 +641,173 @@ def run_silence_stage(
     staged = _trace_passes(session, spans.select(*STALL_INPUT_COLUMNS), partitions, large)
     inputs_rows = _map_passes(staged, partial(stall_kernel, options=options)).persist()
     try:
-        return silence_stage(inputs_rows, partitions)
+        yield inputs_rows, partitions
     finally:
         inputs_rows.unpersist()
+
+
+_STAT_SCHEMA: Final = pa.schema(
+    [
+        pa.field("what", pa.string()),
+        pa.field("service", pa.string()),
+        pa.field("name", pa.string()),
+        pa.field("other", pa.string()),
+        pa.field("value", pa.int64()),
+        pa.field("n", pa.int64()),
+        pa.field("called", pa.int64()),
+    ]
+)
+_STAT_DDL: Final = (
+    "what string, service string, name string, other string, value bigint, n bigint, called bigint"
+)
+
+
+def stat_kernel(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function from stall inputs (IPC blobs of narrowed spans, whole
+    traces) to the counts of :func:`~tailscope.analysis.stall_stats.stall_stat_parts`, as rows
+    of one schema: ``what`` = ``edge`` (``service``, ``name``, ``other`` = callee service,
+    ``value`` = overhead ns, ``n`` calls), ``budget`` (``other`` = target, ``value`` = shortest
+    timed-out call ns) or ``requests`` (``service`` = the instance, ``n`` SERVER spans,
+    ``called``)."""
+    import polars as pl
+
+    from tailscope.analysis._stall_common import client_calls
+    from tailscope.analysis.stall_stats import stall_stat_parts
+
+    text = pl.String
+    for batch in batches:
+        for data in batch.column("data").to_pylist():
+            narrowed = pl.from_arrow(ipc_table(data))
+            assert isinstance(narrowed, pl.DataFrame)
+            parts = stall_stat_parts(narrowed, client_calls(narrowed))
+            rows = [
+                parts.edges.select(
+                    what=pl.lit("edge"),
+                    service=pl.col("service").cast(text),
+                    name=pl.col("name").cast(text),
+                    other=pl.col("child_service").cast(text),
+                    value=pl.col("overhead"),
+                    n=pl.col("calls"),
+                    called=pl.lit(0, pl.Int64),
+                ),
+                parts.budgets.select(
+                    what=pl.lit("budget"),
+                    service=pl.col("service").cast(text),
+                    name=pl.col("name").cast(text),
+                    other=pl.col("target").cast(text),
+                    value=pl.col("budget"),
+                    n=pl.lit(1, pl.Int64),
+                    called=pl.lit(0, pl.Int64),
+                ),
+                parts.requests.select(
+                    what=pl.lit("requests"),
+                    service=pl.col("instance").cast(text),
+                    name=pl.lit(None, text),
+                    other=pl.lit(None, text),
+                    value=pl.lit(0, pl.Int64),
+                    n=pl.col("servers"),
+                    called=pl.col("called"),
+                ),
+            ]
+            yield from pl.concat(rows).to_arrow().cast(_STAT_SCHEMA).to_batches()
+
+
+@dataclass(frozen=True, slots=True)
+class StatsStage:
+    """The whole input's stall statistics, computed on the cluster."""
+
+    stats: StallStats
+    driver_rows: int
+    """Rows the driver received: the middle overheads (one or two per call edge), one budget
+    per timeout edge, one request count per instance."""
+
+
+def stall_stats_stage(inputs_rows: Any) -> StatsStage:
+    """:class:`~tailscope.analysis.stall_stats.StallStats` of the whole input by ``groupBy``
+    on the cluster, exactly as :func:`~tailscope.analysis.stall_stats.stall_stats_from_parts`
+    merges them: per call edge the counts of each distinct overhead are summed, a running
+    total over the edge's sorted overheads (a window per edge) finds the one or two middle
+    values, and only those reach the driver, which interpolates them as polars' ``median``."""
+    import polars as pl
+    import pyspark.sql.functions as sf
+    from pyspark.sql import Window
+
+    from tailscope.analysis._stall_common import as_names
+
+    rows = inputs_rows.filter("name = 'narrowed'").mapInArrow(stat_kernel, _STAT_DDL).persist()
+    try:
+        edge = ["service", "name", "other"]
+        counts = (
+            rows.filter("what = 'edge'")
+            .groupBy(*edge, "value")
+            .agg(sf.sum("n").alias("n"))
+            .withColumn(
+                "reach",
+                sf.sum("n").over(
+                    Window.partitionBy(*edge)
+                    .orderBy("value")
+                    .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+                ),
+            )
+            .withColumn("total", sf.sum("n").over(Window.partitionBy(*edge)))
+        )
+        below = sf.col("reach") - sf.col("n")
+
+        def holds(rank: Any) -> Any:
+            return (below <= rank) & (sf.col("reach") > rank)
+
+        middle = counts.filter(
+            holds(sf.floor((sf.col("total") - 1) / 2)) | holds(sf.floor(sf.col("total") / 2))
+        ).select(*edge, "value", "n", "reach", "total")
+        middle_rows = middle.toArrow()
+        budgets = (
+            rows.filter("what = 'budget'")
+            .groupBy("service", "name", "other")
+            .agg(sf.min("value").alias("budget"))
+            .toArrow()
+        )
+        requests = (
+            rows.filter("what = 'requests'")
+            .groupBy("service")
+            .agg(sf.sum("n").alias("servers"), sf.sum("called").alias("called"))
+            .toArrow()
+        )
+    finally:
+        rows.unpersist()
+    frame = pl.from_arrow(middle_rows)
+    assert isinstance(frame, pl.DataFrame)
+    # a value holding both middle ranks counts twice in the median, as it should
+    low = frame.filter(
+        (pl.col("reach") - pl.col("n") <= (pl.col("total") - 1) // 2)
+        & (pl.col("reach") > (pl.col("total") - 1) // 2)
+    )
+    high = frame.filter(
+        (pl.col("reach") - pl.col("n") <= pl.col("total") // 2)
+        & (pl.col("reach") > pl.col("total") // 2)
+    )
+    edges = (
+        pl.concat([low, high])
+        .group_by(edge)
+        .agg(pl.col("value").median().alias("usual_overhead"))
+        .select(
+            pl.col("service"),
+            pl.col("name"),
+            pl.col("other").alias("child_service"),
+            "usual_overhead",
+        )
+        .with_columns(as_names("service", "name", "child_service"))
+    )
+    budget_frame = pl.from_arrow(budgets)
+    request_frame = pl.from_arrow(requests)
+    assert isinstance(budget_frame, pl.DataFrame) and isinstance(request_frame, pl.DataFrame)
+    stats = StallStats(
+        edges=edges,
+        budgets=budget_frame.rename({"other": "target"}).with_columns(
+            as_names("service", "name", "target")
+        ),
+        requests=request_frame.rename({"service": "instance"}).with_columns(as_names("instance")),
+    )
+    return StatsStage(
+        stats=stats,
+        driver_rows=middle_rows.num_rows + budgets.num_rows + requests.num_rows,
+    )

@@ -26,11 +26,12 @@ import pytest
 from repo_paths import FIXTURES
 
 from tailscope import schema as s
-from tailscope.analysis._stall_common import instance_timestamps, narrow
+from tailscope.analysis._stall_common import client_calls, instance_timestamps, narrow
 from tailscope.analysis.pipeline import AnalysisOptions, analyze, prepare_spans
 from tailscope.analysis.stalls import _gaps, _silences
 from tailscope.ingest import read_spans
 from tailscope.render import RenderOptions, get_renderer
+from tailscope.schema import SpanKind
 from tailscope.spark.dataset import NS_PER_HOUR, write_partitioned
 
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -44,6 +45,7 @@ from tailscope.spark.engine import (
     _trace_passes,
     run_silence_stage,
     run_spark,
+    run_stall_stats_stage,
 )
 
 SOURCE = FIXTURES / "gc-cascade.jsonl.gz"  # stalls, cascades and runtimes as well as hops
@@ -252,3 +254,21 @@ def _local_candidates_of(table: pa.Table) -> pl.DataFrame:
 
     stamps = instance_timestamps(narrow(prepare_spans(IngestResult(table, IngestStats())).spans))
     return _silences(_gaps(stamps))
+
+
+@pytest.mark.parametrize("partitions", [1, 4, 7])
+def test_stall_stats_stage_gives_the_whole_input_statistics(
+    spark: Any, dataset: Path, partitions: int
+) -> None:
+    # GIVEN the client calls over the whole dataset, in one process (edge medians, budgets)
+    narrowed = narrow(prepare_spans(read_spans([str(dataset)])).spans)
+    want = client_calls(narrowed)
+    # WHEN Spark computes the statistics by groupBy (medians from ranked counts per edge)
+    got = run_stall_stats_stage(
+        spark, str(dataset), spark_options=SparkOptions(partitions=partitions)
+    )
+    # THEN client_calls with them is the whole input's, and the driver got a few rows per edge
+    assert client_calls(narrowed, got.stats).equals(want)
+    servers = narrowed.filter(pl.col("kind") == SpanKind.SERVER).height
+    assert int(got.stats.requests["servers"].sum()) == servers
+    assert 0 < got.driver_rows < want["usual_overhead"].drop_nulls().len() // 20
