@@ -192,9 +192,12 @@ def silences_from_parts(parts: pl.DataFrame) -> pl.DataFrame:
     return _silences(ordered)
 
 
-def hourly_silences(stamps: pl.DataFrame, hour_ns: int = NS_PER_HOUR) -> pl.DataFrame:
-    """All four steps in one process over timestamp rows (:data:`STAMP_SCHEMA`), grouped by
-    (instance, ``t // hour_ns``): what an engine does distributed, for tests and reference."""
+def hourly_parts(
+    stamps: pl.DataFrame, hour_ns: int = NS_PER_HOUR
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The first three steps in one process over timestamp rows (:data:`STAMP_SCHEMA`),
+    grouped by (instance, ``t // hour_ns``): every group's :func:`hour_parts`, stacked, and
+    the :func:`hour_boundaries` (what an engine does distributed, for tests and reference)."""
     keyed = stamps.with_columns((pl.col("t") // hour_ns).alias("hour"))
     groups = {
         (key[0], int(key[1])): hour_stamps(group.drop("hour"))
@@ -206,4 +209,10 @@ def hourly_silences(stamps: pl.DataFrame, hour_ns: int = NS_PER_HOUR) -> pl.Data
         hour_parts(groups[(row["instance"], row["hour"])], row)
         for row in boundaries.iter_rows(named=True)
     ]
-    return silences_from_parts(pl.concat(parts) if parts else pl.DataFrame(schema=PART_SCHEMA))
+    return pl.concat(parts) if parts else pl.DataFrame(schema=PART_SCHEMA), boundaries
+
+
+def hourly_silences(stamps: pl.DataFrame, hour_ns: int = NS_PER_HOUR) -> pl.DataFrame:
+    """All four steps in one process (:func:`hourly_parts`, then
+    :func:`silences_from_parts`)."""
+    return silences_from_parts(hourly_parts(stamps, hour_ns)[0])

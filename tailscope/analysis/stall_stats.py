@@ -16,12 +16,13 @@ them instead of the statistics of ``narrowed`` alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 import polars as pl
 
-from tailscope.analysis._stall_common import TIMEOUT_EDGE
+from tailscope.analysis._stall_common import TIMEOUT_EDGE, as_names, spans_across
 from tailscope.schema import SpanKind
 
 OVERHEAD_EDGE: Final = ["service", "name", "child_service"]
@@ -100,3 +101,95 @@ def stall_stats_from_parts(parts: StallStats) -> StallStats:
     budgets = parts.budgets.group_by(TIMEOUT_EDGE).agg(pl.col("budget").min())
     requests = parts.requests.group_by("instance").agg(pl.col("servers", "called").sum())
     return StallStats(edges=edges, budgets=budgets, requests=requests)
+
+
+@dataclass(frozen=True, slots=True)
+class WholeInput:
+    """What :func:`~tailscope.analysis.stalls.detect_stalls` reads of the whole input when it
+    is handed only the :func:`evidence_subset` of the spans (``detect_stalls(subset,
+    calls=client_calls(subset, stats), whole=...)``)."""
+
+    candidates: pl.DataFrame
+    """The whole input's silence candidates (``stalls._silences``; the silence stage's)."""
+    gaps: pl.DataFrame
+    """Every instance's gaps of at least 5 ms (``hour_parts`` of all groups, ``instance``
+    categorical, sorted by instance and ``t``)."""
+    served: pl.DataFrame
+    """``instance``, ``_n``: SERVER spans of each instance (index dtype, as ``pl.len()``)."""
+    called: pl.DataFrame
+    """``instance``, ``_called``: calls with an instrumented child on each instance."""
+    extent: pl.DataFrame
+    """``instance``, ``_x``: last minus first timestamp of each instance (ns)."""
+    instances: pl.DataFrame
+    """``instance``, ``service``, ``host`` of every instance with timestamps."""
+    stamps_near: Callable[[pl.DataFrame], pl.DataFrame]
+    """Kept windows (``instance``, ``a``, ``b``, ``gap``) -> every instance's timestamps
+    (``instance``, ``t``) within ``gap`` plus the skew margin of some window (what judging a
+    window reads)."""
+
+
+def whole_input(
+    candidates: pl.DataFrame,
+    gaps: pl.DataFrame,
+    stats: StallStats,
+    extents: pl.DataFrame,
+    instances: pl.DataFrame,
+    stamps_near: Callable[[pl.DataFrame], pl.DataFrame],
+) -> WholeInput:
+    """:class:`WholeInput` from the silence stage (``candidates``, ``gaps``, and ``extents``:
+    ``instance``, ``first``, ``last`` of the boundary summaries), the merged ``stats`` and
+    ``instances``."""
+    index = pl.get_index_type()
+    requests = stats.requests.with_columns(as_names("instance"))
+    return WholeInput(
+        candidates=candidates,
+        gaps=gaps.with_columns(as_names("instance")).sort("instance", "t"),
+        served=requests.filter(pl.col("servers") > 0).select(
+            "instance", pl.col("servers").cast(index).alias("_n")
+        ),
+        called=requests.filter(pl.col("called") > 0).select(
+            "instance", pl.col("called").cast(index).alias("_called")
+        ),
+        extent=extents.with_columns(as_names("instance")).select(
+            "instance", (pl.col("last") - pl.col("first")).alias("_x")
+        ),
+        instances=instances.with_columns(as_names("instance")),
+        stamps_near=stamps_near,
+    )
+
+
+def judged_ranges(kept: pl.DataFrame) -> pl.DataFrame:
+    """The time ranges (``lo``, ``hi``, ns, inclusive) judging the kept windows reads every
+    instance's timestamps in: ``gap`` plus the skew margin on both sides of each window."""
+    from tailscope.analysis.stalls import SKEW_MARGIN_NS
+
+    return kept.select(
+        lo=pl.col("a") - pl.col("gap") - SKEW_MARGIN_NS,
+        hi=pl.col("b") + pl.col("gap") + SKEW_MARGIN_NS,
+    )
+
+
+def evidence_subset(narrowed: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
+    """The whole traces of ``narrowed`` that the evidence of the candidate windows reads: every
+    trace with a span of a window's instance in flight across it or starting after it within
+    ``max(5 ms, gap)`` (stretched, queued and released spans); their callers, children and
+    retries share the trace. An engine finds them with a broadcast join of the windows."""
+    from tailscope.analysis.stalls import BURST_NS
+
+    reach = (
+        candidates.select(
+            "instance",
+            "a",
+            (pl.col("b") + pl.max_horizontal(pl.lit(BURST_NS), pl.col("gap")) + 1).alias("b"),
+        )
+        .sort("instance", "a")
+        .with_columns(
+            _new=(pl.col("a") > pl.col("b").cum_max().shift(1).over("instance")).fill_null(True)
+        )
+        .with_columns(_run=pl.col("_new").cum_sum().over("instance"))
+        .group_by("instance", "_run")
+        .agg(pl.col("a").min(), pl.col("b").max())
+        .drop("_run")
+    )
+    touching = spans_across(narrowed.select("tid", "instance", "start", "end"), reach)
+    return narrowed.join(touching.select("tid").unique(), on="tid", how="semi")

@@ -49,7 +49,7 @@ can neither create nor hide a stall. Reported times are the instance's own clock
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
@@ -65,6 +65,9 @@ from tailscope.analysis._stall_common import (
 )
 from tailscope.report.model import Stall
 from tailscope.schema import SpanKind
+
+if TYPE_CHECKING:
+    from tailscope.analysis.stall_stats import WholeInput
 
 MIN_GAP_NS: Final = 10 * NS_PER_MS
 """Shortest silence considered (10 ms): shorter pauses rarely push anything past a timeout."""
@@ -143,11 +146,17 @@ def detect_stalls(
     *,
     narrowed: pl.DataFrame | None = None,
     calls: pl.DataFrame | None = None,
+    whole: WholeInput | None = None,
 ) -> tuple[Stall, ...]:
     """Stop-the-world stalls in ``spans`` (the span table as a polars DataFrame).
 
     ``narrowed`` is ``narrow(spans)`` and ``calls`` is ``client_calls(narrowed)`` when the
     caller already has them (they are not recomputed).
+
+    ``whole``: what the detector reads of the whole input when ``narrowed`` is only the subset
+    of it that the candidate windows need (:func:`tailscope.analysis.stall_stats.evidence_subset`;
+    ``calls`` then with the whole input's statistics): the candidates, gaps, request rates,
+    instances and the timestamps around the kept windows. None: ``narrowed`` is all of it.
 
     Returns stalls ordered longest first. Times (``start_unix_nano``/``end_unix_nano``) are the
     stalled instance's last timestamp before and first after the silence, in its own clock;
@@ -157,14 +166,17 @@ def detect_stalls(
         return ()
     if narrowed is None:
         narrowed = narrow(spans)
-    stamps = instance_timestamps(narrowed)
-    gaps = _gaps(stamps)
-    candidates = _silences(gaps)
+    if whole is None:
+        stamps = instance_timestamps(narrowed)
+        gaps = _gaps(stamps)
+        candidates = _silences(gaps)
+    else:
+        gaps, candidates = whole.gaps, whole.candidates
     if candidates.height == 0:
         return ()
     if calls is None:
         calls = client_calls(narrowed)
-    evidence = _evidence(narrowed, calls, candidates, gaps)
+    evidence = _evidence(narrowed, calls, candidates, gaps, whole)
     kept = candidates.join(evidence, on="cid", how="left").with_columns(
         pl.col(c).fill_null(0)
         for c in (
@@ -185,7 +197,11 @@ def detect_stalls(
     info = narrowed.group_by("instance").agg(
         pl.col("service").first(), pl.col("host").drop_nulls().first()
     )
+    if whole is not None:
+        info = whole.instances
     kept = kept.join(info, on="instance", how="left").sort("a")
+    if whole is not None:
+        stamps = whole.stamps_near(kept)
     return _judge(kept, stamps, info)
 
 
@@ -515,7 +531,11 @@ def _frozen_windows(own: pl.DataFrame, queued: pl.DataFrame | None) -> pl.DataFr
 
 
 def _evidence(
-    narrowed: pl.DataFrame, calls: pl.DataFrame, candidates: pl.DataFrame, gaps: pl.DataFrame
+    narrowed: pl.DataFrame,
+    calls: pl.DataFrame,
+    candidates: pl.DataFrame,
+    gaps: pl.DataFrame,
+    whole_input: WholeInput | None = None,
 ) -> pl.DataFrame:
     """Per candidate silence: stretched spans, and traces that are working / stranded / queued.
 
@@ -649,10 +669,11 @@ def _evidence(
         .group_by(pl.col("child_instance").alias("instance"))
         .agg(pl.len().alias("_called"))
     )
+    served = servers.group_by("instance").agg(pl.len().alias("_n"))
+    if whole_input is not None:  # ``narrowed`` is a subset: the whole input's rates
+        served, called, extent = whole_input.served, whole_input.called, whole_input.extent
     root_rate = (
-        servers.group_by("instance")
-        .agg(pl.len().alias("_n"))
-        .join(called, on="instance", how="left")
+        served.join(called, on="instance", how="left")
         .join(extent, on="instance")
         .select(
             "instance",

@@ -10,7 +10,10 @@
    narrowed columns and runs the single-machine detectors over them, then takes the stalled
    instances' clock offsets from shift counts summed by a ``groupBy`` — detection itself is
    *not* per (instance, hour): see ``docs/scale-out.md``, *Limits* (skipped with
-   ``--no-stalls``).
+   ``--no-stalls``). Built but not yet used by the report: the silence candidates per
+   (instance, hour) with boundary summaries (:func:`silence_stage`) and the whole input's
+   stall statistics by ``groupBy`` (:func:`stall_stats_stage`), both equal to the
+   single-machine ones.
 2. **Traces**: :func:`trace_kernel` runs
    :func:`~tailscope.analysis.kernels.trace_partials` with the stall sections broadcast.
 3. **Percentiles**: the kernels' HdrHistogram partials per (operation, minute) are merged with

@@ -17,10 +17,11 @@ from tailscope.analysis.hourly_silences import (
     hour_boundaries,
     hour_stamps,
     hour_summary,
+    hourly_parts,
     hourly_silences,
 )
 from tailscope.analysis.pipeline import prepare_spans
-from tailscope.analysis.stalls import MIN_HISTORY, _gaps, _silences
+from tailscope.analysis.stalls import COMPONENT_GAP_NS, MIN_HISTORY, _gaps, _silences
 from tailscope.ingest import read_spans
 
 INPUTS = [
@@ -86,3 +87,24 @@ def test_boundary_summary_reaches_back_over_sparse_hours() -> None:
     assert boundaries.row(1, named=True)["previous"] == times[:3]
     assert boundaries.row(1, named=True)["next"] == 2 * hour_ns
     assert MIN_HISTORY < RECENT_TIMESTAMPS
+
+
+@pytest.mark.parametrize("cuts", [3, "100ms"])
+def test_hourly_parts_are_the_whole_input_gaps(cuts: int | str) -> None:
+    # GIVEN the detector's gaps of at least 5 ms over the whole input
+    stamps = _stamps(str(INPUTS[0]))
+    want = _gaps(stamps).filter(pl.col("gap") >= COMPONENT_GAP_NS)
+    first, last = int(stamps["t"].min()), int(stamps["t"].max())  # type: ignore[arg-type]
+    hour_ns = 100_000_000 if cuts == "100ms" else (last - first) // int(cuts) + 1
+    rows = stamps.with_columns(pl.col("instance").cast(pl.String), pl.col("t") - first)
+    # WHEN each (instance, hour) gives its own with its boundary summary
+    got, _ = hourly_parts(rows, hour_ns)
+    got = got.with_columns(pl.col("t", "b") + first)
+    # THEN they are the same gaps, mean intervals, surprises and request counts
+    columns = list(got.columns)
+    key = ["instance", "t"]
+    assert _sorted(got, key).equals(_sorted(want.select(columns).cast(got.schema), key))
+
+
+def _sorted(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    return frame.with_columns(pl.col("instance").cast(pl.String)).sort(key)

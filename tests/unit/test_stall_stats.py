@@ -5,6 +5,7 @@ polars' own) and the detector's request counts. No Spark needed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -15,14 +16,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from repo_paths import CORPUS, FIXTURES
 
-from tailscope.analysis._stall_common import TIMEOUT_EDGE, client_calls, narrow
+from tailscope.analysis._stall_common import (
+    TIMEOUT_EDGE,
+    client_calls,
+    instance_timestamps,
+    narrow,
+)
+from tailscope.analysis.hourly_silences import hourly_parts, silences_from_parts
 from tailscope.analysis.pipeline import prepare_spans
 from tailscope.analysis.stall_stats import (
     OVERHEAD_EDGE,
     StallStats,
+    evidence_subset,
+    judged_ranges,
     stall_stat_parts,
     stall_stats_from_parts,
+    whole_input,
 )
+from tailscope.analysis.stalls import detect_stalls
 from tailscope.ingest import read_spans
 from tailscope.ingest.model import IngestResult, IngestStats
 from tailscope.schema import SpanKind
@@ -103,3 +114,48 @@ def test_median_from_counts_is_polars_median(groups: list[list[int]]) -> None:
     stats = stall_stats_from_parts(StallStats(pl.concat(frames), budgets, requests))
     # THEN the median is polars' median of all the values, bit for bit
     assert stats.edges["usual_overhead"].to_list() == [pl.Series(values).median()]
+
+
+def _stamps_near(stamps: pl.DataFrame) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """Only the timestamps judging the kept windows reads (what an engine would fetch)."""
+
+    def near(kept: pl.DataFrame) -> pl.DataFrame:
+        t = stamps["t"].to_numpy()
+        wanted = np.zeros(t.size, dtype=bool)
+        for lo, hi in judged_ranges(kept).iter_rows():
+            wanted |= (t >= lo) & (t <= hi)
+        return stamps.filter(pl.Series(wanted))
+
+    return near
+
+
+@pytest.mark.parametrize("parts", [1, 3, 7])
+def test_detect_stalls_on_the_evidence_subset(parts: int) -> None:
+    # GIVEN an input with stalls and the stalls the detector finds over all of it
+    table = _table(str(INPUTS[0]))
+    narrowed = _narrowed(table)
+    want = detect_stalls(narrowed, narrowed=narrowed)
+    # AND what is known of the whole input without its spans: the statistics merged from
+    # parts, the silence stage's gaps and candidates (cut into `parts` hours), the instances
+    stamps = instance_timestamps(narrowed)
+    first, last = int(stamps["t"].min()), int(stamps["t"].max())  # type: ignore[arg-type]
+    rows = stamps.with_columns(pl.col("instance").cast(pl.String), pl.col("t") - first)
+    gaps, boundaries = hourly_parts(rows, (last - first) // parts + 1)
+    gaps = gaps.with_columns(pl.col("t", "b") + first)
+    candidates = silences_from_parts(gaps)
+    extents = boundaries.unique("instance").select(
+        "instance", pl.col("first") + first, pl.col("last") + first
+    )
+    instances = narrowed.group_by("instance").agg(
+        pl.col("service").first(), pl.col("host").drop_nulls().first()
+    )
+    stats = _merged(table, parts)
+    whole = whole_input(candidates, gaps, stats, extents, instances, _stamps_near(stamps))
+    # WHEN the detector runs over the traces the candidate windows need, with those
+    subset = evidence_subset(narrowed, candidates)
+    calls = client_calls(subset, stats)
+    got = detect_stalls(subset, narrowed=subset, calls=calls, whole=whole)
+    # THEN it finds the same stalls, evidence and confidences (from 94 % of the spans here:
+    # the many quiet candidates of slow instances touch most traces)
+    assert want and got == want
+    assert subset.height < narrowed.height
