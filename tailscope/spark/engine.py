@@ -549,14 +549,13 @@ def _parts_group(table: pa.Table, boundaries: dict[tuple[str | None, int], Any])
     return hour_parts(_hour_group(table), boundaries[key]).to_arrow().cast(_PART_SCHEMA)
 
 
-def _parts_function(
-    boundaries: dict[tuple[str | None, int], Any],
-) -> Callable[[pa.Table], pa.Table]:
-    """:func:`_parts_group` with the boundaries bound (``applyInArrow`` reads the type hints
-    of the function it is given, which a ``functools.partial`` has not)."""
+def _parts_function(boundaries: Any) -> Callable[[pa.Table], pa.Table]:
+    """:func:`_parts_group` with the boundaries (a Spark broadcast of the dict, sent once per
+    executor rather than with every task) bound (``applyInArrow`` reads the type hints of the
+    function it is given, which a ``functools.partial`` has not)."""
 
     def parts(table: pa.Table) -> pa.Table:
-        return _parts_group(table, boundaries)
+        return _parts_group(table, boundaries.value)
 
     return parts
 
@@ -586,11 +585,13 @@ def silence_stage(inputs_rows: Any, partitions: int) -> SilenceStage:
             (row["instance"], int(row["hour"])): row
             for row in hour_boundaries(summary_frame).iter_rows(named=True)
         }
+        shared = stamps.sparkSession.sparkContext.broadcast(boundaries)
         parts = (
             stamps.groupBy("instance", "hour")
-            .applyInArrow(_parts_function(boundaries), _PART_DDL)
+            .applyInArrow(_parts_function(shared), _PART_DDL)
             .toArrow()
         )
+        shared.unpersist()
     finally:
         stamps.unpersist()
     part_frame = pl.from_arrow(parts)
