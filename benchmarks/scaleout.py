@@ -9,7 +9,12 @@ run, each contender runs in its own process (wall time):
 * **spark**: ``tailscope analyze DIR --engine spark --spark-master local[N] --spark-partitions P``;
 * **local/spark --no-stalls**: the same without stall detection (on Spark the stall detectors
   run on the driver over the narrowed columns the cluster prepared, so ``--no-stalls``
-  isolates the fully distributed stages: traces and percentiles).
+  isolates the fully distributed stages: traces and percentiles);
+* **silence stage**: the first step of stall stage 3 alone (stall inputs, then every
+  instance's silence candidates per (instance, hour) on the cluster,
+  ``tailscope.spark.engine.run_silence_stage``), in a process of its own: its time, the rows
+  and Arrow bytes the driver received, and whether the candidates equal those of the
+  single-machine detector over the same spans (computed afterwards in that process).
 
 It prints the times, the peak resident memory ``/usr/bin/time`` reports (the largest of the
 ``tailscope`` process and the children it waited for: with ``local[N]`` usually the JVM that
@@ -79,6 +84,49 @@ def report(path: Path) -> dict[str, object]:
     return data
 
 
+def measure_silences(data: Path, master: str, partitions: int) -> None:
+    """Print one JSON line: the silence stage on Spark over ``data`` (seconds, driver rows and
+    bytes, candidates) and whether its candidates equal the single-machine detector's."""
+    from pyspark.sql import SparkSession
+
+    from tailscope.analysis._stall_common import instance_timestamps, narrow
+    from tailscope.analysis.pipeline import prepare_spans
+    from tailscope.analysis.stalls import _gaps, _silences
+    from tailscope.ingest import read_spans
+    from tailscope.spark.engine import SparkOptions, run_silence_stage
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master(master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", "4g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    t0 = time.perf_counter()
+    stage = run_silence_stage(session, str(data), spark_options=SparkOptions(partitions=partitions))
+    seconds = time.perf_counter() - t0
+    session.stop()
+    spans = read_spans([str(data)])
+    rows = spans.table.num_rows
+    stamps = instance_timestamps(narrow(prepare_spans(spans).spans))
+    del spans
+    want = _silences(_gaps(stamps))
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 1),
+                "spans": rows,
+                "driver_rows": stage.driver_rows,
+                "driver_bytes": stage.driver_bytes,
+                "candidates": stage.candidates.height,
+                "equal": stage.candidates.equals(want),
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
@@ -90,7 +138,11 @@ def main() -> None:
         "--no-stalls-only", action="store_true", help="only the two --no-stalls runs per size"
     )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ts-scale")
+    parser.add_argument("--measure-silences", type=Path, help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.measure_silences is not None:  # the silence-stage contender's own process
+        measure_silences(opts.measure_silences, opts.master, opts.partitions)
+        return
     opts.workdir.mkdir(parents=True, exist_ok=True)
     cores = int(opts.master.removeprefix("local[").removesuffix("]") or 1)
     print(f"# load average at start: {os.getloadavg()}; master {opts.master}, P={opts.partitions}")
@@ -119,6 +171,16 @@ def main() -> None:
             "spark --no-stalls",
         )
         no_stalls[spans] = times["spark --no-stalls"]
+        stage_args = ["--master", opts.master, "--partitions", str(opts.partitions)]
+        silences = subprocess.run(
+            [sys.executable, __file__, "--measure-silences", str(data), *stage_args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if silences.returncode != 0:
+            sys.exit(f"silence stage failed:\n{silences.stderr[-3000:]}")
+        print(f"{spans:>10,} spans: silence stage {silences.stdout.strip().splitlines()[-1]}")
         line = f"{spans:>10,} spans: " + ", ".join(
             f"{k} {v:.1f} s" + (f" ({PEAK_RSS_MB[k]:,.0f} MB)" if k in PEAK_RSS_MB else "")
             for k, v in times.items()

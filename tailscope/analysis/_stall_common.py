@@ -12,7 +12,7 @@ Two rules hold throughout, because hosts' clocks disagree by tens of millisecond
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
@@ -22,6 +22,9 @@ from numpy.typing import NDArray
 
 from tailscope import schema as s
 from tailscope.schema import SpanKind, StatusCode
+
+if TYPE_CHECKING:
+    from tailscope.analysis.stall_stats import StallStats
 
 NS_PER_MS = 1_000_000
 
@@ -175,7 +178,7 @@ TIMEOUT_EDGE: Final = ["service", "name", "target"]
 (``server.address`` or ``db.system``; a call that never reached its callee has no child)."""
 
 
-def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
+def client_calls(narrowed: pl.DataFrame, stats: StallStats | None = None) -> pl.DataFrame:
     """Every CLIENT span with its instrumented SERVER child, if any, and its call overhead.
 
     Columns: the client's ``tid``, ``sid``, ``pid``, ``service``, ``instance``, ``name``,
@@ -189,7 +192,9 @@ def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
     out). A timer never fires early, so a timed-out call that lasted well beyond its edge's
     budget was noticed late by its caller.
 
-    Both edge statistics are over the whole input: pass the whole table, never one part of it.
+    Both edge statistics are over the whole input: pass the whole table, never one part of it,
+    or with ``stats`` those of the whole input (:mod:`tailscope.analysis.stall_stats`), which
+    are then used instead of ``narrowed``'s.
     """
     clients = narrowed.filter(pl.col("kind") == SpanKind.CLIENT)
     children = narrowed.filter(pl.col("kind") == SpanKind.SERVER).select(
@@ -206,6 +211,15 @@ def client_calls(narrowed: pl.DataFrame) -> pl.DataFrame:
     joined = clients.join(children, on=["tid", "sid"], how="left")
     overhead = pl.col("dur") - pl.col("child_dur")
     edge = ["service", "name", "child_service"]
+    if stats is not None:
+        return (
+            joined.with_columns(overhead=overhead)
+            .join(stats.edges, on=edge, how="left", nulls_equal=True, maintain_order="left")
+            .join(
+                stats.budgets, on=TIMEOUT_EDGE, how="left", nulls_equal=True, maintain_order="left"
+            )
+            .with_columns(excess=pl.col("overhead") - pl.col("usual_overhead"))
+        )
     return (
         joined.with_columns(overhead=overhead)
         .with_columns(

@@ -53,7 +53,7 @@ can neither create nor hide a stall. Reported times are the instance's own clock
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
@@ -69,6 +69,9 @@ from tailscope.analysis._stall_common import (
 )
 from tailscope.report.model import Stall
 from tailscope.schema import SpanKind
+
+if TYPE_CHECKING:
+    from tailscope.analysis.stall_stats import WholeInput
 
 MIN_GAP_NS: Final = 10 * NS_PER_MS
 """Shortest silence considered (10 ms): shorter pauses rarely push anything past a timeout."""
@@ -157,11 +160,17 @@ def detect_stalls(
     *,
     narrowed: pl.DataFrame | None = None,
     calls: pl.DataFrame | None = None,
+    whole: WholeInput | None = None,
 ) -> tuple[Stall, ...]:
     """Stop-the-world stalls in ``spans`` (the span table as a polars DataFrame).
 
     ``narrowed`` is ``narrow(spans)`` and ``calls`` is ``client_calls(narrowed)`` when the
     caller already has them (they are not recomputed).
+
+    ``whole``: what the detector reads of the whole input when ``narrowed`` is only the subset
+    of it that the candidate windows need (:func:`tailscope.analysis.stall_stats.evidence_subset`;
+    ``calls`` then with the whole input's statistics): the candidates, gaps, request rates,
+    instances and the timestamps around the kept windows. None: ``narrowed`` is all of it.
 
     Returns stalls ordered longest first. Times (``start_unix_nano``/``end_unix_nano``) are the
     stalled instance's last timestamp before and first after the silence, in its own clock;
@@ -171,14 +180,17 @@ def detect_stalls(
         return ()
     if narrowed is None:
         narrowed = narrow(spans)
-    stamps = instance_timestamps(narrowed)
-    gaps = _gaps(stamps)
-    candidates = _silences(gaps)
+    if whole is None:
+        stamps = instance_timestamps(narrowed)
+        gaps = _gaps(stamps)
+        candidates = _silences(gaps)
+    else:
+        gaps, candidates = whole.gaps, whole.candidates
     if candidates.height == 0:
         return ()
     if calls is None:
         calls = client_calls(narrowed)
-    evidence = _evidence(narrowed, calls, candidates, gaps)
+    evidence = _evidence(narrowed, calls, candidates, gaps, whole)
     kept = candidates.join(evidence, on="cid", how="left").with_columns(
         pl.col(c).fill_null(0)
         for c in (
@@ -199,14 +211,22 @@ def detect_stalls(
     info = narrowed.group_by("instance").agg(
         pl.col("service").first(), pl.col("host").drop_nulls().first()
     )
+    if whole is not None:
+        info = whole.instances
     kept = kept.join(info, on="instance", how="left").sort("a")
+    if whole is not None:
+        stamps = whole.stamps_near(kept)
     return _judge(kept, stamps, info)
 
 
-def _gaps(stamps: pl.DataFrame) -> pl.DataFrame:
+def _gaps(stamps: pl.DataFrame, extents: pl.DataFrame | None = None) -> pl.DataFrame:
     """Each timestamp of each instance with the gap to its next one and how surprising that gap
     is at the instance's recent rate. Columns: those of ``stamps``, ``b`` (next timestamp),
-    ``started`` (requests started so far), ``mean_interval``, ``gap`` (ns), ``surprise``."""
+    ``started`` (requests started so far), ``mean_interval``, ``gap`` (ns), ``surprise``.
+
+    ``extents`` (``instance``, ``first``, ``last`` in ns, ``n`` distinct timestamps): the whole
+    instance's range, when ``stamps`` holds only a stretch of it (one hour with the timestamps
+    before it, :mod:`tailscope.analysis.hourly_silences`); None: ``stamps`` is all of it."""
     by = "instance"
     index = pl.int_range(pl.len()).over(by)
     recent_span = pl.col("t") - pl.col("t").shift(RECENT_TIMESTAMPS).over(by).fill_null(
@@ -216,6 +236,11 @@ def _gaps(stamps: pl.DataFrame) -> pl.DataFrame:
     overall_mean = (pl.col("t").last() - pl.col("t").first()).over(by) / (
         pl.len().over(by) - 1
     ).clip(lower_bound=1)
+    if extents is not None:
+        overall_mean = (pl.col("last") - pl.col("first")) / (pl.col("n") - 1).clip(lower_bound=1)
+        stamps = stamps.join(
+            extents, on="instance", how="left", maintain_order="left", nulls_equal=True
+        )
     mean_interval = pl.when(index >= MIN_HISTORY).then(recent_mean).otherwise(overall_mean)
     gaps = (
         stamps.with_columns(
@@ -226,7 +251,7 @@ def _gaps(stamps: pl.DataFrame) -> pl.DataFrame:
         .with_columns(gap=pl.col("b") - pl.col("t"))
         .with_columns(surprise=pl.col("gap") / pl.col("mean_interval"))
     )
-    return gaps
+    return gaps if extents is None else gaps.drop("first", "last", "n")
 
 
 def _silences(gaps: pl.DataFrame) -> pl.DataFrame:
@@ -558,7 +583,11 @@ def _frozen_windows(own: pl.DataFrame, queued: pl.DataFrame | None) -> pl.DataFr
 
 
 def _evidence(
-    narrowed: pl.DataFrame, calls: pl.DataFrame, candidates: pl.DataFrame, gaps: pl.DataFrame
+    narrowed: pl.DataFrame,
+    calls: pl.DataFrame,
+    candidates: pl.DataFrame,
+    gaps: pl.DataFrame,
+    whole_input: WholeInput | None = None,
 ) -> pl.DataFrame:
     """Per candidate silence: stretched spans, and traces that are working / stranded / queued.
 
@@ -709,10 +738,11 @@ def _evidence(
         .group_by(pl.col("child_instance").alias("instance"))
         .agg(pl.len().alias("_called"))
     )
+    served = servers.group_by("instance").agg(pl.len().alias("_n"))
+    if whole_input is not None:  # ``narrowed`` is a subset: the whole input's rates
+        served, called, extent = whole_input.served, whole_input.called, whole_input.extent
     root_rate = (
-        servers.group_by("instance")
-        .agg(pl.len().alias("_n"))
-        .join(called, on="instance", how="left")
+        served.join(called, on="instance", how="left")
         .join(extent, on="instance")
         .select(
             "instance",

@@ -10,7 +10,10 @@
    narrowed columns and runs the single-machine detectors over them, then takes the stalled
    instances' clock offsets from shift counts summed by a ``groupBy`` — detection itself is
    *not* per (instance, hour): see ``docs/scale-out.md``, *Limits* (skipped with
-   ``--no-stalls``).
+   ``--no-stalls``). Built but not yet used by the report: the silence candidates per
+   (instance, hour) with boundary summaries (:func:`silence_stage`) and the whole input's
+   stall statistics by ``groupBy`` (:func:`stall_stats_stage`), both equal to the
+   single-machine ones.
 2. **Traces**: :func:`trace_kernel` runs
    :func:`~tailscope.analysis.kernels.trace_partials` with the stall sections broadcast.
 3. **Percentiles**: the kernels' HdrHistogram partials per (operation, minute) are merged with
@@ -28,7 +31,7 @@ import dataclasses
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -38,6 +41,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tailscope import schema as s
+from tailscope.analysis._stall_common import instance_timestamps
+from tailscope.analysis.hourly_silences import (
+    NS_PER_HOUR,
+    hour_boundaries,
+    hour_parts,
+    hour_stamps,
+    hour_summary,
+    silences_from_parts,
+)
 from tailscope.analysis.kernels import (
     KERNEL_COLUMNS,
     STALL_INPUT_COLUMNS,
@@ -54,12 +66,15 @@ from tailscope.analysis.kernels import (
     trace_partials,
 )
 from tailscope.analysis.pipeline import AnalysisOptions
+from tailscope.analysis.stall_stats import StallStats
 from tailscope.errors import InputError, TailscopeError, UsageError
 from tailscope.ingest.model import IngestStats
 from tailscope.report.model import ProblemEntry
 from tailscope.types import DEFAULT_LARGE_TRACE_SPANS
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from tailscope.report.model import Report
 
 DEFAULT_BATCH_ROWS: Final = 200_000
@@ -268,11 +283,7 @@ def _run(
 
     session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", spark_options.batch_rows)
     partitions = spark_options.partitions or int(session.conf.get("spark.sql.shuffle.partitions"))
-    try:
-        spans = session.read.parquet(dataset)
-        spans = spans.select(*KERNEL_COLUMNS)
-    except Exception as exc:  # AnalysisException: missing path, not Parquet, no columns
-        raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
+    spans = _read_spans(session, dataset)
     stats = IngestStats(files=_input_files(spans))
 
     large = _large_trace_ids(spans, spark_options.large_trace_spans)
@@ -315,6 +326,16 @@ def _run(
         root_keys=merged.root_keys,
     )
     return report_from_partials(merged, stats, options, sections, problems)
+
+
+def _read_spans(session: Any, dataset: str) -> Any:
+    """The kernel columns of the Parquet span dataset at ``dataset``, or
+    :class:`~tailscope.errors.InputError`."""
+    try:
+        spans = session.read.parquet(dataset)
+        return spans.select(*KERNEL_COLUMNS)
+    except Exception as exc:  # AnalysisException: missing path, not Parquet, no columns
+        raise InputError(f"{dataset}: cannot read as a span dataset ({exc})") from None
 
 
 _SHIFT_SCHEMA: Final = pa.schema(
@@ -428,3 +449,369 @@ def _stall_stage(
     assert isinstance(counts, pl.DataFrame)
     offsets = clock_offsets_from_counts(counts, sections.stalls)
     return dataclasses.replace(sections, clock_offsets=offsets), []
+
+
+_STAMP_SCHEMA: Final = pa.schema(
+    [
+        pa.field("instance", pa.string()),
+        pa.field("hour", pa.int64()),
+        pa.field("t", pa.int64()),
+        pa.field("starts", pa.int32()),
+    ]
+)
+_STAMP_DDL: Final = "instance string, hour bigint, t bigint, starts int"
+_SUMMARY_SCHEMA: Final = pa.schema(
+    [
+        pa.field("instance", pa.string()),
+        pa.field("hour", pa.int64()),
+        pa.field("n", pa.int64()),
+        pa.field("starts", pa.int64()),
+        pa.field("first", pa.int64()),
+        pa.field("last", pa.int64()),
+        pa.field("tail", pa.list_(pa.int64())),
+    ]
+)
+_SUMMARY_DDL: Final = (
+    "instance string, hour bigint, n bigint, starts bigint, first bigint, last bigint, "
+    "tail array<bigint>"
+)
+_PART_SCHEMA: Final = pa.schema(
+    [
+        pa.field("instance", pa.string()),
+        pa.field("t", pa.int64()),
+        pa.field("b", pa.int64()),
+        pa.field("gap", pa.int64()),
+        pa.field("mean_interval", pa.float64()),
+        pa.field("started", pa.int64()),
+        pa.field("surprise", pa.float64()),
+    ]
+)
+_PART_DDL: Final = (
+    "instance string, t bigint, b bigint, gap bigint, mean_interval double, started bigint, "
+    "surprise double"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceStage:
+    """Stall stage 3's first step, on the cluster: every instance's silence candidates."""
+
+    candidates: pl.DataFrame
+    """The candidate windows of the whole input (the columns of ``stalls._silences``), equal to
+    the single-machine detector's."""
+    parts: pl.DataFrame
+    """Every gap of at least 5 ms of every instance
+    (:data:`~tailscope.analysis.hourly_silences.PART_SCHEMA`)."""
+    driver_rows: int
+    """Rows the driver received: one summary per (instance, hour) plus the parts."""
+    driver_bytes: int
+    """Their Arrow bytes."""
+
+
+def stamp_kernel(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function from stall inputs (IPC blobs of narrowed spans, whole
+    traces) to timestamp rows keyed by (instance, hour): each part's
+    :func:`~tailscope.analysis._stall_common.instance_timestamps` (a timestamp shared by
+    several parts is added up per (instance, hour) group)."""
+    import polars as pl
+
+    for batch in batches:
+        for data in batch.column("data").to_pylist():
+            narrowed = pl.from_arrow(ipc_table(data))
+            assert isinstance(narrowed, pl.DataFrame)
+            stamps = instance_timestamps(narrowed).select(
+                pl.col("instance").cast(pl.String),
+                (pl.col("t") // NS_PER_HOUR).alias("hour"),
+                "t",
+                "starts",
+            )
+            yield from stamps.to_arrow().cast(_STAMP_SCHEMA).to_batches()
+
+
+def _hour_group(table: pa.Table) -> pl.DataFrame:
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return hour_stamps(frame.drop("hour"))
+
+
+def _summary_group(table: pa.Table) -> pa.Table:
+    """The ``applyInArrow`` function of one (instance, hour): its summary."""
+    summary = hour_summary(_hour_group(table), int(table["hour"][0].as_py()))
+    return summary.to_arrow().cast(_SUMMARY_SCHEMA)
+
+
+def _parts_group(table: pa.Table, boundaries: dict[tuple[str | None, int], Any]) -> pa.Table:
+    """The ``applyInArrow`` function of one (instance, hour): its gaps of at least 5 ms, from
+    its timestamps and its boundary summary."""
+    key = (table["instance"][0].as_py(), int(table["hour"][0].as_py()))
+    return hour_parts(_hour_group(table), boundaries[key]).to_arrow().cast(_PART_SCHEMA)
+
+
+def _parts_function(boundaries: Any) -> Callable[[pa.Table], pa.Table]:
+    """:func:`_parts_group` with the boundaries (a Spark broadcast of the dict, sent once per
+    executor rather than with every task) bound (``applyInArrow`` reads the type hints of the
+    function it is given, which a ``functools.partial`` has not)."""
+
+    def parts(table: pa.Table) -> pa.Table:
+        return _parts_group(table, boundaries.value)
+
+    return parts
+
+
+def silence_stage(inputs_rows: Any, partitions: int) -> SilenceStage:
+    """Silence candidates per (instance, hour) on the cluster, stitched on the driver: the
+    stall inputs' timestamps ``repartition(P, instance, hour)``; one ``applyInArrow`` pass
+    summarises each (instance, hour) group, the driver derives every group's boundary
+    summary from those rows (:func:`~tailscope.analysis.hourly_silences.hour_boundaries`) and
+    a second pass, with them, gives each group's gaps of at least 5 ms; the driver stitches
+    them into the candidate windows (see :mod:`tailscope.analysis.hourly_silences`)."""
+    import polars as pl
+
+    stamps = (
+        inputs_rows.filter("name = 'narrowed'")
+        .mapInArrow(stamp_kernel, _STAMP_DDL)
+        .repartition(partitions, "instance", "hour")
+        .persist()
+    )
+    try:
+        summaries = (
+            stamps.groupBy("instance", "hour").applyInArrow(_summary_group, _SUMMARY_DDL).toArrow()
+        )
+        summary_frame = pl.from_arrow(summaries)
+        assert isinstance(summary_frame, pl.DataFrame)
+        boundaries = {
+            (row["instance"], int(row["hour"])): row
+            for row in hour_boundaries(summary_frame).iter_rows(named=True)
+        }
+        shared = stamps.sparkSession.sparkContext.broadcast(boundaries)
+        parts = (
+            stamps.groupBy("instance", "hour")
+            .applyInArrow(_parts_function(shared), _PART_DDL)
+            .toArrow()
+        )
+        shared.unpersist()
+    finally:
+        stamps.unpersist()
+    part_frame = pl.from_arrow(parts)
+    assert isinstance(part_frame, pl.DataFrame)
+    return SilenceStage(
+        candidates=silences_from_parts(part_frame),
+        parts=part_frame,
+        driver_rows=summaries.num_rows + parts.num_rows,
+        driver_bytes=summaries.nbytes + parts.nbytes,
+    )
+
+
+def run_silence_stage(
+    session: Any,
+    dataset: str,
+    options: AnalysisOptions | None = None,
+    spark_options: SparkOptions | None = None,
+) -> SilenceStage:
+    """The stall inputs of the dataset at ``dataset`` (stage 1, on the cluster) and from them
+    the silence candidates per (instance, hour) (:func:`silence_stage`), on ``session``."""
+    with _stall_input_rows(session, dataset, options, spark_options) as (rows, partitions):
+        return silence_stage(rows, partitions)
+
+
+def run_stall_stats_stage(
+    session: Any,
+    dataset: str,
+    options: AnalysisOptions | None = None,
+    spark_options: SparkOptions | None = None,
+) -> StatsStage:
+    """The stall inputs of the dataset at ``dataset`` (stage 1, on the cluster) and from them
+    the whole input's stall statistics (:func:`stall_stats_stage`), on ``session``."""
+    with _stall_input_rows(session, dataset, options, spark_options) as (rows, _):
+        return stall_stats_stage(rows)
+
+
+@contextlib.contextmanager
+def _stall_input_rows(
+    session: Any,
+    dataset: str,
+    options: AnalysisOptions | None,
+    spark_options: SparkOptions | None,
+) -> Iterator[tuple[Any, int]]:
+    """The persisted stall inputs of stage 1 over the dataset, and ``P``."""
+    options = options or AnalysisOptions()
+    spark_options = spark_options or SparkOptions()
+    session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", spark_options.batch_rows)
+    partitions = spark_options.partitions or int(session.conf.get("spark.sql.shuffle.partitions"))
+    spans = _read_spans(session, dataset)
+    large = _large_trace_ids(spans, spark_options.large_trace_spans)
+    staged = _trace_passes(session, spans.select(*STALL_INPUT_COLUMNS), partitions, large)
+    inputs_rows = _map_passes(staged, partial(stall_kernel, options=options)).persist()
+    try:
+        yield inputs_rows, partitions
+    finally:
+        inputs_rows.unpersist()
+
+
+_STAT_SCHEMA: Final = pa.schema(
+    [
+        pa.field("what", pa.string()),
+        pa.field("service", pa.string()),
+        pa.field("name", pa.string()),
+        pa.field("other", pa.string()),
+        pa.field("value", pa.int64()),
+        pa.field("n", pa.int64()),
+        pa.field("called", pa.int64()),
+    ]
+)
+_STAT_DDL: Final = (
+    "what string, service string, name string, other string, value bigint, n bigint, called bigint"
+)
+
+
+def stat_kernel(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function from stall inputs (IPC blobs of narrowed spans, whole
+    traces) to the counts of :func:`~tailscope.analysis.stall_stats.stall_stat_parts`, as rows
+    of one schema: ``what`` = ``edge`` (``service``, ``name``, ``other`` = callee service,
+    ``value`` = overhead ns, ``n`` calls), ``budget`` (``other`` = target, ``value`` = shortest
+    timed-out call ns) or ``requests`` (``service`` = the instance, ``n`` SERVER spans,
+    ``called``)."""
+    import polars as pl
+
+    from tailscope.analysis._stall_common import client_calls
+    from tailscope.analysis.stall_stats import stall_stat_parts
+
+    text = pl.String
+    for batch in batches:
+        for data in batch.column("data").to_pylist():
+            narrowed = pl.from_arrow(ipc_table(data))
+            assert isinstance(narrowed, pl.DataFrame)
+            parts = stall_stat_parts(narrowed, client_calls(narrowed))
+            rows = [
+                parts.edges.select(
+                    what=pl.lit("edge"),
+                    service=pl.col("service").cast(text),
+                    name=pl.col("name").cast(text),
+                    other=pl.col("child_service").cast(text),
+                    value=pl.col("overhead"),
+                    n=pl.col("calls"),
+                    called=pl.lit(0, pl.Int64),
+                ),
+                parts.budgets.select(
+                    what=pl.lit("budget"),
+                    service=pl.col("service").cast(text),
+                    name=pl.col("name").cast(text),
+                    other=pl.col("target").cast(text),
+                    value=pl.col("budget"),
+                    n=pl.lit(1, pl.Int64),
+                    called=pl.lit(0, pl.Int64),
+                ),
+                parts.requests.select(
+                    what=pl.lit("requests"),
+                    service=pl.col("instance").cast(text),
+                    name=pl.lit(None, text),
+                    other=pl.lit(None, text),
+                    value=pl.lit(0, pl.Int64),
+                    n=pl.col("servers"),
+                    called=pl.col("called"),
+                ),
+            ]
+            yield from pl.concat(rows).to_arrow().cast(_STAT_SCHEMA).to_batches()
+
+
+@dataclass(frozen=True, slots=True)
+class StatsStage:
+    """The whole input's stall statistics, computed on the cluster."""
+
+    stats: StallStats
+    driver_rows: int
+    """Rows the driver received: the middle overheads (one or two per call edge), one budget
+    per timeout edge, one request count per instance."""
+
+
+def stall_stats_stage(inputs_rows: Any) -> StatsStage:
+    """:class:`~tailscope.analysis.stall_stats.StallStats` of the whole input by ``groupBy``
+    on the cluster, exactly as :func:`~tailscope.analysis.stall_stats.stall_stats_from_parts`
+    merges them: per call edge the counts of each distinct overhead are summed, a running
+    total over the edge's sorted overheads (a window per edge) finds the one or two middle
+    values, and only those reach the driver, which interpolates them as polars' ``median``."""
+    import polars as pl
+    import pyspark.sql.functions as sf
+    from pyspark.sql import Window
+
+    from tailscope.analysis._stall_common import as_names
+
+    rows = inputs_rows.filter("name = 'narrowed'").mapInArrow(stat_kernel, _STAT_DDL).persist()
+    try:
+        edge = ["service", "name", "other"]
+        counts = (
+            rows.filter("what = 'edge'")
+            .groupBy(*edge, "value")
+            .agg(sf.sum("n").alias("n"))
+            .withColumn(
+                "reach",
+                sf.sum("n").over(
+                    Window.partitionBy(*edge)
+                    .orderBy("value")
+                    .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+                ),
+            )
+            .withColumn("total", sf.sum("n").over(Window.partitionBy(*edge)))
+        )
+        below = sf.col("reach") - sf.col("n")
+
+        def holds(rank: Any) -> Any:
+            return (below <= rank) & (sf.col("reach") > rank)
+
+        middle = counts.filter(
+            holds(sf.floor((sf.col("total") - 1) / 2)) | holds(sf.floor(sf.col("total") / 2))
+        ).select(*edge, "value", "n", "reach", "total")
+        middle_rows = middle.toArrow()
+        budgets = (
+            rows.filter("what = 'budget'")
+            .groupBy("service", "name", "other")
+            .agg(sf.min("value").alias("budget"))
+            .toArrow()
+        )
+        requests = (
+            rows.filter("what = 'requests'")
+            .groupBy("service")
+            .agg(sf.sum("n").alias("servers"), sf.sum("called").alias("called"))
+            .toArrow()
+        )
+    finally:
+        rows.unpersist()
+    frame = pl.from_arrow(middle_rows)
+    assert isinstance(frame, pl.DataFrame)
+    # a value holding both middle ranks counts twice in the median, as it should
+    low = frame.filter(
+        (pl.col("reach") - pl.col("n") <= (pl.col("total") - 1) // 2)
+        & (pl.col("reach") > (pl.col("total") - 1) // 2)
+    )
+    high = frame.filter(
+        (pl.col("reach") - pl.col("n") <= pl.col("total") // 2)
+        & (pl.col("reach") > pl.col("total") // 2)
+    )
+    edges = (
+        pl.concat([low, high])
+        .group_by(edge)
+        .agg(pl.col("value").median().alias("usual_overhead"))
+        .select(
+            pl.col("service"),
+            pl.col("name"),
+            pl.col("other").alias("child_service"),
+            "usual_overhead",
+        )
+        .with_columns(as_names("service", "name", "child_service"))
+    )
+    budget_frame = pl.from_arrow(budgets)
+    request_frame = pl.from_arrow(requests)
+    assert isinstance(budget_frame, pl.DataFrame) and isinstance(request_frame, pl.DataFrame)
+    stats = StallStats(
+        edges=edges,
+        budgets=budget_frame.rename({"other": "target"}).with_columns(
+            as_names("service", "name", "target")
+        ),
+        requests=request_frame.rename({"service": "instance"}).with_columns(as_names("instance")),
+    )
+    return StatsStage(
+        stats=stats,
+        driver_rows=middle_rows.num_rows + budgets.num_rows + requests.num_rows,
+    )

@@ -26,9 +26,12 @@ import pytest
 from repo_paths import FIXTURES
 
 from tailscope import schema as s
-from tailscope.analysis.pipeline import AnalysisOptions, analyze
+from tailscope.analysis._stall_common import client_calls, instance_timestamps, narrow
+from tailscope.analysis.pipeline import AnalysisOptions, analyze, prepare_spans
+from tailscope.analysis.stalls import _gaps, _silences
 from tailscope.ingest import read_spans
 from tailscope.render import RenderOptions, get_renderer
+from tailscope.schema import SpanKind
 from tailscope.spark.dataset import NS_PER_HOUR, write_partitioned
 
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -36,7 +39,14 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 if importlib.util.find_spec("pyspark") is None:
     pytest.skip("PySpark not installed (pip install '.[spark]')", allow_module_level=True)
 
-from tailscope.spark.engine import SparkOptions, _large_trace_ids, _trace_passes, run_spark
+from tailscope.spark.engine import (
+    SparkOptions,
+    _large_trace_ids,
+    _trace_passes,
+    run_silence_stage,
+    run_spark,
+    run_stall_stats_stage,
+)
 
 SOURCE = FIXTURES / "gc-cascade.jsonl.gz"  # stalls, cascades and runtimes as well as hops
 
@@ -184,3 +194,81 @@ def test_cli_spark_options(dataset: Path, local_json: str) -> None:
     # THEN it succeeds and prints the local report
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == json.loads(local_json)
+
+
+def _local_candidates(dataset: Path) -> pl.DataFrame:
+    """The single-machine detector's silence candidates over the dataset."""
+    stamps = instance_timestamps(narrow(prepare_spans(read_spans([str(dataset)])).spans))
+    return _silences(_gaps(stamps))
+
+
+@pytest.mark.parametrize("partitions", [1, 4, 7])
+def test_silence_stage_gives_the_local_candidates(
+    spark: Any, dataset: Path, partitions: int
+) -> None:
+    # GIVEN the detector's silence candidates over the whole dataset, in one process
+    want = _local_candidates(dataset)
+    spans = read_spans([str(dataset)]).table.num_rows
+    # WHEN Spark finds them per (instance, hour) and stitches them on the driver
+    got = run_silence_stage(spark, str(dataset), spark_options=SparkOptions(partitions=partitions))
+    # THEN they are the same windows, numbered alike, and the driver received a few rows per
+    # (instance, hour) and per gap of 5 ms or more, not the spans (measured by the engine)
+    assert want.height > 100
+    assert got.candidates.equals(want)
+    assert 0 < got.driver_rows * 4 < spans and got.driver_bytes > 0
+
+
+@pytest.mark.parametrize("where", ["inside-a-silence", "after-first-timestamps"])
+def test_silence_stage_across_an_hour_boundary(spark: Any, tmp_path: Path, where: str) -> None:
+    # GIVEN the spans moved so that an hour boundary falls inside the longest silence of an
+    # instance, or 2 ms after the first timestamp (instances whose first timestamps, and the
+    # mean interval those use, lie in the previous hour)
+    table = read_spans([str(SOURCE)]).table
+    candidates = _local_candidates_of(table)
+    longest = candidates.sort("gap").row(-1, named=True)
+    at = (
+        (longest["a"] + longest["b"]) // 2
+        if where == "inside-a-silence"
+        else int(table[s.START].to_numpy().min()) + 2_000_000
+    )
+    boundary = (int(table[s.END].to_numpy().max()) // NS_PER_HOUR + 2) * NS_PER_HOUR
+    out = tmp_path / "spans"
+    write_partitioned(_shifted(table, boundary - at), out, ("hour", "bucket"), buckets=3)
+    want = _local_candidates(out)
+    hour = want["a"] // NS_PER_HOUR
+    stamps = instance_timestamps(narrow(prepare_spans(read_spans([str(out)])).spans))
+    before = stamps.filter(pl.col("t") < boundary).group_by("instance").len()["len"]
+    if where == "inside-a-silence":
+        assert ((want["b"] // NS_PER_HOUR) != hour).sum() >= 1  # a straddling silence
+    else:
+        assert ((before > 0) & (before < 8)).any()  # first timestamps before the boundary
+    # WHEN Spark finds the candidates per (instance, hour)
+    got = run_silence_stage(spark, str(out), spark_options=SparkOptions(partitions=4))
+    # THEN they are the single-machine ones: the straddling silence found once, the early
+    # timestamps judged at the instance's whole-range mean interval
+    assert got.candidates.equals(want)
+
+
+def _local_candidates_of(table: pa.Table) -> pl.DataFrame:
+    from tailscope.ingest.model import IngestResult, IngestStats
+
+    stamps = instance_timestamps(narrow(prepare_spans(IngestResult(table, IngestStats())).spans))
+    return _silences(_gaps(stamps))
+
+
+@pytest.mark.parametrize("partitions", [1, 4, 7])
+def test_stall_stats_stage_gives_the_whole_input_statistics(
+    spark: Any, dataset: Path, partitions: int
+) -> None:
+    # GIVEN the client calls over the whole dataset, in one process (edge medians, budgets)
+    narrowed = narrow(prepare_spans(read_spans([str(dataset)])).spans)
+    want = client_calls(narrowed)
+    # WHEN Spark computes the statistics by groupBy (medians from ranked counts per edge)
+    got = run_stall_stats_stage(
+        spark, str(dataset), spark_options=SparkOptions(partitions=partitions)
+    )
+    # THEN client_calls with them is the whole input's, and the driver got a few rows per edge
+    assert client_calls(narrowed, got.stats).equals(want)
+    servers = narrowed.filter(pl.col("kind") == SpanKind.SERVER).height
+    assert int(got.stats.requests["servers"].sum()) == servers
+    assert 0 < got.driver_rows < want["usual_overhead"].drop_nulls().len() // 20
