@@ -283,7 +283,7 @@ def _linked_timeouts(
         .select("tid", "sid", "stall", pl.col("child_sid").is_null().alias("_childless"))
     )
     linked = linked.join(
-        _timing_out_anyway(linked.filter(pl.col("_childless")), timeouts, stalls),
+        _timing_out_anyway(linked.filter(pl.col("_childless")), timeouts, stalls, touched),
         on=["tid", "sid"],
         how="anti",
     ).drop("_childless")
@@ -376,12 +376,17 @@ def _timed_out_below_in_time(
 
 
 def _timing_out_anyway(
-    childless: pl.DataFrame, timeouts: pl.DataFrame, stalls: tuple[Stall, ...]
+    childless: pl.DataFrame,
+    timeouts: pl.DataFrame,
+    stalls: tuple[Stall, ...],
+    touched: pl.DataFrame,
 ) -> pl.DataFrame:
     """Linked timed-out calls without an instrumented child (``tid``, ``sid``, ``stall``) whose
     dependency was timing out anyway: another call of the same caller instance to the same
     target, started within one budget of it and clear of the stall's window (same clock),
-    timed out too. A slow database window times out every call; a pause, only those it met.
+    timed out too, and no stall delayed that other call (``touched``: :func:`_touched`). A slow
+    database window times out every call; a pause, only those it met — and a callee pausing
+    again a few hundred ms later times out the calls that meet the next pause.
     Columns: ``tid``, ``sid``."""
     if childless.height == 0:
         return childless.select("tid", "sid")
@@ -396,13 +401,17 @@ def _timing_out_anyway(
     mine = childless.join(
         timeouts.select("tid", "sid", "instance", "target", "start", "budget"), on=["tid", "sid"]
     ).join(windows, on="stall")
-    others = timeouts.select(
-        "instance",
-        "target",
-        pl.col("sid").alias("_other"),
-        pl.col("start").alias("_start"),
-        pl.col("end").alias("_end"),
-    ).join(mine.select("instance", "target").unique(), on=["instance", "target"], how="semi")
+    others = (
+        timeouts.join(touched.filter(pl.col("delay") > 0), on=["tid", "sid"], how="anti")
+        .select(
+            "instance",
+            "target",
+            pl.col("sid").alias("_other"),
+            pl.col("start").alias("_start"),
+            pl.col("end").alias("_end"),
+        )
+        .join(mine.select("instance", "target").unique(), on=["instance", "target"], how="semi")
+    )
     return (
         mine.join(others, on=["instance", "target"], how="inner")
         .filter(

@@ -16,11 +16,12 @@ import itertools
 from dataclasses import dataclass, field
 
 import polars as pl
-from handbuilt import ms_span, span_frame
+from handbuilt import MS, OFFSETS, T0, ms_span, span_frame
 
 from tailscope.analysis.cascades import find_cascades
 from tailscope.analysis.stalls import detect_stalls
 from tailscope.ingest.rows import SpanRow
+from tailscope.report.model import Stall
 from tailscope.schema import SpanKind
 
 MID_TIMEOUT_MS = 150.0
@@ -165,3 +166,108 @@ def test_a_slow_query_sent_before_the_callers_timer_fell_due_keeps_its_timeout()
         bytes.fromhex(t) for u in unexplained if u.caller_service == "front" for t in u.trace_ids
     }
     assert after_pause & timed_out <= front
+
+
+def _mid_stall(start_ms: float, end_ms: float) -> Stall:
+    """A stall of mid-1 from ``start_ms`` to ``end_ms`` on host-b's clock."""
+    return Stall(
+        service="mid",
+        instance="mid-1",
+        host="host-b",
+        start_unix_nano=T0 + int(start_ms * MS) + OFFSETS["host-b"],
+        end_unix_nano=T0 + int(end_ms * MS) + OFFSETS["host-b"],
+        duration_ms=end_ms - start_ms,
+        spans_affected=5,
+        queued_requests=5,
+        confidence=0.9,
+        kind="process",
+    )
+
+
+def _abandoned_call(n: int, start_ms: float) -> list[SpanRow]:
+    """front's call to mid that timed out after 150 ms while mid never started the request
+    (no SERVER span, as the harness's CPython services leave for requests abandoned while
+    they were frozen), aimed at mid by ``server.address``, and its root span."""
+    trace, root = (n + 1).to_bytes(16, "big"), (2 * n + 1).to_bytes(8, "big")
+    call = (2 * n + 2).to_bytes(8, "big")
+    end = start_ms + MID_TIMEOUT_MS
+    row = ms_span(
+        trace,
+        call,
+        root,
+        "front",
+        "host-a",
+        "GET /mid",
+        SpanKind.CLIENT,
+        start_ms,
+        end,
+        timeout=True,
+    )
+    row.server_address = "mid"
+    return [
+        row,
+        ms_span(
+            trace, root, None, "front", "host-a", "GET /", SpanKind.SERVER, start_ms - 1, end + 1
+        ),
+    ]
+
+
+def _answered_call(n: int, start_ms: float) -> list[SpanRow]:
+    """front's call to mid answered in 3 ms: mid's SERVER span, the call and its root span."""
+    trace, root = (n + 1).to_bytes(16, "big"), (2 * n + 1).to_bytes(8, "big")
+    call, server = (2 * n + 2).to_bytes(8, "big"), (100 + n).to_bytes(8, "big")
+    row = ms_span(
+        trace, call, root, "front", "host-a", "GET /mid", SpanKind.CLIENT, start_ms, start_ms + 4
+    )
+    row.server_address = "mid"
+    return [
+        row,
+        ms_span(
+            trace,
+            root,
+            None,
+            "front",
+            "host-a",
+            "GET /",
+            SpanKind.SERVER,
+            start_ms - 1,
+            start_ms + 5,
+        ),
+        ms_span(
+            trace,
+            server,
+            call,
+            "mid",
+            "host-b",
+            "GET /mid",
+            SpanKind.SERVER,
+            start_ms + 0.5,
+            start_ms + 3.5,
+        ),
+    ]
+
+
+def test_a_timeout_another_pause_explains_is_no_sign_of_a_slow_dependency() -> None:
+    # GIVEN mid stalled twice, 100 ms apart, and front's calls to mid abandoned in each: the
+    # call met by the second stall started within one budget of one met only by the first;
+    # and, for control, a call that timed out with no stall near it, within one budget of a
+    # call met by a third stall (a dependency timing out anyway)
+    stalls = (_mid_stall(1000, 1200), _mid_stall(1300, 1500), _mid_stall(2200, 2400))
+    rows = [
+        *_abandoned_call(0, 1115.0),  # met the first stall only
+        *_abandoned_call(1, 1260.0),  # met the second stall only
+        *_abandoned_call(2, 2000.0),  # met no stall
+        *_abandoned_call(3, 2140.0),  # met the third stall
+        *_answered_call(4, 500.0),
+        *_answered_call(5, 3000.0),
+    ]
+    # WHEN cascades are found for these stalls
+    cascades, unexplained = find_cascades(span_frame(rows), stalls)
+    # THEN each of the first two calls belongs to the stall that met it: neither is taken as
+    # a sign that mid was timing out anyway
+    by_stall = {c.stall: set(c.trace_ids) for c in cascades}
+    assert by_stall.get(0) == {(1).to_bytes(16, "big").hex()}, by_stall
+    assert by_stall.get(1) == {(2).to_bytes(16, "big").hex()}, by_stall
+    # AND the call next to one no stall met stays unexplained, like that one
+    assert 2 not in by_stall
+    assert sum(u.timed_out_spans for u in unexplained) == 2
