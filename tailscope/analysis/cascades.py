@@ -348,8 +348,10 @@ def _timed_out_below_in_time(
     both on the callee's clock. A call started later began after their timer had fallen due.
     Without a SERVER child or a budget the timeout below always counts. Follows ``parents``
     (``tid``, ``sid``, ``pid``) links up to the roots."""
-    due = calls.select("tid", "sid", "child_start", "budget")
-    entries = calls.select("tid", "sid", pl.col("start").alias("_entry"))
+    # only the leftover timeouts' traces are ever walked
+    mine = calls.join(leftover.select("tid").unique(), on="tid", how="semi")
+    due = mine.select("tid", "sid", "child_start", "budget")
+    entries = mine.select("tid", "sid", pl.col("start").alias("_entry"))
     frontier = leftover.select("tid", "sid").join(entries, on=["tid", "sid"], how="inner")
     found = [frontier.select("tid", "sid").clear()]
     for _ in range(MAX_DEPTH):
