@@ -199,7 +199,8 @@ def _linked_timeouts(
     empty = pl.DataFrame(schema={"tid": pl.Binary, "sid": pl.Binary, "stall": pl.Int64})
     if not stalls:
         return empty
-    frontier = _touched(narrowed, calls, stalls)
+    touched = _touched(narrowed, calls, stalls)
+    frontier = touched
     # ancestors share the trace: only the touched traces' parent links are ever followed
     parents = (
         narrowed.select("tid", "sid", "pid")
@@ -231,6 +232,19 @@ def _linked_timeouts(
     counterfactual = (
         pl.col("child_dur") + pl.col("usual_overhead").clip(lower_bound=0) - pl.col("inside")
     )
+    # the same test cut where the callee, frozen itself, first called further down only after
+    # the caller's timer had fallen due: what it met down there came too late to be the cause
+    cut = _calls_after_due(calls, timeouts).join(
+        touched.group_by("tid", "sid").agg(pl.col("delay").sum().alias("_own")),
+        left_on=["tid", "child_sid"],
+        right_on=["tid", "sid"],
+        how="inner",
+    )
+    counterfactual_cut = (
+        pl.col("_until_late")
+        + pl.col("usual_overhead").clip(lower_bound=0)
+        - pl.col("_own").fill_null(0)
+    )
     # each timed-out span belongs to the stall that delayed it most
     strongest = (
         affected.sort("delay", "stall", descending=[True, False])
@@ -256,21 +270,26 @@ def _linked_timeouts(
         )
         .join(strongest, on=["tid", "sid"], how="inner")
         .join(inside, on=["tid", "child_sid"], how="left")
+        .join(cut.select("tid", "sid", "_until_late", "_own"), on=["tid", "sid"], how="left")
         .with_columns(pl.col("inside").fill_null(0))
         .filter(
             pl.when(pl.col("child_dur").is_null())
             .then((pl.col("delay") * 2 >= pl.col("limit")) & ~noticed_late.fill_null(False))
-            .otherwise(counterfactual < pl.col("limit"))
+            .otherwise(
+                (counterfactual < pl.col("limit"))
+                | (counterfactual_cut < pl.col("limit")).fill_null(False)
+            )
         )
         .select("tid", "sid", "stall", pl.col("child_sid").is_null().alias("_childless"))
     )
     linked = linked.join(
-        _timing_out_anyway(linked.filter(pl.col("_childless")), timeouts, stalls),
+        _timing_out_anyway(linked.filter(pl.col("_childless")), timeouts, stalls, touched),
         on=["tid", "sid"],
         how="anti",
     ).drop("_childless")
     # a timeout with an unexplained timeout below it (a slow dependency that timed out on its
-    # own) is that dependency's, even when a pause added to the wait: the slow call wins
+    # own) is that dependency's, even when a pause added to the wait: the slow call wins —
+    # unless the call below started after this call's timer had fallen due
     parents = (
         narrowed.select("tid", "sid", "pid")
         .drop_nulls("pid")
@@ -278,7 +297,9 @@ def _linked_timeouts(
     )
     for _ in range(MAX_DEPTH):
         leftover = timeouts.select("tid", "sid").join(linked, on=["tid", "sid"], how="anti")
-        blocked = _ancestors(leftover.join(parents.select("tid").unique(), on="tid"), parents)
+        blocked = _timed_out_below_in_time(
+            leftover.join(parents.select("tid").unique(), on="tid"), parents, calls
+        )
         kept = linked.join(blocked, on=["tid", "sid"], how="anti")
         if kept.height == linked.height:
             break
@@ -286,30 +307,88 @@ def _linked_timeouts(
     return linked
 
 
-def _ancestors(spans: pl.DataFrame, parents: pl.DataFrame) -> pl.DataFrame:
-    """Every strict ancestor (``tid``, ``sid``) of ``spans`` (``tid``, ``sid``), following
-    ``parents`` (``tid``, ``sid``, ``pid``) links."""
-    frontier = spans.select("tid", "sid")
-    found = [frontier.clear()]
-    for _ in range(MAX_DEPTH):
-        frontier = (
-            frontier.join(parents, on=["tid", "sid"], how="inner")
-            .select("tid", pl.col("pid").alias("sid"))
-            .unique()
+def _calls_after_due(calls: pl.DataFrame, timeouts: pl.DataFrame) -> pl.DataFrame:
+    """Timed-out calls whose callee made its first call further down only after the caller's
+    timer had fallen due: ``tid``, ``sid``, ``_until_late`` (ns from the callee's SERVER span
+    start to that call's start).
+
+    Both times are on the callee's clock. The request reached the callee after the caller sent
+    it, so the caller's timer (per attempt, or per socket operation from the send) fell due by
+    the callee's start plus the budget; a call that started later cannot have delayed the
+    answer the caller gave up on. (A CPython ``http.client`` caller of a callee frozen before
+    it queried a slow database times out while the callee is frozen; the query, and its own
+    timeout, come after — docs/detection.md, "Real-SDK runs: what a socket timeout measures".)
+    """
+    own = timeouts.filter(pl.col("child_sid").is_not_null() & pl.col("budget").is_not_null())
+    return (
+        own.select("tid", "sid", "child_sid", "child_start", "budget")
+        .join(
+            calls.select("tid", pl.col("pid").alias("child_sid"), pl.col("start").alias("_down")),
+            on=["tid", "child_sid"],
+            how="inner",
         )
-        if frontier.height == 0:
+        .group_by("tid", "sid", "child_sid", "child_start", "budget")
+        .agg(pl.col("_down").min())
+        .filter(pl.col("_down") > pl.col("child_start") + pl.col("budget"))
+        .select(
+            "tid",
+            "sid",
+            "child_sid",
+            (pl.col("_down") - pl.col("child_start")).alias("_until_late"),
+        )
+    )
+
+
+def _timed_out_below_in_time(
+    leftover: pl.DataFrame, parents: pl.DataFrame, calls: pl.DataFrame
+) -> pl.DataFrame:
+    """Timed-out calls (``tid``, ``sid``) with a timeout of ``leftover`` below them that could
+    have held them up: the call on the path that their callee made (the leftover timeout itself,
+    or the call it lies under) started before the callee's SERVER span start plus their budget,
+    both on the callee's clock. A call started later began after their timer had fallen due.
+    Without a SERVER child or a budget the timeout below always counts. Follows ``parents``
+    (``tid``, ``sid``, ``pid``) links up to the roots."""
+    # only the leftover timeouts' traces are ever walked
+    mine = calls.join(leftover.select("tid").unique(), on="tid", how="semi")
+    due = mine.select("tid", "sid", "child_start", "budget")
+    entries = mine.select("tid", "sid", pl.col("start").alias("_entry"))
+    frontier = leftover.select("tid", "sid").join(entries, on=["tid", "sid"], how="inner")
+    found = [frontier.select("tid", "sid").clear()]
+    for _ in range(MAX_DEPTH):
+        up = (
+            frontier.join(parents, on=["tid", "sid"], how="inner")
+            .group_by("tid", pl.col("pid").alias("sid"))
+            .agg(pl.col("_entry").min())
+            .join(due, on=["tid", "sid"], how="left")
+        )
+        if up.height == 0:
             break
-        found.append(frontier)
+        # spans that are no call (SERVER, internal) pass: only timed-out calls are ever blocked
+        in_time = (
+            pl.col("child_start").is_null()
+            | pl.col("budget").is_null()
+            | (pl.col("_entry") <= pl.col("child_start") + pl.col("budget"))
+        )
+        found.append(up.filter(in_time).select("tid", "sid"))
+        # past a call, the entry is that call's own start (on its caller's clock)
+        frontier = up.join(entries, on=["tid", "sid"], how="left", suffix="_call").select(
+            "tid", "sid", pl.coalesce("_entry_call", "_entry").alias("_entry")
+        )
     return pl.concat(found).unique()
 
 
 def _timing_out_anyway(
-    childless: pl.DataFrame, timeouts: pl.DataFrame, stalls: tuple[Stall, ...]
+    childless: pl.DataFrame,
+    timeouts: pl.DataFrame,
+    stalls: tuple[Stall, ...],
+    touched: pl.DataFrame,
 ) -> pl.DataFrame:
     """Linked timed-out calls without an instrumented child (``tid``, ``sid``, ``stall``) whose
     dependency was timing out anyway: another call of the same caller instance to the same
     target, started within one budget of it and clear of the stall's window (same clock),
-    timed out too. A slow database window times out every call; a pause, only those it met.
+    timed out too, and no stall delayed that other call (``touched``: :func:`_touched`). A slow
+    database window times out every call; a pause, only those it met — and a callee pausing
+    again a few hundred ms later times out the calls that meet the next pause.
     Columns: ``tid``, ``sid``."""
     if childless.height == 0:
         return childless.select("tid", "sid")
@@ -324,13 +403,17 @@ def _timing_out_anyway(
     mine = childless.join(
         timeouts.select("tid", "sid", "instance", "target", "start", "budget"), on=["tid", "sid"]
     ).join(windows, on="stall")
-    others = timeouts.select(
-        "instance",
-        "target",
-        pl.col("sid").alias("_other"),
-        pl.col("start").alias("_start"),
-        pl.col("end").alias("_end"),
-    ).join(mine.select("instance", "target").unique(), on=["instance", "target"], how="semi")
+    others = (
+        timeouts.join(touched.filter(pl.col("delay") > 0), on=["tid", "sid"], how="anti")
+        .select(
+            "instance",
+            "target",
+            pl.col("sid").alias("_other"),
+            pl.col("start").alias("_start"),
+            pl.col("end").alias("_end"),
+        )
+        .join(mine.select("instance", "target").unique(), on=["instance", "target"], how="semi")
+    )
     return (
         mine.join(others, on=["instance", "target"], how="inner")
         .filter(
