@@ -7,7 +7,9 @@ with the right columns but different dictionary widths still yields exactly ``SP
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -70,6 +72,59 @@ def write_table(table: pa.Table, path: Path) -> None:
                 writer.write_table(table)
     except OSError as exc:
         raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def write_parquet_blocks(blocks: Iterable[pa.Table], path: Path) -> int:
+    """Write span tables one after another as the row groups of one Parquet file
+    (:func:`parquet_write_options`), each on a writer thread while the next is still being
+    read; returns the rows written.
+
+    The file holds the rows of all blocks in order, as :func:`write_table` of their
+    concatenation does; one row group a block (each with its own dictionary pages). Writing
+    a block releases the GIL, so it overlaps the reading of the next one on a second core. At
+    most two blocks wait for the writer. Nothing is created when ``blocks`` yields nothing;
+    the file is removed when reading or writing fails part-way.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    pending: list[Future[None]] = []
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailscope-parquet") as pool:
+            try:
+                for block in blocks:
+                    if writer is None:
+                        writer = pq.ParquetWriter(
+                            path, s.SPAN_SCHEMA, **parquet_write_options(s.SPAN_SCHEMA)
+                        )
+                    pending.append(pool.submit(writer.write_table, block))
+                    rows += block.num_rows
+                    while len(pending) > 2:
+                        pending.pop(0).result()
+                for future in pending:
+                    future.result()
+            finally:
+                for future in pending:
+                    future.cancel()
+        if writer is not None:
+            writer.close()
+    except OSError as exc:
+        _discard(writer, path)
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        _discard(writer, path)
+        raise
+    return rows
+
+
+def _discard(writer: pq.ParquetWriter | None, path: Path) -> None:
+    """Close and remove a Parquet file left incomplete."""
+    if writer is None:
+        return
+    with contextlib.suppress(Exception):
+        writer.close()
+    path.unlink(missing_ok=True)
 
 
 def read_table(data: bytes, file: str, fmt: str) -> pa.Table:
