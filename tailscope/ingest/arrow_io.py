@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -74,16 +75,25 @@ def write_table(table: pa.Table, path: Path) -> None:
         raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
-def write_parquet_blocks(blocks: Iterable[pa.Table], path: Path) -> int:
-    """Write span tables one after another as the row groups of one Parquet file
-    (:func:`parquet_write_options`), each on a writer thread while the next is still being
+ROW_GROUP_ROWS = 50_000
+"""Rows a Parquet row group written block by block reaches before it is written (about four
+blocks of the JSON reader): fewer, larger row groups cost less to encode (each column chunk
+starts its own compressor), smaller ones start writing sooner."""
+
+
+def write_parquet_blocks(
+    blocks: Iterable[pa.Table], path: Path, row_group_rows: int = ROW_GROUP_ROWS
+) -> int:
+    """Write span tables one after another into one Parquet file
+    (:func:`parquet_write_options`) on a writer thread while the next ones are still being
     read; returns the rows written.
 
     The file holds the rows of all blocks in order, as :func:`write_table` of their
-    concatenation does; one row group a block (each with its own dictionary pages). Writing
-    a block releases the GIL, so it overlaps the reading of the next one on a second core. At
-    most two blocks wait for the writer. Nothing is created when ``blocks`` yields nothing;
-    the file is removed when reading or writing fails part-way.
+    concatenation does. Consecutive blocks are gathered until they hold ``row_group_rows``
+    rows and written as one row group (their dictionaries unified). Writing releases the GIL,
+    so it overlaps the reading of the next blocks on a second core; at most two row groups
+    wait for the writer. Nothing is created when ``blocks`` yields nothing; the file is
+    removed when reading or writing fails part-way.
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -93,13 +103,21 @@ def write_parquet_blocks(blocks: Iterable[pa.Table], path: Path) -> int:
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailscope-parquet") as pool:
             try:
-                for block in blocks:
+                group: list[pa.Table] = []
+                for block in itertools.chain(blocks, [None]):  # None: flush the last group
+                    if block is not None:
+                        group.append(block)
+                        rows += block.num_rows
+                        if sum(t.num_rows for t in group) < row_group_rows:
+                            continue
+                    if not group:
+                        break
                     if writer is None:
                         writer = pq.ParquetWriter(
                             path, s.SPAN_SCHEMA, **parquet_write_options(s.SPAN_SCHEMA)
                         )
-                    pending.append(pool.submit(writer.write_table, block))
-                    rows += block.num_rows
+                    pending.append(pool.submit(_write_row_group, writer, group))
+                    group = []
                     while len(pending) > 2:
                         pending.pop(0).result()
                 for future in pending:
@@ -116,6 +134,13 @@ def write_parquet_blocks(blocks: Iterable[pa.Table], path: Path) -> int:
         _discard(writer, path)
         raise
     return rows
+
+
+def _write_row_group(writer: pq.ParquetWriter, group: list[pa.Table]) -> None:
+    """One row group of consecutive blocks, their dictionaries unified (a dictionary column
+    whose dictionary changed within a column chunk would fall back to plain pages)."""
+    table = group[0] if len(group) == 1 else pa.concat_tables(group).unify_dictionaries()
+    writer.write_table(table, row_group_size=table.num_rows)
 
 
 def _discard(writer: pq.ParquetWriter | None, path: Path) -> None:

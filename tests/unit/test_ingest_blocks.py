@@ -93,18 +93,26 @@ def test_blocks_raise_when_nothing_is_read(tmp_path: Path) -> None:
         list(SpanBlocks([str(empty)]))
 
 
+@pytest.mark.parametrize(("row_group_rows", "row_groups"), [(1, 4), (5000, 2), (50_000, 1)])
 def test_parquet_written_block_by_block_equals_the_table_written_whole(
-    tmp_path: Path, steady: pa.Table
+    tmp_path: Path, steady: pa.Table, row_group_rows: int, row_groups: int
 ) -> None:
-    # GIVEN the fixture as blocks with their own dictionaries, as the reader hands them over
-    blocks = [steady.slice(i, 3000).combine_chunks() for i in range(0, steady.num_rows, 3000)]
+    # GIVEN the fixture (11,681 spans) as four blocks with their own dictionaries, as the
+    # reader hands them over
+    blocks = [
+        s.conform(plain(steady.slice(i, 3000)))  # dictionaries of the block's own values
+        for i in range(0, steady.num_rows, 3000)
+    ]
+    assert len(blocks) == 4
+    names = [block[s.NAME].chunk(0).dictionary for block in blocks]
+    assert any(not n.equals(names[0]) for n in names[1:])
     whole, pipelined = tmp_path / "whole.parquet", tmp_path / "blocks.parquet"
-    # WHEN written whole and block by block
+    # WHEN written whole and block by block, blocks gathered into row groups
     write_table(steady, whole)
-    rows = write_parquet_blocks(iter(blocks), pipelined)
-    # THEN the same rows and schema come back; one row group a block
+    rows = write_parquet_blocks(iter(blocks), pipelined, row_group_rows)
+    # THEN the same rows and schema come back, in as many row groups as gathered
     assert rows == steady.num_rows
-    assert pq.ParquetFile(pipelined).metadata.num_row_groups == len(blocks)
+    assert pq.ParquetFile(pipelined).metadata.num_row_groups == row_groups
     a, b = s.conform(pq.read_table(whole)), s.conform(pq.read_table(pipelined))
     assert b.schema.equals(a.schema)
     assert plain(b).equals(plain(a))
