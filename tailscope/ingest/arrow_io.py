@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import io
 import itertools
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -98,12 +99,17 @@ def write_parquet_blocks(
     rows and written as one row group (their dictionaries unified). Writing releases the GIL,
     so it overlaps the reading of the next blocks on a second core; at most two row groups
     wait for the writer. ``pyarrow.parquet`` (50-70 ms) is imported on the writer thread
-    while the first blocks are read. Nothing is created when ``blocks`` yields nothing; the file is
-    removed when reading or writing fails part-way.
+    while the first blocks are read.
+
+    The file is written under a temporary name next to ``path`` and renamed to ``path`` once
+    complete: when reading or writing fails part-way (a bad record with ``--strict``), the
+    partial file is removed and a file already at ``path`` is left as it was, as when the
+    whole table was written after reading. Nothing is created when ``blocks`` yields nothing.
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
     rows = 0
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     writer: pq.ParquetWriter | None = None
     pending: list[Future[None]] = []
     try:
@@ -121,7 +127,7 @@ def write_parquet_blocks(
                         break
                     if writer is None:
                         writer = parquet.result().ParquetWriter(
-                            path, s.SPAN_SCHEMA, **parquet_write_options(s.SPAN_SCHEMA)
+                            partial, s.SPAN_SCHEMA, **parquet_write_options(s.SPAN_SCHEMA)
                         )
                     pending.append(pool.submit(_write_row_group, writer, group))
                     group = []
@@ -134,11 +140,12 @@ def write_parquet_blocks(
                     future.cancel()
         if writer is not None:
             writer.close()
+            os.replace(partial, path)
     except OSError as exc:
-        _discard(writer, path)
+        _discard(writer, partial)
         raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
-        _discard(writer, path)
+        _discard(writer, partial)
         raise
     return rows
 
@@ -150,13 +157,12 @@ def _write_row_group(writer: pq.ParquetWriter, group: list[pa.Table]) -> None:
     writer.write_table(table, row_group_size=table.num_rows)
 
 
-def _discard(writer: pq.ParquetWriter | None, path: Path) -> None:
+def _discard(writer: pq.ParquetWriter | None, partial: Path) -> None:
     """Close and remove a Parquet file left incomplete."""
-    if writer is None:
-        return
-    with contextlib.suppress(Exception):
-        writer.close()
-    path.unlink(missing_ok=True)
+    if writer is not None:
+        with contextlib.suppress(Exception):
+            writer.close()
+    partial.unlink(missing_ok=True)
 
 
 def read_table(data: bytes, file: str, fmt: str) -> pa.Table:

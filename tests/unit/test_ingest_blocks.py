@@ -125,13 +125,21 @@ def test_parquet_blocks_create_nothing_without_rows(tmp_path: Path) -> None:
     assert not target.exists()
 
 
-def test_parquet_blocks_leave_no_file_when_reading_fails(tmp_path: Path, steady: pa.Table) -> None:
+@pytest.mark.parametrize("existing", [False, True])
+def test_parquet_blocks_leave_no_file_when_reading_fails(
+    tmp_path: Path, steady: pa.Table, existing: bool
+) -> None:
     target = tmp_path / "cut.parquet"
+    if existing:
+        target.write_bytes(b"an earlier file")
 
     def failing() -> Iterator[pa.Table]:
         yield steady.slice(0, 1000)
         raise InputError("bad record")
 
     with pytest.raises(InputError, match="bad record"):
-        write_parquet_blocks(failing(), target)
-    assert not target.exists()
+        write_parquet_blocks(failing(), target, row_group_rows=500)  # a row group written
+    # no partial file, and an earlier file at the same path is left as it was
+    assert [p.name for p in tmp_path.iterdir()] == (["cut.parquet"] if existing else [])
+    if existing:
+        assert target.read_bytes() == b"an earlier file"
