@@ -1,10 +1,12 @@
 """Readers: trace exports in, one span table of exactly ``SPAN_SCHEMA`` out.
 
-:func:`read_spans` is the single entry point every command uses. It expands inputs (files,
+:func:`read_spans` is the entry point every command uses. It expands inputs (files,
 directories walked in sorted order, ``-`` for stdin), undoes gzip, sniffs each input's format by
 content, reads it with that format's reader (:mod:`tailscope.ingest.readers`) in bounded record
 batches, drops duplicate spans (same trace and span id,
 first one kept) and returns the table with an honest account of everything skipped.
+:class:`SpanBlocks` hands over the same rows block by block while later blocks are still being
+read (``tailscope convert`` writes Parquet meanwhile), dropping duplicates as it meets them.
 
 Bad-input policy: a malformed record is skipped and counted with its file, line (or byte offset)
 and a one-line reason; ``strict=True`` turns the first one into :class:`InputError`. A file
@@ -108,17 +110,16 @@ class SpanBlocks:
 class FirstSeen:
     """Which rows of a stream of span tables repeat a (trace id, span id) pair met before.
 
-    Keeps every span id met so far, sorted (8 bytes a span; a new block is merged in, the
-    stable sort of two sorted runs being a linear merge), and the id columns of every block.
-    A block none of whose span ids was met before or repeats within it has no duplicate (one
-    sort of its ids and one binary search); otherwise the rows whose span id collides are
-    checked exactly on both ids, first occurrence kept.
+    Keeps every span id met so far in sorted runs (8 bytes a span; a new block's ids are one
+    more run, and two runs of about the same length are merged, so there are about log2 of
+    the blocks and each id is merged about that many times), and the id columns of every
+    block. A block none of whose span ids was met before or repeats within it has no
+    duplicate (one sort of its ids and one binary search per run); otherwise the rows whose
+    span id collides are checked exactly on both ids, first occurrence kept.
     """
 
     def __init__(self) -> None:
-        import numpy as np
-
-        self._sorted = np.empty(0, dtype=np.uint64)
+        self._runs: list[NDArray[np.uint64]] = []  # sorted span ids, longest first
         self._ids: list[pa.Table] = []  # trace and span ids of the blocks before
 
     def first_only(self, table: pa.Table) -> pa.Table:
@@ -130,15 +131,21 @@ class FirstSeen:
 
         ids = _uint64s(table[s.SPAN_ID])
         mine = np.sort(ids)
-        at = np.searchsorted(self._sorted, mine).clip(max=max(len(self._sorted) - 1, 0))
-        hit_before = self._sorted[at] == mine if len(self._sorted) else np.zeros(len(mine), bool)
+        hit_before = np.zeros(len(mine), dtype=bool)
+        for run in self._runs:
+            at = np.searchsorted(run, mine).clip(max=len(run) - 1)
+            hit_before |= run[at] == mine
         repeat = mine[1:] == mine[:-1]
         if hit_before.any() or repeat.any():
             colliding = np.union1d(mine[hit_before], mine[1:][repeat])
             table = table.filter(self._first_rows(table, ids, colliding))
             mine = np.sort(_uint64s(table[s.SPAN_ID]))
-        self._sorted = np.concatenate([self._sorted, mine])
-        self._sorted.sort(kind="stable")
+        if len(mine):
+            self._runs.append(mine)
+        while len(self._runs) > 1 and len(self._runs[-2]) <= len(self._runs[-1]):
+            merged = np.concatenate([self._runs.pop(-2), self._runs.pop()])
+            merged.sort(kind="stable")  # two sorted runs: a linear merge
+            self._runs.append(merged)
         self._ids.append(table.select([s.TRACE_ID, s.SPAN_ID]))
         return table
 
@@ -149,14 +156,17 @@ class FirstSeen:
         among the rows whose span id is in ``colliding``, appeared before (earlier blocks
         first, then this table in row order)."""
         import numpy as np
+        import pyarrow as pa
 
         from tailscope import schema as s
 
-        earlier = [
-            keys[np.isin(_uint64s(block.column(1)), colliding)]
-            for block in self._ids
-            for keys in [_keys(block.column(0), block.column(1))]
-        ]
+        earlier = []
+        if self._ids:
+            ids_before = pa.concat_tables(self._ids)
+            hit = np.isin(_uint64s(ids_before.column(1)), colliding)
+            if hit.any():
+                ids_before = ids_before.filter(pa.array(hit))
+                earlier.append(_keys(ids_before.column(0), ids_before.column(1)))
         candidates = np.flatnonzero(np.isin(ids, colliding))
         mine = _keys(table[s.TRACE_ID], table[s.SPAN_ID])[candidates]
         before = np.concatenate([np.empty(0, dtype=mine.dtype), *earlier])

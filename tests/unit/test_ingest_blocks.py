@@ -38,8 +38,9 @@ def first_occurrences(blocks: list[pa.Table]) -> list[pa.Table]:
 
 def with_trace_id(table: pa.Table, trace_id: bytes) -> pa.Table:
     """``table`` with every span moved into one other trace (same span ids)."""
-    column = pa.array([trace_id] * table.num_rows, type=table.schema.field(s.TRACE_ID).type)
-    return table.set_column(table.schema.get_field_index(s.TRACE_ID), s.TRACE_ID, column)
+    field = table.schema.field(s.TRACE_ID)
+    column = pa.array([trace_id] * table.num_rows, type=field.type)
+    return table.set_column(table.schema.get_field_index(s.TRACE_ID), field, column)
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,18 @@ def test_parquet_blocks_leave_no_file_when_reading_fails(
     assert [p.name for p in tmp_path.iterdir()] == (["cut.parquet"] if existing else [])
     if existing:
         assert target.read_bytes() == b"an earlier file"
+
+
+def test_blocks_drop_a_whole_file_given_twice(tmp_path: Path) -> None:
+    # GIVEN the same export twice, under two names, so every span of the second repeats one
+    # of an earlier block
+    again = tmp_path / "again.jsonl.gz"
+    again.write_bytes(STEADY.read_bytes())
+    inputs = [str(STEADY), str(again)]
+    # WHEN read block by block and whole
+    blocks = SpanBlocks(inputs)
+    tables = list(blocks)
+    whole = read_spans(inputs)
+    # THEN both keep the first file's spans and count the second's as duplicates
+    assert blocks.stats.duplicates_dropped == whole.stats.duplicates_dropped == 11_681
+    assert plain(pa.concat_tables(tables)).equals(plain(whole.table))
