@@ -45,7 +45,8 @@ def convert(
 ) -> None:
     """Convert trace exports to one span table (Parquet or Arrow IPC) that every command reads
     back without re-parsing. Bad records are skipped and counted (--strict: exit 2)."""
-    from tailscope.cli.inputs import load, summary_line
+    from tailscope.cli.inputs import load, summary_line, write_parquet
+    from tailscope.ingest import IngestResult, SpanBlocks
     from tailscope.ingest.arrow_io import table_format_for, write_table
 
     if output is None:
@@ -54,10 +55,12 @@ def convert(
         from tailscope.spark.dataset import parse_partition_by, write_partitioned
 
         keys = parse_partition_by(partition_by)
-        result = load(inputs, input_format, strict, quiet)
-        write_partitioned(result.table, output, keys, buckets)
+        loaded = load(inputs, input_format, strict, quiet)
+        write_partitioned(loaded.table, output, keys, buckets)
+        result: IngestResult | SpanBlocks = loaded
+    elif table_format_for(output) == "parquet":  # written while it is read
+        result = write_parquet(inputs, output, input_format, strict, quiet)
     else:
-        table_format_for(output)
         result = load(inputs, input_format, strict, quiet)
         write_table(result.table, output)
     if not quiet:
