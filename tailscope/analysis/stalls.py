@@ -708,18 +708,25 @@ def _evidence(
     # before the silence ended (its extra wait exceeds how long after the silence it started:
     # a request that reached an idle process after it resumed waited for nothing there)
     pause_part = pl.min_horizontal(core, pl.col("caller_excess").max().over("cid").fill_null(0))
-    waited_in_pause = (
-        pl.col("caller_excess")
-        >= pl.max_horizontal(pl.lit(MIN_EXCESS_NS), pause_part * EXCESS_SHARE)
-    ) & (
+    arrived_in_silence = (
         pl.col("caller_excess") - (pl.col("start") - pl.col("b")).clip(lower_bound=0)
         >= MIN_EXCESS_NS
     )
+    waited_in_pause = (
+        pl.col("caller_excess")
+        >= pl.max_horizontal(pl.lit(MIN_EXCESS_NS), pause_part * EXCESS_SHARE)
+    ) & arrived_in_silence
+    # ... and so must a request that waited a share of the whole silence, when nothing of the
+    # instance was in flight across it: an idle callee starts the requests of a congested
+    # caller as they come, and one started well after the silence ended with less extra wait
+    # than that reached it after it resumed (with work in flight the window may be the first
+    # of back-to-back pauses, whose queue is released only after the last)
+    worked_through = pl.col("cid").is_in(stretched.get_column("cid").unique().implode())
     # a caller that gave up shows no reliable excess (its child may outlive it): its request
     # starting in the release burst is queued all the same if it was sent well before the
     # silence ended
     waited = released.with_columns(
-        _whole=(pl.col("caller_excess") >= threshold)
+        _whole=((pl.col("caller_excess") >= threshold) & (arrived_in_silence | worked_through))
         # sent well before the silence ended (beyond any clock disagreement)
         | (pl.col("caller_timeout") & (pl.col("caller_start") + SKEW_MARGIN_NS < pl.col("b")))
     ).filter(pl.col("_whole") | waited_in_pause)

@@ -148,3 +148,15 @@ def test_a_request_that_arrived_after_an_idle_silence_ended_is_not_queued() -> N
     # THEN none is reported: the second request's extra wait, measured against the first's,
     # is no queueing: it arrived after back had resumed serving
     assert [st.instance for st in stalls] == []
+
+
+def test_requests_an_idle_callee_started_after_it_resumed_did_not_wait_in_its_silence() -> None:
+    # GIVEN back idle for ~73 ms (nothing in flight), then a call front sent 30 ms late and,
+    # 25 ms after back served it, one front sent 20 ms late (front busy meanwhile): both wait
+    # over a fifth of back's silence beyond the usual, both start in the release burst
+    spans = Model().spans(idle=(1180.0, 1340.0), calls=((1225.0, 30.0), (1260.0, 20.0)))
+    # WHEN stalls are detected
+    stalls = detect_stalls(spans)
+    # THEN none is reported: the second started 25 ms after back's silence with 20 ms of extra
+    # wait, so it reached back after back resumed; one request waiting is no stall
+    assert [st.instance for st in stalls] == []
