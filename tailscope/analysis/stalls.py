@@ -385,26 +385,9 @@ def _lone_witnesses(queued: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
     began by ``start + margin``.
     """
     rows = queued.filter(_lone_candidate)
-    silences = (
-        gaps.filter(pl.col("gap") >= LONE_WAIT_NS - 2 * LONE_AWAKE_NS)
-        .join(rows.select(pl.col("caller_instance").alias("instance")).unique(), on="instance")
-        .select(
-            pl.col("instance").alias("caller_instance"),
-            pl.col("t").alias("_silent_from"),
-            pl.col("b").alias("_silent_to"),
-        )
-        .sort("_silent_from")
-    )
     return (
-        rows.with_columns(_from=pl.col("caller_start") + LONE_AWAKE_NS)
-        .sort("_from")
-        .join_asof(
-            silences,
-            left_on="_from",
-            right_on="_silent_from",
-            by="caller_instance",
-            strategy="backward",
-            check_sortedness=False,
+        _last_caller_silence(
+            rows, gaps, LONE_WAIT_NS - 2 * LONE_AWAKE_NS, pl.col("caller_start") + LONE_AWAKE_NS
         )
         .filter((pl.col("_silent_to") < pl.col("caller_end") - LONE_AWAKE_NS).fill_null(True))
         .select("cid", "tid", weight=pl.lit(LONE_WEIGHT))
@@ -419,10 +402,25 @@ def _callers_silent_while_held(queued: pl.DataFrame, gaps: pl.DataFrame) -> pl.D
     response the caller read late, after a pause of its own: a request sent just before
     the caller froze reaches an idle low-rate callee right after a silence of the callee,
     exactly as a request held by a frozen callee would."""
-    callers = queued.select(pl.col("caller_instance").alias("instance")).unique()
+    rows = queued.filter(pl.col("caller_excess").is_not_null())
+    held_from = pl.col("caller_end") - pl.col("caller_excess") + HELD_MARGIN_NS
+    return (
+        _last_caller_silence(rows, gaps, NS_PER_MS, held_from.cast(pl.Int64))
+        .filter(pl.col("_silent_to") >= pl.col("caller_end") - HELD_MARGIN_NS)
+        .select("cid", "tid")
+    )
+
+
+def _last_caller_silence(
+    rows: pl.DataFrame, gaps: pl.DataFrame, min_gap: int, since: pl.Expr
+) -> pl.DataFrame:
+    """``rows`` (with ``caller_instance``) with the caller's last silence of at least
+    ``min_gap`` ns that began by ``since`` (the caller's own clock): ``_silent_from`` (its last
+    timestamp before) and ``_silent_to`` (first after), null when there is none. One as-of
+    join on the callers' own gaps; rows come back sorted by ``since``."""
     silences = (
-        gaps.filter(pl.col("gap") >= NS_PER_MS)
-        .join(callers, on="instance")
+        gaps.filter(pl.col("gap") >= min_gap)
+        .join(rows.select(pl.col("caller_instance").alias("instance")).unique(), on="instance")
         .select(
             pl.col("instance").alias("caller_instance"),
             pl.col("t").alias("_silent_from"),
@@ -431,10 +429,7 @@ def _callers_silent_while_held(queued: pl.DataFrame, gaps: pl.DataFrame) -> pl.D
         .sort("_silent_from")
     )
     return (
-        queued.filter(pl.col("caller_excess").is_not_null())
-        .with_columns(
-            _from=(pl.col("caller_end") - pl.col("caller_excess") + HELD_MARGIN_NS).cast(pl.Int64)
-        )
+        rows.with_columns(_from=since)
         .sort("_from")
         .join_asof(
             silences,
@@ -444,8 +439,6 @@ def _callers_silent_while_held(queued: pl.DataFrame, gaps: pl.DataFrame) -> pl.D
             strategy="backward",
             check_sortedness=False,
         )
-        .filter(pl.col("_silent_to") >= pl.col("caller_end") - HELD_MARGIN_NS)
-        .select("cid", "tid")
     )
 
 
