@@ -251,8 +251,11 @@ def _linked_timeouts(
         .unique(["tid", "sid"], keep="first")
         .select("tid", "sid", "stall", "delay")
     )
-    # a call without an instrumented child (a database, an external API) is linked only when
-    # the stall's delay is at least half of it: a slow dependency that merely met a pause of
+    summed = affected.group_by("tid", "sid").agg(pl.col("delay").sum().alias("_summed"))
+    # a call without an instrumented child (a database, an external API, a request its callee
+    # never started) is linked only when the delays of all the stalls that met it, summed, are
+    # at least half of it: it waited through every silence of its target in its interval, each
+    # adding to the wait; a slow dependency that merely met a pause of
     # its caller would have timed out anyway. Nor when it was noticed late: its caller resumed
     # after the timer fell due and still found no response waiting (a resumed thread reads a
     # response that arrived meanwhile), so the dependency was slower than the budget anyway
@@ -269,12 +272,13 @@ def _linked_timeouts(
             pl.min_horizontal("budget", "dur").alias("limit"),
         )
         .join(strongest, on=["tid", "sid"], how="inner")
+        .join(summed, on=["tid", "sid"], how="inner")
         .join(inside, on=["tid", "child_sid"], how="left")
         .join(cut.select("tid", "sid", "_until_late", "_own"), on=["tid", "sid"], how="left")
         .with_columns(pl.col("inside").fill_null(0))
         .filter(
             pl.when(pl.col("child_dur").is_null())
-            .then((pl.col("delay") * 2 >= pl.col("limit")) & ~noticed_late.fill_null(False))
+            .then((pl.col("_summed") * 2 >= pl.col("limit")) & ~noticed_late.fill_null(False))
             .otherwise(
                 (counterfactual < pl.col("limit"))
                 | (counterfactual_cut < pl.col("limit")).fill_null(False)

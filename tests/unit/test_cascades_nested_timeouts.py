@@ -271,3 +271,24 @@ def test_a_timeout_another_pause_explains_is_no_sign_of_a_slow_dependency() -> N
     # AND the call next to one no stall met stays unexplained, like that one
     assert 2 not in by_stall
     assert sum(u.timed_out_spans for u in unexplained) == 2
+
+
+def test_the_silences_an_abandoned_call_waited_through_add_up() -> None:
+    # GIVEN mid frozen twice for 40 ms while front's call to it waited out its 150 ms budget
+    # (abandoned: mid never started the request), and, for control, another call that waited
+    # through one such silence only
+    stalls = (_mid_stall(1010, 1050), _mid_stall(1090, 1130), _mid_stall(2010, 2050))
+    rows = [
+        *_abandoned_call(0, 1000.0),  # waited through the first two stalls
+        *_abandoned_call(1, 2000.0),  # waited through the third only
+        *_answered_call(2, 500.0),
+        *_answered_call(3, 3000.0),
+    ]
+    # WHEN cascades are found for these stalls
+    cascades, unexplained = find_cascades(span_frame(rows), stalls)
+    # THEN the call held up by both silences (80 ms of its 150 ms) is a cascade of the first
+    # stall, though neither silence alone reached half its budget
+    by_stall = {c.stall: set(c.trace_ids) for c in cascades}
+    assert by_stall == {0: {(1).to_bytes(16, "big").hex()}}, by_stall
+    # AND the call held up by one 40 ms silence stays unexplained
+    assert [u.trace_ids for u in unexplained] == [((2).to_bytes(16, "big").hex(),)]
