@@ -31,6 +31,7 @@ it reads no files and prints nothing.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -64,6 +65,7 @@ from tailscope.memory import release_freed_memory
 from tailscope.report.model import (
     Cascade,
     InputSummary,
+    OperationStats,
     ProblemEntry,
     Report,
     RuntimeSummary,
@@ -82,6 +84,12 @@ if TYPE_CHECKING:
     from tailscope.ingest.model import IngestResult, IngestStats
 
 MAX_PROBLEMS_IN_REPORT: Final = 20
+
+OVERLAP_MAX_SPANS: Final = 400_000
+"""Above this many spans :func:`analyze` finishes cascades and runtimes before it builds the
+critical paths instead of beside them: both working sets at once would lift the peak memory
+(1M spans: ~1.15 GB against ~0.9 GB). Below it the overlap saves the fixed per-query costs
+that dominate small runs."""
 
 
 ANALYSIS_COLUMNS: Final = (
@@ -276,18 +284,46 @@ def stall_sections(
     ``narrowed``: ``narrow(raw)`` when the caller already has it (the scale-out engine stacks
     the parts' narrowed columns and passes them as both ``raw`` and ``narrowed``: the detectors
     read the narrowed columns only)."""
-    from tailscope.analysis._stall_common import client_calls, narrow
-    from tailscope.analysis.cascades import find_cascades
-    from tailscope.analysis.runtimes import compare_runtimes
-    from tailscope.analysis.stalls import detect_stalls
+    detected = _StallInputs.detect(raw, narrowed)
+    cascades, unexplained, runtimes = detected.followups()
+    return detected.stalls, cascades, unexplained, runtimes
 
-    if narrowed is None:
-        narrowed = narrow(raw)  # once for all three analyses
-    calls = client_calls(narrowed)
-    stalls = tuple(detect_stalls(raw, narrowed=narrowed, calls=calls))
-    cascades, unexplained = find_cascades(raw, stalls, narrowed=narrowed, calls=calls)
-    runtimes = tuple(compare_runtimes(raw, stalls, narrowed=narrowed))
-    return stalls, tuple(cascades), tuple(unexplained), runtimes
+
+@dataclass(frozen=True, slots=True)
+class _StallInputs:
+    """The stalls of a run and the frames the analyses that build on them (cascades,
+    runtimes) read: :func:`analyze` runs those on a worker thread while the critical paths,
+    which need only the stalls, are built."""
+
+    raw: pl.DataFrame
+    narrowed: pl.DataFrame
+    calls: pl.DataFrame
+    stalls: tuple[Stall, ...]
+
+    @staticmethod
+    def detect(raw: pl.DataFrame, narrowed: pl.DataFrame | None) -> _StallInputs:
+        from tailscope.analysis._stall_common import client_calls, narrow
+        from tailscope.analysis.stalls import detect_stalls
+
+        if narrowed is None:
+            narrowed = narrow(raw)  # once for all three analyses
+        calls = client_calls(narrowed)
+        stalls = tuple(detect_stalls(raw, narrowed=narrowed, calls=calls))
+        return _StallInputs(raw=raw, narrowed=narrowed, calls=calls, stalls=stalls)
+
+    def followups(
+        self,
+    ) -> tuple[tuple[Cascade, ...], tuple[UnexplainedTimeout, ...], tuple[RuntimeSummary, ...]]:
+        """Cascades, unexplained timeouts and runtimes (they read the stalls, nothing else
+        of the report)."""
+        from tailscope.analysis.cascades import find_cascades
+        from tailscope.analysis.runtimes import compare_runtimes
+
+        cascades, unexplained = find_cascades(
+            self.raw, self.stalls, narrowed=self.narrowed, calls=self.calls
+        )
+        runtimes = tuple(compare_runtimes(self.raw, self.stalls, narrowed=self.narrowed))
+        return tuple(cascades), tuple(unexplained), runtimes
 
 
 def skew_adjusted(
@@ -348,6 +384,32 @@ def _between_steps(options: AnalysisOptions) -> None:
         release_freed_memory()
 
 
+_Followups = tuple[tuple[Cascade, ...], tuple[UnexplainedTimeout, ...], tuple[RuntimeSummary, ...]]
+
+
+def _stall_failure(exc: Exception) -> ProblemEntry:
+    return ProblemEntry(
+        file="<analysis>",
+        line=None,
+        reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
+    )
+
+
+def _stall_free_sections(
+    raw: pl.DataFrame, options: AnalysisOptions
+) -> tuple[tuple[OperationStats, ...], dict[str, str]]:
+    """Per-operation percentiles and service languages: they read no analysis result."""
+    root_keys = {
+        (str(a), str(b), int(c))
+        for a, b, c in raw.filter(pl.col("is_root"))
+        .select(s.SERVICE, s.NAME, s.KIND)
+        .unique()
+        .iter_rows()
+    }
+    operations = operation_stats(raw, options.exemplars, root_keys)
+    return operations, service_languages(raw)
+
+
 def analyze(
     ingest: IngestResult | PreparedSpans, options: AnalysisOptions | None = None
 ) -> Analysis:
@@ -374,45 +436,49 @@ def analyze(
     cascades: tuple[Cascade, ...] = ()
     unexplained: tuple[UnexplainedTimeout, ...] = ()
     runtimes: tuple[RuntimeSummary, ...] = ()
-    # first: their working frames are freed before the critical paths are built
-    if options.detect_stalls and raw.height:
-        try:
-            stalls, cascades, unexplained, runtimes = stall_sections(raw)
-        except Exception as exc:  # a failing detector must not cost the rest of the report
-            problems.append(
-                ProblemEntry(
-                    file="<analysis>",
-                    line=None,
-                    reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
-                )
-            )
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailscope-analysis") as worker:
+        # polars and numpy release the GIL: what needs no stalls runs beside their detection,
+        # and cascades and runtimes beside the critical paths (each step's result is the same
+        # whichever thread computes it)
+        independent = worker.submit(_stall_free_sections, raw, options)
+        followups: Future[_Followups] | None = None
+        # first: their working frames are freed before the critical paths are built
+        if options.detect_stalls and raw.height:
+            try:
+                detected = _StallInputs.detect(raw, None)
+            except Exception as exc:  # a failing detector must not cost the rest of the report
+                problems.append(_stall_failure(exc))
+            else:
+                stalls = detected.stalls
+                followups = worker.submit(detected.followups)
+                del detected
+                if raw.height > OVERLAP_MAX_SPANS:  # their working sets would add up
+                    wait((followups,))
 
-    _between_steps(options)
-    adjusted, path, corrected = trace_paths(prepared, options, stalls)
-    _between_steps(options)
-    start = raw[s.START].to_numpy()
-    end = raw[s.END].to_numpy()
-
-    root_keys = {
-        (str(a), str(b), int(c))
-        for a, b, c in raw.filter(pl.col("is_root"))
-        .select(s.SERVICE, s.NAME, s.KIND)
-        .unique()
-        .iter_rows()
-    }
-    operations = operation_stats(raw, options.exemplars, root_keys)
-    _between_steps(options)
-    roots, hops = hop_attribution(
-        path,
-        root_durations(adjusted),
-        HopOptions(
+        _between_steps(options)
+        adjusted, path, corrected = trace_paths(prepared, options, stalls)
+        _between_steps(options)
+        operations, languages = independent.result()
+        hop_options = HopOptions(
             min_tail_requests=options.min_tail_requests,
             resamples=options.bootstrap_resamples,
             seed=options.seed,
-        ),
-        stalls=stalls,
-        languages=service_languages(raw),
-    )
+        )
+        roots, hops = hop_attribution(
+            path, root_durations(adjusted), hop_options, stalls=stalls, languages=languages
+        )
+        if followups is not None:
+            try:
+                cascades, unexplained, runtimes = followups.result()
+            except Exception as exc:  # as before: no stall sections, paths without stalls
+                problems.append(_stall_failure(exc))
+                stalls = ()
+                adjusted, path, corrected = trace_paths(prepared, options, stalls)
+                roots, hops = hop_attribution(
+                    path, root_durations(adjusted), hop_options, languages=languages
+                )
+    start = raw[s.START].to_numpy()
+    end = raw[s.END].to_numpy()
 
     time_range = (int(start.min()), int(end.max())) if raw.height else None
     summary = InputSummary(
