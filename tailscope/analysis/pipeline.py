@@ -81,14 +81,16 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from numpy.typing import NDArray
 
+    from tailscope.analysis.runtimes import RuntimeLatencies
     from tailscope.ingest.model import IngestResult, IngestStats
 
 MAX_PROBLEMS_IN_REPORT: Final = 20
 
 OVERLAP_MAX_SPANS: Final = 400_000
-"""Above this many spans :func:`analyze` finishes cascades and runtimes before it builds the
-critical paths instead of beside them: both working sets at once would lift the peak memory
-(1M spans: ~1.15 GB against ~0.9 GB). Below it the overlap saves the fixed per-query costs
+"""Above this many spans :func:`analyze` runs its steps one after the other (runtime latencies
+before stall detection, cascades and runtimes before the critical paths) instead of beside
+each other: both working sets at once would lift the peak memory (1M spans, cascades beside
+the critical paths: ~1.15 GB against ~0.9 GB). Below it the overlap saves the fixed per-query costs
 that dominate small runs."""
 
 
@@ -312,17 +314,25 @@ class _StallInputs:
         return _StallInputs(raw=raw, narrowed=narrowed, calls=calls, stalls=stalls)
 
     def followups(
-        self,
+        self, latencies: Future[RuntimeLatencies | None] | None = None
     ) -> tuple[tuple[Cascade, ...], tuple[UnexplainedTimeout, ...], tuple[RuntimeSummary, ...]]:
         """Cascades, unexplained timeouts and runtimes (they read the stalls, nothing else
-        of the report)."""
+        of the report). ``latencies``: :func:`~tailscope.analysis.runtimes.runtime_latencies`
+        of these spans, being computed elsewhere."""
         from tailscope.analysis.cascades import find_cascades
         from tailscope.analysis.runtimes import compare_runtimes
 
         cascades, unexplained = find_cascades(
             self.raw, self.stalls, narrowed=self.narrowed, calls=self.calls
         )
-        runtimes = tuple(compare_runtimes(self.raw, self.stalls, narrowed=self.narrowed))
+        runtimes = tuple(
+            compare_runtimes(
+                self.raw,
+                self.stalls,
+                narrowed=self.narrowed,
+                latencies=None if latencies is None else latencies.result(),
+            )
+        )
         return tuple(cascades), tuple(unexplained), runtimes
 
 
@@ -444,13 +454,21 @@ def analyze(
         followups: Future[_Followups] | None = None
         # first: their working frames are freed before the critical paths are built
         if options.detect_stalls and raw.height:
+            from tailscope.analysis._stall_common import narrow
+            from tailscope.analysis.runtimes import runtime_latencies
+
             try:
-                detected = _StallInputs.detect(raw, None)
+                narrowed = narrow(raw)  # once for all three analyses
+                latencies = worker.submit(runtime_latencies, raw, narrowed=narrowed)
+                if raw.height > OVERLAP_MAX_SPANS:
+                    wait((latencies,))
+                detected = _StallInputs.detect(raw, narrowed)
+                del narrowed
             except Exception as exc:  # a failing detector must not cost the rest of the report
                 problems.append(_stall_failure(exc))
             else:
                 stalls = detected.stalls
-                followups = worker.submit(detected.followups)
+                followups = worker.submit(detected.followups, latencies)
                 del detected
                 if raw.height > OVERLAP_MAX_SPANS:  # their working sets would add up
                     wait((followups,))
