@@ -41,8 +41,10 @@ from tailscope import __version__
 from tailscope import schema as s
 from tailscope.analysis._stall_common import event_columns
 from tailscope.analysis.critical_path import (
+    PathSegments,
     StallClockOffsets,
     follows_from_rows,
+    path_segments,
     segments_frame,
 )
 from tailscope.analysis.hops import (
@@ -365,6 +367,7 @@ def trace_paths(
     options: AnalysisOptions,
     stalls: Sequence[Stall] = (),
     stall_offsets: StallClockOffsets | None = None,
+    unsplit: UnsplitPaths | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, NDArray[np.bool_]]:
     """The per-trace steps: clock-skew adjustment and critical-path segments.
 
@@ -375,18 +378,46 @@ def trace_paths(
     the instance that served them; their windows are moved into the adjusted clock by
     ``stall_offsets``, a statistic of the whole input
     (:func:`~tailscope.analysis.critical_path.stall_clock_offsets`), computed from
-    ``prepared`` when None.
+    ``prepared`` when None. ``unsplit``: :func:`unsplit_paths` of ``prepared`` when the caller
+    already has them.
     """
-    adjusted, corrected = skew_adjusted(prepared, options)
+    if unsplit is None:
+        unsplit = unsplit_paths(prepared, options)
     path = segments_frame(
-        adjusted,
+        unsplit.adjusted,
         prepared.tree,
         prepared.follows_from,
         ids=options.keep_frames,
         stalls=stalls,
         stall_offsets=stall_offsets,
+        segments=unsplit.segments,
     )
-    return adjusted, path, corrected
+    return unsplit.adjusted, path, unsplit.corrected
+
+
+@dataclass(frozen=True, slots=True)
+class UnsplitPaths:
+    """The stall-free part of :func:`trace_paths` (:func:`unsplit_paths`)."""
+
+    adjusted: pl.DataFrame
+    """The spans with skew-adjusted times (:func:`skew_adjusted`)."""
+    corrected: NDArray[np.bool_]
+    segments: PathSegments
+    """Critical-path segments of ``adjusted``, before the stall split."""
+
+
+def unsplit_paths(prepared: PreparedSpans, options: AnalysisOptions) -> UnsplitPaths:
+    """Skew adjustment and critical-path segments: what :func:`trace_paths` computes before it
+    cuts the stalls out (:func:`analyze` runs it while the stalls are being detected)."""
+    adjusted, corrected = skew_adjusted(prepared, options)
+    segments = path_segments(
+        adjusted[s.START].to_numpy(),
+        adjusted[s.END].to_numpy(),
+        adjusted[s.KIND].to_numpy(),
+        prepared.tree,
+        prepared.follows_from,
+    )
+    return UnsplitPaths(adjusted=adjusted, corrected=corrected, segments=segments)
 
 
 def _between_steps(options: AnalysisOptions) -> None:
@@ -452,6 +483,9 @@ def analyze(
         # whichever thread computes it)
         independent = worker.submit(_stall_free_sections, raw, options)
         followups: Future[_Followups] | None = None
+        unsplit: Future[UnsplitPaths] | None = None
+        if raw.height <= OVERLAP_MAX_SPANS:
+            unsplit = worker.submit(unsplit_paths, prepared, options)
         # first: their working frames are freed before the critical paths are built
         if options.detect_stalls and raw.height:
             from tailscope.analysis._stall_common import narrow
@@ -474,7 +508,10 @@ def analyze(
                     wait((followups,))
 
         _between_steps(options)
-        adjusted, path, corrected = trace_paths(prepared, options, stalls)
+        adjusted, path, corrected = trace_paths(
+            prepared, options, stalls, unsplit=None if unsplit is None else unsplit.result()
+        )
+        del unsplit
         _between_steps(options)
         operations, languages = independent.result()
         hop_options = HopOptions(
