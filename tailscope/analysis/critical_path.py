@@ -375,6 +375,7 @@ def segments_frame(
     ids: bool = True,
     stalls: Sequence[Stall] = (),
     stall_offsets: StallClockOffsets | None = None,
+    segments: PathSegments | None = None,
 ) -> pl.DataFrame:
     """:func:`critical_path` on a polars frame (the form the pipeline uses).
 
@@ -388,16 +389,19 @@ def segments_frame(
     ``service_instance`` and, if its times are skew-adjusted, ``skew_adjustment_ns``;
     ``stall_offsets`` are the windows' clock offsets (:func:`stall_clock_offsets` of ``frame``
     when None, which is right only when ``frame`` holds every span of the paused instances).
+    ``segments``: :func:`path_segments` of ``frame`` when the caller already has them (they
+    need no stalls, so the pipeline computes them while the stalls are being detected).
     """
-    if follows_from is None:
-        follows_from = follows_from_children(frame)
-    segments = path_segments(
-        frame[s.START].to_numpy(),
-        frame[s.END].to_numpy(),
-        frame[s.KIND].to_numpy(),
-        tree,
-        follows_from,
-    )
+    if segments is None:
+        if follows_from is None:
+            follows_from = follows_from_children(frame)
+        segments = path_segments(
+            frame[s.START].to_numpy(),
+            frame[s.END].to_numpy(),
+            frame[s.KIND].to_numpy(),
+            tree,
+            follows_from,
+        )
     owner, seg_start, seg_end = segments.owner, segments.start, segments.end
     component, label = segments.component, segments.owner
     stall = np.full(owner.size, -1, dtype=np.int64)

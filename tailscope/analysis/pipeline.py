@@ -31,6 +31,7 @@ it reads no files and prints nothing.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -40,8 +41,10 @@ from tailscope import __version__
 from tailscope import schema as s
 from tailscope.analysis._stall_common import event_columns
 from tailscope.analysis.critical_path import (
+    PathSegments,
     StallClockOffsets,
     follows_from_rows,
+    path_segments,
     segments_frame,
 )
 from tailscope.analysis.hops import (
@@ -64,6 +67,7 @@ from tailscope.memory import release_freed_memory
 from tailscope.report.model import (
     Cascade,
     InputSummary,
+    OperationStats,
     ProblemEntry,
     Report,
     RuntimeSummary,
@@ -79,9 +83,17 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from numpy.typing import NDArray
 
+    from tailscope.analysis.runtimes import RuntimeLatencies
     from tailscope.ingest.model import IngestResult, IngestStats
 
 MAX_PROBLEMS_IN_REPORT: Final = 20
+
+OVERLAP_MAX_SPANS: Final = 400_000
+"""Above this many spans :func:`analyze` runs its steps one after the other (runtime latencies
+before stall detection, cascades and runtimes before the critical paths) instead of beside
+each other: both working sets at once would lift the peak memory (1M spans, cascades beside
+the critical paths: ~1.15 GB against ~0.9 GB). Below it the overlap saves the fixed per-query costs
+that dominate small runs."""
 
 
 ANALYSIS_COLUMNS: Final = (
@@ -276,18 +288,54 @@ def stall_sections(
     ``narrowed``: ``narrow(raw)`` when the caller already has it (the scale-out engine stacks
     the parts' narrowed columns and passes them as both ``raw`` and ``narrowed``: the detectors
     read the narrowed columns only)."""
-    from tailscope.analysis._stall_common import client_calls, narrow
-    from tailscope.analysis.cascades import find_cascades
-    from tailscope.analysis.runtimes import compare_runtimes
-    from tailscope.analysis.stalls import detect_stalls
+    detected = _StallInputs.detect(raw, narrowed)
+    cascades, unexplained, runtimes = detected.followups()
+    return detected.stalls, cascades, unexplained, runtimes
 
-    if narrowed is None:
-        narrowed = narrow(raw)  # once for all three analyses
-    calls = client_calls(narrowed)
-    stalls = tuple(detect_stalls(raw, narrowed=narrowed, calls=calls))
-    cascades, unexplained = find_cascades(raw, stalls, narrowed=narrowed, calls=calls)
-    runtimes = tuple(compare_runtimes(raw, stalls, narrowed=narrowed))
-    return stalls, tuple(cascades), tuple(unexplained), runtimes
+
+@dataclass(frozen=True, slots=True)
+class _StallInputs:
+    """The stalls of a run and the frames the analyses that build on them (cascades,
+    runtimes) read: :func:`analyze` runs those on a worker thread while the critical paths,
+    which need only the stalls, are built."""
+
+    raw: pl.DataFrame
+    narrowed: pl.DataFrame
+    calls: pl.DataFrame
+    stalls: tuple[Stall, ...]
+
+    @staticmethod
+    def detect(raw: pl.DataFrame, narrowed: pl.DataFrame | None) -> _StallInputs:
+        from tailscope.analysis._stall_common import client_calls, narrow
+        from tailscope.analysis.stalls import detect_stalls
+
+        if narrowed is None:
+            narrowed = narrow(raw)  # once for all three analyses
+        calls = client_calls(narrowed)
+        stalls = tuple(detect_stalls(raw, narrowed=narrowed, calls=calls))
+        return _StallInputs(raw=raw, narrowed=narrowed, calls=calls, stalls=stalls)
+
+    def followups(
+        self, latencies: Future[RuntimeLatencies | None] | None = None
+    ) -> tuple[tuple[Cascade, ...], tuple[UnexplainedTimeout, ...], tuple[RuntimeSummary, ...]]:
+        """Cascades, unexplained timeouts and runtimes (they read the stalls, nothing else
+        of the report). ``latencies``: :func:`~tailscope.analysis.runtimes.runtime_latencies`
+        of these spans, being computed elsewhere."""
+        from tailscope.analysis.cascades import find_cascades
+        from tailscope.analysis.runtimes import compare_runtimes
+
+        cascades, unexplained = find_cascades(
+            self.raw, self.stalls, narrowed=self.narrowed, calls=self.calls
+        )
+        runtimes = tuple(
+            compare_runtimes(
+                self.raw,
+                self.stalls,
+                narrowed=self.narrowed,
+                latencies=None if latencies is None else latencies.result(),
+            )
+        )
+        return tuple(cascades), tuple(unexplained), runtimes
 
 
 def skew_adjusted(
@@ -319,6 +367,7 @@ def trace_paths(
     options: AnalysisOptions,
     stalls: Sequence[Stall] = (),
     stall_offsets: StallClockOffsets | None = None,
+    unsplit: UnsplitPaths | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, NDArray[np.bool_]]:
     """The per-trace steps: clock-skew adjustment and critical-path segments.
 
@@ -329,23 +378,77 @@ def trace_paths(
     the instance that served them; their windows are moved into the adjusted clock by
     ``stall_offsets``, a statistic of the whole input
     (:func:`~tailscope.analysis.critical_path.stall_clock_offsets`), computed from
-    ``prepared`` when None.
+    ``prepared`` when None. ``unsplit``: :func:`unsplit_paths` of ``prepared`` when the caller
+    already has them.
     """
-    adjusted, corrected = skew_adjusted(prepared, options)
+    if unsplit is None:
+        unsplit = unsplit_paths(prepared, options)
     path = segments_frame(
-        adjusted,
+        unsplit.adjusted,
         prepared.tree,
         prepared.follows_from,
         ids=options.keep_frames,
         stalls=stalls,
         stall_offsets=stall_offsets,
+        segments=unsplit.segments,
     )
-    return adjusted, path, corrected
+    return unsplit.adjusted, path, unsplit.corrected
+
+
+@dataclass(frozen=True, slots=True)
+class UnsplitPaths:
+    """The stall-free part of :func:`trace_paths` (:func:`unsplit_paths`)."""
+
+    adjusted: pl.DataFrame
+    """The spans with skew-adjusted times (:func:`skew_adjusted`)."""
+    corrected: NDArray[np.bool_]
+    segments: PathSegments
+    """Critical-path segments of ``adjusted``, before the stall split."""
+
+
+def unsplit_paths(prepared: PreparedSpans, options: AnalysisOptions) -> UnsplitPaths:
+    """Skew adjustment and critical-path segments: what :func:`trace_paths` computes before it
+    cuts the stalls out (:func:`analyze` runs it while the stalls are being detected)."""
+    adjusted, corrected = skew_adjusted(prepared, options)
+    segments = path_segments(
+        adjusted[s.START].to_numpy(),
+        adjusted[s.END].to_numpy(),
+        adjusted[s.KIND].to_numpy(),
+        prepared.tree,
+        prepared.follows_from,
+    )
+    return UnsplitPaths(adjusted=adjusted, corrected=corrected, segments=segments)
 
 
 def _between_steps(options: AnalysisOptions) -> None:
     if options.release_memory:
         release_freed_memory()
+
+
+_Followups = tuple[tuple[Cascade, ...], tuple[UnexplainedTimeout, ...], tuple[RuntimeSummary, ...]]
+
+
+def _stall_failure(exc: Exception) -> ProblemEntry:
+    return ProblemEntry(
+        file="<analysis>",
+        line=None,
+        reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
+    )
+
+
+def _stall_free_sections(
+    raw: pl.DataFrame, options: AnalysisOptions
+) -> tuple[tuple[OperationStats, ...], dict[str, str]]:
+    """Per-operation percentiles and service languages: they read no analysis result."""
+    root_keys = {
+        (str(a), str(b), int(c))
+        for a, b, c in raw.filter(pl.col("is_root"))
+        .select(s.SERVICE, s.NAME, s.KIND)
+        .unique()
+        .iter_rows()
+    }
+    operations = operation_stats(raw, options.exemplars, root_keys)
+    return operations, service_languages(raw)
 
 
 def analyze(
@@ -374,45 +477,63 @@ def analyze(
     cascades: tuple[Cascade, ...] = ()
     unexplained: tuple[UnexplainedTimeout, ...] = ()
     runtimes: tuple[RuntimeSummary, ...] = ()
-    # first: their working frames are freed before the critical paths are built
-    if options.detect_stalls and raw.height:
-        try:
-            stalls, cascades, unexplained, runtimes = stall_sections(raw)
-        except Exception as exc:  # a failing detector must not cost the rest of the report
-            problems.append(
-                ProblemEntry(
-                    file="<analysis>",
-                    line=None,
-                    reason=f"stall/cascade analysis failed: {type(exc).__name__}: {exc}",
-                )
-            )
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailscope-analysis") as worker:
+        # polars and numpy release the GIL: what needs no stalls runs beside their detection,
+        # and cascades and runtimes beside the critical paths (each step's result is the same
+        # whichever thread computes it)
+        independent = worker.submit(_stall_free_sections, raw, options)
+        followups: Future[_Followups] | None = None
+        unsplit: Future[UnsplitPaths] | None = None
+        if raw.height <= OVERLAP_MAX_SPANS:
+            unsplit = worker.submit(unsplit_paths, prepared, options)
+        # first: their working frames are freed before the critical paths are built
+        if options.detect_stalls and raw.height:
+            from tailscope.analysis._stall_common import narrow
+            from tailscope.analysis.runtimes import runtime_latencies
 
-    _between_steps(options)
-    adjusted, path, corrected = trace_paths(prepared, options, stalls)
-    _between_steps(options)
-    start = raw[s.START].to_numpy()
-    end = raw[s.END].to_numpy()
+            try:
+                narrowed = narrow(raw)  # once for all three analyses
+                latencies = worker.submit(runtime_latencies, raw, narrowed=narrowed)
+                if raw.height > OVERLAP_MAX_SPANS:
+                    wait((latencies,))
+                detected = _StallInputs.detect(raw, narrowed)
+                del narrowed
+            except Exception as exc:  # a failing detector must not cost the rest of the report
+                problems.append(_stall_failure(exc))
+            else:
+                stalls = detected.stalls
+                followups = worker.submit(detected.followups, latencies)
+                del detected
+                if raw.height > OVERLAP_MAX_SPANS:  # their working sets would add up
+                    wait((followups,))
 
-    root_keys = {
-        (str(a), str(b), int(c))
-        for a, b, c in raw.filter(pl.col("is_root"))
-        .select(s.SERVICE, s.NAME, s.KIND)
-        .unique()
-        .iter_rows()
-    }
-    operations = operation_stats(raw, options.exemplars, root_keys)
-    _between_steps(options)
-    roots, hops = hop_attribution(
-        path,
-        root_durations(adjusted),
-        HopOptions(
+        _between_steps(options)
+        adjusted, path, corrected = trace_paths(
+            prepared, options, stalls, unsplit=None if unsplit is None else unsplit.result()
+        )
+        del unsplit
+        _between_steps(options)
+        operations, languages = independent.result()
+        hop_options = HopOptions(
             min_tail_requests=options.min_tail_requests,
             resamples=options.bootstrap_resamples,
             seed=options.seed,
-        ),
-        stalls=stalls,
-        languages=service_languages(raw),
-    )
+        )
+        roots, hops = hop_attribution(
+            path, root_durations(adjusted), hop_options, stalls=stalls, languages=languages
+        )
+        if followups is not None:
+            try:
+                cascades, unexplained, runtimes = followups.result()
+            except Exception as exc:  # as before: no stall sections, paths without stalls
+                problems.append(_stall_failure(exc))
+                stalls = ()
+                adjusted, path, corrected = trace_paths(prepared, options, stalls)
+                roots, hops = hop_attribution(
+                    path, root_durations(adjusted), hop_options, languages=languages
+                )
+    start = raw[s.START].to_numpy()
+    end = raw[s.END].to_numpy()
 
     time_range = (int(start.min()), int(end.max())) if raw.height else None
     summary = InputSummary(

@@ -14,6 +14,8 @@ where present. Percentiles are :class:`~tailscope.histogram.LatencyHistogram`'s 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from tailscope.analysis._stall_common import NS_PER_MS, as_names, narrow
@@ -80,19 +82,25 @@ def server_self_time(narrowed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def compare_runtimes(
-    spans: pl.DataFrame, stalls: tuple[Stall, ...], *, narrowed: pl.DataFrame | None = None
-) -> tuple[RuntimeSummary, ...]:
-    """Per-runtime latency of SERVER spans' self time, with stall rates.
+@dataclass(frozen=True, slots=True)
+class RuntimeLatencies:
+    """What :func:`compare_runtimes` reads besides the stalls (:func:`runtime_latencies`): the
+    pipeline computes it while the stalls are being detected."""
 
-    ``narrowed`` is ``narrow(spans)`` when the caller already has it (it is not recomputed).
+    groups: pl.DataFrame
+    """Per (``language``, ``runtime``): ``services``, ``instances``, ``spans``, ``values``
+    (SERVER self times, ns), ``first``/``last`` (observed window, ns)."""
+    runtime_of: pl.DataFrame
+    """``instance`` -> its ``language`` and ``runtime``."""
 
-    ``stall_ms_per_minute_per_instance`` is the stalled milliseconds of the runtime's instances
-    divided by the observed minutes (first span start to last span end of that runtime) and by
-    its instance count. Ordered by p99 self time, worst first.
-    """
+
+def runtime_latencies(
+    spans: pl.DataFrame, *, narrowed: pl.DataFrame | None = None
+) -> RuntimeLatencies | None:
+    """The stall-free part of :func:`compare_runtimes`; None when there is nothing to compare
+    (no spans, or no SERVER span with a self time)."""
     if spans.height == 0:
-        return ()
+        return None
     if narrowed is None:
         narrowed = narrow(spans)
     narrowed = narrowed.with_columns(pl.col("language").fill_null(UNKNOWN_LANGUAGE))
@@ -100,22 +108,9 @@ def compare_runtimes(
         narrowed.select("tid", "sid", "language", "runtime", "service"), on=["tid", "sid"]
     )
     if selfs.height == 0:
-        return ()
+        return None
     window = narrowed.group_by("language", "runtime").agg(
         pl.col("start").min().alias("first"), pl.col("end").max().alias("last")
-    )
-    stall_frame = pl.DataFrame(
-        {
-            "instance": [st.instance for st in stalls],
-            "ms": [st.duration_ms for st in stalls],
-        },
-        schema={"instance": pl.String, "ms": pl.Float64},
-    ).with_columns(as_names("instance"))
-    runtime_of = narrowed.select("instance", "language", "runtime").unique("instance")
-    stall_totals = (
-        stall_frame.join(runtime_of, on="instance", how="inner")
-        .group_by("language", "runtime")
-        .agg(pl.len().alias("stalls"), pl.col("ms").sum().alias("stall_ms"))
     )
     groups = (
         selfs.group_by("language", "runtime")
@@ -126,7 +121,45 @@ def compare_runtimes(
             pl.col("self_ns").alias("values"),
         )
         .join(window, on=["language", "runtime"], how="left", nulls_equal=True)
-        .join(stall_totals, on=["language", "runtime"], how="left", nulls_equal=True)
+    )
+    runtime_of = narrowed.select("instance", "language", "runtime").unique("instance")
+    return RuntimeLatencies(groups=groups, runtime_of=runtime_of)
+
+
+def compare_runtimes(
+    spans: pl.DataFrame,
+    stalls: tuple[Stall, ...],
+    *,
+    narrowed: pl.DataFrame | None = None,
+    latencies: RuntimeLatencies | None = None,
+) -> tuple[RuntimeSummary, ...]:
+    """Per-runtime latency of SERVER spans' self time, with stall rates.
+
+    ``narrowed`` is ``narrow(spans)`` when the caller already has it (it is not recomputed);
+    ``latencies`` is :func:`runtime_latencies` of them when the caller already has it.
+
+    ``stall_ms_per_minute_per_instance`` is the stalled milliseconds of the runtime's instances
+    divided by the observed minutes (first span start to last span end of that runtime) and by
+    its instance count. Ordered by p99 self time, worst first.
+    """
+    if latencies is None:
+        latencies = runtime_latencies(spans, narrowed=narrowed)
+    if latencies is None:
+        return ()
+    stall_frame = pl.DataFrame(
+        {
+            "instance": [st.instance for st in stalls],
+            "ms": [st.duration_ms for st in stalls],
+        },
+        schema={"instance": pl.String, "ms": pl.Float64},
+    ).with_columns(as_names("instance"))
+    stall_totals = (
+        stall_frame.join(latencies.runtime_of, on="instance", how="inner")
+        .group_by("language", "runtime")
+        .agg(pl.len().alias("stalls"), pl.col("ms").sum().alias("stall_ms"))
+    )
+    groups = latencies.groups.join(
+        stall_totals, on=["language", "runtime"], how="left", nulls_equal=True
     )
     values = groups["values"]
     out: list[RuntimeSummary] = []
